@@ -1,0 +1,1 @@
+"""noether_ppl.analysis (exports are filled in as modules land)."""

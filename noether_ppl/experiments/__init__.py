@@ -1,0 +1,1 @@
+"""Packaged experiment files (TOML)."""

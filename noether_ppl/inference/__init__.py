@@ -1,0 +1,1 @@
+"""noether_ppl.inference (exports are filled in as modules land)."""

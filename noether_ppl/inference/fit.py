@@ -1,0 +1,284 @@
+"""``fit``: NumPyro SVI with optax for Noether's razor (Sec. 4.3–4.4, App. C).
+
+A convenience on top of :class:`numpyro.infer.SVI`, not a replacement: the model, the guide
+and the ELBO are ordinary NumPyro objects. What ``fit`` adds is what every run needs:
+mini-batches of trajectories drawn inside the jitted step, separate learning rates for the
+empirical-Bayes parameters η and the variational parameters, a cosine schedule (App. C),
+``lax.scan`` chunks of steps between progress-bar updates, and a stop at the first non-finite
+loss that keeps the last finite state and names the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from numpyro.infer import SVI
+from numpyro.infer.svi import SVIState
+
+from ..data import Trajectories
+from ..models.razor import CONSERVED_PARAMS, NoetherRazor
+from .elbo import MatrixNormalELBO
+from .guide import AutoMatrixNormal
+from .result import FitResult
+
+__all__ = ["fit", "make_optimizer", "DivergenceError", "TrainingPlan"]
+
+SCHEDULES = ("cosine", "constant")
+
+
+class DivergenceError(FloatingPointError):
+    """The loss or the parameters became non-finite at ``step``; ``result`` holds the last
+    finite state (its ``steps`` counts the steps taken before the bad one)."""
+
+    def __init__(self, step: int, result: FitResult):
+        self.step = step
+        self.result = result
+        super().__init__(
+            f"Training diverged: non-finite loss or parameters at step {step}. The last finite "
+            f"state (after {step} steps) is kept in this error's `.result`. Try a smaller `lr` "
+            f"or `lr_conserved`, or a larger `noise_variance`."
+        )
+
+
+def _is_key(key) -> bool:
+    if not isinstance(key, jax.Array):
+        return False
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key.shape == ()
+    return key.dtype == jnp.uint32 and key.shape == (2,)
+
+
+def _check_positive(name, value, integer=False, allow_none=False):
+    if value is None and allow_none:
+        return
+    ok_type = (
+        isinstance(value, (int, np.integer))
+        if integer
+        else isinstance(value, (int, float, np.integer, np.floating))
+    )
+    if isinstance(value, bool) or not ok_type or not (0 < value < math.inf):
+        kind = "a positive int" if integer else "a positive finite number"
+        raise ValueError(f"Expected `{name}` to be {kind}, got {value!r}.")
+
+
+def make_optimizer(
+    num_steps: int, lr: float, lr_conserved: float | None = None, schedule: str = "cosine"
+) -> optax.GradientTransformation:
+    """Adam(β = 0.9, 0.999) on two groups: η (``lr_conserved``) and everything else (``lr``),
+    each cosine-annealed to 0 over ``num_steps`` (App. C) or constant."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
+    lr_conserved = lr if lr_conserved is None else lr_conserved
+
+    def adam(rate):
+        sched = optax.cosine_decay_schedule(rate, num_steps) if schedule == "cosine" else rate
+        return optax.adam(sched, b1=0.9, b2=0.999)
+
+    def labels(params):
+        return {k: ("conserved" if k in CONSERVED_PARAMS else "variational") for k in params}
+
+    return optax.multi_transform({"conserved": adam(lr_conserved), "variational": adam(lr)}, labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """How pairs are drawn: ``batch_size`` trajectories per step (all ``T`` pairs of each)."""
+
+    n_trajectories: int
+    n_pairs_per_trajectory: int
+    batch_size: int
+
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size == self.n_trajectories
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-self.n_trajectories // self.batch_size)
+
+    @property
+    def num_data(self) -> int:
+        return self.n_trajectories * self.n_pairs_per_trajectory
+
+    def batch(self, key, step, x_t, x_next):
+        """The mini-batch of step ``step`` (traced): trajectories of a per-epoch permutation.
+
+        When ``N`` is not a multiple of the batch size, the last batch of an epoch is filled
+        with the first trajectories of that epoch's permutation, so every trajectory is seen at
+        least once per epoch and every batch has the same size (and the same scaling).
+        """
+        M = x_t.shape[-1]
+        if self.full_batch:
+            return x_t.reshape(-1, M), x_next.reshape(-1, M)
+        epoch, b = jnp.divmod(step, self.batches_per_epoch)
+        perm = jax.random.permutation(jax.random.fold_in(key, epoch), self.n_trajectories)
+        pad = self.batches_per_epoch * self.batch_size - self.n_trajectories
+        perm = jnp.concatenate([perm, perm[:pad]])
+        idx = jax.lax.dynamic_slice(perm, (b * self.batch_size,), (self.batch_size,))
+        return x_t[idx].reshape(-1, M), x_next[idx].reshape(-1, M)
+
+
+def _tree_where(pred, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def fit(
+    model: NoetherRazor,
+    data: Trajectories,
+    *,
+    key: jax.Array,
+    guide: AutoMatrixNormal | None = None,
+    num_steps: int = 1000,
+    batch_size: int | None = None,
+    lr: float = 1e-3,
+    lr_conserved: float | None = None,
+    schedule: str = "cosine",
+    num_particles: int = 1,
+    elbo=None,
+    init_params: dict | None = None,
+    init_state: SVIState | None = None,
+    start_step: int = 0,
+    chunk_size: int | None = None,
+    progress_bar: bool = True,
+    callback: Callable[[SVIState, int, np.ndarray], None] | None = None,
+) -> FitResult:
+    """Maximise the ELBO of ``model`` on the pairs of ``data`` by SVI (App. A.1, App. C).
+
+    Parameters
+    ----------
+    model : a :class:`~noether_ppl.models.NoetherRazor`.
+    data : training :class:`~noether_ppl.Trajectories` (its Δt is the model's Δt).
+    key : PRNG key (initialisation, mini-batches, weight and symmetry samples).
+    guide : default ``AutoMatrixNormal(model)`` (App. D.1).
+    num_steps : optimisation steps (one mini-batch each). With ``batch_size=None`` (full
+        batch) a step is an epoch, as in the paper.
+    batch_size : trajectories per mini-batch (App. C: 20); the likelihood is scaled to the full
+        data set.
+    lr, lr_conserved : Adam learning rates of the variational parameters and of η.
+    schedule : ``"cosine"`` (to 0 over ``num_steps``, App. C) or ``"constant"``.
+    num_particles : M, weight samples per step (reparameterised).
+    elbo : default ``MatrixNormalELBO(num_particles, prior_variance=spec.prior_variance)``.
+    init_params : initial values of params by name (e.g. ``conserved_W``), passed to SVI.
+    init_state, start_step : continue from a saved ``SVIState`` after ``start_step`` steps.
+    chunk_size : steps per ``lax.scan`` chunk (progress bar and callback between chunks).
+    callback : ``callback(svi_state, steps_done, losses_so_far)`` after each chunk.
+
+    Returns a :class:`FitResult`; raises :class:`DivergenceError` (with ``.result``, the last
+    finite state) when the loss turns non-finite.
+    """
+    if not isinstance(model, NoetherRazor):
+        raise ValueError(f"Expected `model` to be a NoetherRazor, got {type(model).__name__}.")
+    if not isinstance(data, Trajectories):
+        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
+    if data.phase_dim != model.phase_dim:
+        raise ValueError(
+            f"`data` has phase dimension {data.phase_dim} but the model has "
+            f"phase_dim={model.phase_dim}."
+        )
+    if not _is_key(key):
+        raise ValueError("Expected `key` to be a JAX PRNG key, e.g. jax.random.key(0).")
+    _check_positive("num_steps", num_steps, integer=True)
+    _check_positive("batch_size", batch_size, integer=True, allow_none=True)
+    _check_positive("lr", lr)
+    _check_positive("lr_conserved", lr_conserved, allow_none=True)
+    _check_positive("num_particles", num_particles, integer=True)
+    _check_positive("chunk_size", chunk_size, integer=True, allow_none=True)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
+    N = data.n_trajectories
+    if batch_size is not None and batch_size > N:
+        raise ValueError(f"Expected `batch_size` <= n_trajectories={N}, got {batch_size}.")
+    if not (isinstance(start_step, (int, np.integer)) and 0 <= start_step <= num_steps):
+        raise ValueError(f"Expected 0 <= `start_step` <= num_steps, got {start_step!r}.")
+
+    plan = TrainingPlan(N, data.n_steps, N if batch_size is None else int(batch_size))
+    guide = AutoMatrixNormal(model) if guide is None else guide
+    if elbo is None:
+        elbo = MatrixNormalELBO(
+            num_particles=num_particles, prior_variance=model.spec.prior_variance
+        )
+    dt = float(data.dt)
+    tx = make_optimizer(num_steps, lr, lr_conserved, schedule)
+    svi = SVI(model, guide, tx, elbo, dt=dt, num_data=plan.num_data)
+
+    states = jnp.asarray(data.states, model.dtype)
+    x_t, x_next = states[:, :-1], states[:, 1:]
+    init_key, batch_key, svi_key = jax.random.split(key, 3)
+    if init_state is None:
+        xb, xnb = plan.batch(batch_key, 0, x_t, x_next)
+        state = svi.init(init_key, xb, xnb, init_params=init_params)
+        state = state._replace(rng_key=svi_key)
+    else:
+        state = init_state
+
+    def one_step(carry, step):
+        state, bad = carry
+        xb, xnb = plan.batch(batch_key, step, x_t, x_next)
+        new_state, loss = svi.update(state, xb, xnb)
+        ok = jnp.isfinite(loss) & _all_finite(new_state.optim_state)
+        keep = ok & (bad < 0)
+        state = _tree_where(keep, new_state, state)
+        bad = jnp.where((bad < 0) & ~ok, step, bad)
+        return (state, bad), loss / plan.num_data
+
+    @jax.jit
+    def run_chunk(state, steps):
+        (state, bad), losses = jax.lax.scan(one_step, (state, jnp.asarray(-1)), steps)
+        return state, bad, losses
+
+    remaining = num_steps - start_step
+    if chunk_size is None:
+        chunk_size = max(1, min(remaining, max(num_steps // 50, 1))) if progress_bar else remaining
+    chunk_size = max(1, min(chunk_size, max(remaining, 1)))
+    losses: list[np.ndarray] = []
+    bar = None
+    if progress_bar and remaining > 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_steps, initial=start_step, desc=f"fit {model.variant}",
+                   unit="step", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    step = start_step
+    try:
+        while step < num_steps:
+            n = min(chunk_size, num_steps - step)
+            steps = jnp.arange(step, step + n)
+            state, bad, chunk_losses = run_chunk(state, steps)
+            bad = int(bad)
+            chunk_losses = np.asarray(chunk_losses)
+            if bad >= 0:
+                losses.append(chunk_losses[: bad - step])
+                result = FitResult.from_svi(
+                    model, guide, elbo, svi, state, np.concatenate(losses),
+                    data=data, plan=plan, key=key, wall_time=time.perf_counter() - t0,
+                    steps=bad,
+                )
+                raise DivergenceError(bad, result)
+            losses.append(chunk_losses)
+            step += n
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix({"-ELBO/N": f"{chunk_losses[-1]:.4g}"})
+            if callback is not None:
+                callback(state, step, np.concatenate(losses))
+    finally:
+        if bar is not None:
+            bar.close()
+    return FitResult.from_svi(
+        model, guide, elbo, svi, state,
+        np.concatenate(losses) if losses else np.zeros(0),
+        data=data, plan=plan, key=key, wall_time=time.perf_counter() - t0, steps=num_steps,
+    )

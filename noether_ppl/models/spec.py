@@ -1,0 +1,139 @@
+"""``ModelSpec``: the declarative, validated description of a Noether's-razor model."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from ..integrators import INTEGRATORS
+from ..nn import ACTIVATIONS
+from ..symmetrize import MEASURES, SAMPLING_SCHEMES
+
+__all__ = ["ModelSpec"]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Settings of the observable, the symmetrisation, the likelihood and the prior.
+
+    Attributes
+    ----------
+    hidden : widths of the hidden layers of F_θ (App. C: (200, 200) for the oscillator).
+    activation : a smooth activation (``"elu"`` as in the paper, ``"tanh"``, ...).
+    elu_alpha : ELU's α (App. C.1 uses 2 for the oscillator, 1 elsewhere).
+    n_conserved : K, the number of learnable quadratic conserved quantities; 0 = plain HNN.
+    sym_samples : S, Monte-Carlo samples of the symmetrisation (Eq. 14).
+    measure, measure_scale : μ over symmetry times (Sec. 3.2): ``"normal"``, ``"uniform"`` on
+        [-1, 1]^K or ``"ball"``, multiplied by ``measure_scale`` (π in the reference scripts).
+    sampling : ``"iid"`` (paper), ``"antithetic"``, ``"lattice"`` or ``"grid"`` (see
+        :mod:`noether_ppl.symmetrize`).
+    integrator, substeps : the likelihood mean: ``substeps`` steps of ``"euler"`` (paper, 20),
+        ``"rk4"`` or ``"midpoint"`` over Δt.
+    noise_variance : σ² of the Gaussian likelihood (paper: 1e-3), or ``"empirical"`` for the
+        closed-form optimum, the mean squared residual of the batch (App. D.2).
+    prior_variance : ``"optimal"`` (closed form, App. D.3–D.4) or a fixed float v for every
+        layer's N(0, v I) prior.
+    conserved_init_scale : standard deviation of the small random initial W_k, b_k of C_η.
+    dtype : ``"float32"`` (default for training) or ``"float64"``.
+    """
+
+    hidden: tuple[int, ...] = (200, 200)
+    activation: str = "elu"
+    elu_alpha: float = 1.0
+    n_conserved: int = 1
+    sym_samples: int = 100
+    measure: str = "uniform"
+    measure_scale: float = math.pi
+    sampling: str = "iid"
+    integrator: str = "euler"
+    substeps: int = 20
+    noise_variance: Any = 1e-3
+    prior_variance: Any = "optimal"
+    conserved_init_scale: float = 0.1
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        hidden = self.hidden
+        if _is_int(hidden):
+            hidden = (hidden,)
+        try:
+            hidden = tuple(hidden)
+        except TypeError:
+            raise ValueError(f"Expected `hidden` to be a sequence of ints, got {self.hidden!r}.")
+        if not hidden or not all(_is_int(h) and h >= 1 for h in hidden):
+            raise ValueError(
+                f"Expected `hidden` to be a non-empty sequence of positive ints, got {self.hidden!r}."
+            )
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"Unknown `activation` {self.activation!r}; expected one of {sorted(ACTIVATIONS)}."
+            )
+        if not _is_real(self.elu_alpha) or not self.elu_alpha > 0:
+            raise ValueError(f"Expected `elu_alpha` > 0, got {self.elu_alpha!r}.")
+        if not _is_int(self.n_conserved) or self.n_conserved < 0:
+            raise ValueError(f"Expected `n_conserved` (K) >= 0, got {self.n_conserved!r}.")
+        if not _is_int(self.sym_samples) or self.sym_samples < 1:
+            raise ValueError(f"Expected `sym_samples` (S) >= 1, got {self.sym_samples!r}.")
+        if self.measure not in MEASURES:
+            raise ValueError(f"Unknown `measure` {self.measure!r}; expected one of {MEASURES}.")
+        if not _is_real(self.measure_scale) or not (0 < self.measure_scale < math.inf):
+            raise ValueError(
+                f"Expected `measure_scale` > 0 and finite, got {self.measure_scale!r}."
+            )
+        if self.sampling not in SAMPLING_SCHEMES:
+            raise ValueError(
+                f"Unknown `sampling` {self.sampling!r}; expected one of {SAMPLING_SCHEMES}."
+            )
+        if self.integrator not in INTEGRATORS:
+            raise ValueError(
+                f"Unknown `integrator` {self.integrator!r}; expected one of {sorted(INTEGRATORS)}."
+            )
+        if not _is_int(self.substeps) or self.substeps < 1:
+            raise ValueError(f"Expected `substeps` >= 1, got {self.substeps!r}.")
+        nv = self.noise_variance
+        if not (nv == "empirical" or (_is_real(nv) and 0 < nv < math.inf)):
+            raise ValueError(
+                f"Expected `noise_variance` to be a positive float or 'empirical', got {nv!r}."
+            )
+        pv = self.prior_variance
+        if not (pv == "optimal" or (_is_real(pv) and 0 < pv < math.inf)):
+            raise ValueError(
+                f"Expected `prior_variance` to be a positive float or 'optimal', got {pv!r}."
+            )
+        if not _is_real(self.conserved_init_scale) or not self.conserved_init_scale > 0:
+            raise ValueError(
+                f"Expected `conserved_init_scale` > 0, got {self.conserved_init_scale!r}."
+            )
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"Expected `dtype` 'float32' or 'float64', got {self.dtype!r}.")
+
+    def replace(self, **changes) -> ModelSpec:
+        """A copy with ``changes`` applied (and validated)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"Unknown ModelSpec field(s): {sorted(unknown)}.")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown ModelSpec field(s): {sorted(unknown)}.")
+        return cls(**d)
