@@ -1,1 +1,17 @@
-"""noether_ppl.inference (exports are filled in as modules land)."""
+"""Inference for Noether's razor: the matrix-normal guide (App. D.1), the ELBO with the
+closed-form prior variance (App. D.3–D.4) and ``fit`` on top of NumPyro's SVI."""
+
+from .elbo import MatrixNormalELBO
+from .fit import DivergenceError, fit, make_optimizer
+from .guide import AutoMatrixNormal, init_to_lecun
+from .result import FitResult
+
+__all__ = [
+    "AutoMatrixNormal",
+    "init_to_lecun",
+    "MatrixNormalELBO",
+    "fit",
+    "make_optimizer",
+    "DivergenceError",
+    "FitResult",
+]

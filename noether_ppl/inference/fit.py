@@ -14,6 +14,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,9 +29,18 @@ from .elbo import MatrixNormalELBO
 from .guide import AutoMatrixNormal
 from .result import FitResult
 
-__all__ = ["fit", "make_optimizer", "DivergenceError", "TrainingPlan"]
+__all__ = ["fit", "make_optimizer", "DivergenceError", "TrainingPlan", "Progress"]
 
 SCHEDULES = ("cosine", "constant")
+
+
+class Progress(NamedTuple):
+    """What ``fit`` hands its ``callback`` after each chunk of steps."""
+
+    step: int
+    state: SVIState
+    params: dict
+    losses: np.ndarray
 
 
 class DivergenceError(FloatingPointError):
@@ -153,7 +163,7 @@ def fit(
     start_step: int = 0,
     chunk_size: int | None = None,
     progress_bar: bool = True,
-    callback: Callable[[SVIState, int, np.ndarray], None] | None = None,
+    callback: Callable[[Progress], None] | None = None,
 ) -> FitResult:
     """Maximise the ELBO of ``model`` on the pairs of ``data`` by SVI (App. A.1, App. C).
 
@@ -170,11 +180,13 @@ def fit(
     lr, lr_conserved : Adam learning rates of the variational parameters and of η.
     schedule : ``"cosine"`` (to 0 over ``num_steps``, App. C) or ``"constant"``.
     num_particles : M, weight samples per step (reparameterised).
-    elbo : default ``MatrixNormalELBO(num_particles, prior_variance=spec.prior_variance)``.
+    elbo : default ``MatrixNormalELBO(num_particles)`` with the closed-form prior variance when
+        ``spec.prior_variance == "optimal"`` (App. D.3), else the model's fixed prior.
     init_params : initial values of params by name (e.g. ``conserved_W``), passed to SVI.
     init_state, start_step : continue from a saved ``SVIState`` after ``start_step`` steps.
     chunk_size : steps per ``lax.scan`` chunk (progress bar and callback between chunks).
-    callback : ``callback(svi_state, steps_done, losses_so_far)`` after each chunk.
+    callback : ``callback(progress)`` after each chunk, with a :class:`Progress` (steps done,
+        the ``SVIState``, the constrained params, the losses so far); e.g. for checkpoints.
 
     Returns a :class:`FitResult`; raises :class:`DivergenceError` (with ``.result``, the last
     finite state) when the loss turns non-finite.
@@ -208,7 +220,8 @@ def fit(
     guide = AutoMatrixNormal(model) if guide is None else guide
     if elbo is None:
         elbo = MatrixNormalELBO(
-            num_particles=num_particles, prior_variance=model.spec.prior_variance
+            num_particles=num_particles,
+            optimal_prior_variance=model.spec.prior_variance == "optimal",
         )
     dt = float(data.dt)
     tx = make_optimizer(num_steps, lr, lr_conserved, schedule)
@@ -217,12 +230,16 @@ def fit(
     states = jnp.asarray(data.states, model.dtype)
     x_t, x_next = states[:, :-1], states[:, 1:]
     init_key, batch_key, svi_key = jax.random.split(key, 3)
-    if init_state is None:
-        xb, xnb = plan.batch(batch_key, 0, x_t, x_next)
-        state = svi.init(init_key, xb, xnb, init_params=init_params)
-        state = state._replace(rng_key=svi_key)
-    else:
-        state = init_state
+    # SVI.init also sets up the guide and SVI's parameter transforms, so it runs on resume too.
+    xb, xnb = plan.batch(batch_key, 0, x_t, x_next)
+    state = svi.init(init_key, xb, xnb, init_params=init_params)
+    state = state._replace(rng_key=svi_key) if init_state is None else init_state
+
+    def eta_norm(state):
+        if not model.learns_conserved:
+            return jnp.zeros(())
+        params = svi.get_params(state)
+        return jnp.sqrt(sum(jnp.sum(params[k] ** 2) for k in CONSERVED_PARAMS))
 
     def one_step(carry, step):
         state, bad = carry
@@ -232,18 +249,19 @@ def fit(
         keep = ok & (bad < 0)
         state = _tree_where(keep, new_state, state)
         bad = jnp.where((bad < 0) & ~ok, step, bad)
-        return (state, bad), loss / plan.num_data
+        return (state, bad), (loss / plan.num_data, eta_norm(state))
 
     @jax.jit
     def run_chunk(state, steps):
-        (state, bad), losses = jax.lax.scan(one_step, (state, jnp.asarray(-1)), steps)
-        return state, bad, losses
+        (state, bad), (losses, norms) = jax.lax.scan(one_step, (state, jnp.asarray(-1)), steps)
+        return state, bad, losses, norms
 
     remaining = num_steps - start_step
     if chunk_size is None:
         chunk_size = max(1, min(remaining, max(num_steps // 50, 1))) if progress_bar else remaining
     chunk_size = max(1, min(chunk_size, max(remaining, 1)))
     losses: list[np.ndarray] = []
+    norms: list[np.ndarray] = []
     bar = None
     if progress_bar and remaining > 0:
         from tqdm.auto import tqdm
@@ -256,24 +274,26 @@ def fit(
         while step < num_steps:
             n = min(chunk_size, num_steps - step)
             steps = jnp.arange(step, step + n)
-            state, bad, chunk_losses = run_chunk(state, steps)
+            state, bad, chunk_losses, chunk_norms = run_chunk(state, steps)
             bad = int(bad)
-            chunk_losses = np.asarray(chunk_losses)
+            chunk_losses, chunk_norms = np.asarray(chunk_losses), np.asarray(chunk_norms)
             if bad >= 0:
                 losses.append(chunk_losses[: bad - step])
+                norms.append(chunk_norms[: bad - step])
                 result = FitResult.from_svi(
                     model, guide, elbo, svi, state, np.concatenate(losses),
                     data=data, plan=plan, key=key, wall_time=time.perf_counter() - t0,
-                    steps=bad,
+                    steps=bad, eta_norms=_eta_trace(model, norms),
                 )
                 raise DivergenceError(bad, result)
             losses.append(chunk_losses)
+            norms.append(chunk_norms)
             step += n
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix({"-ELBO/N": f"{chunk_losses[-1]:.4g}"})
             if callback is not None:
-                callback(state, step, np.concatenate(losses))
+                callback(Progress(step, state, svi.get_params(state), np.concatenate(losses)))
     finally:
         if bar is not None:
             bar.close()
@@ -281,4 +301,12 @@ def fit(
         model, guide, elbo, svi, state,
         np.concatenate(losses) if losses else np.zeros(0),
         data=data, plan=plan, key=key, wall_time=time.perf_counter() - t0, steps=num_steps,
+        eta_norms=_eta_trace(model, norms),
     )
+
+
+def _eta_trace(model, norms) -> np.ndarray | None:
+    """Per-step ‖η‖ (Frobenius norm of all W_k, b_k) of a model that learns C_η, else None."""
+    if not model.learns_conserved:
+        return None
+    return np.concatenate(norms) if norms else np.zeros(0)

@@ -26,6 +26,7 @@ class FitResult:
     steps : optimisation steps taken.
     svi_state : the final ``SVIState`` (optimiser state and RNG key) for resuming.
     info : free-form run information (batch size, learning rates, wall time, ...).
+    eta_norms : ``(steps,)`` ‖η‖ after each step for a model that learns C_η, else None.
     """
 
     model: Any
@@ -38,9 +39,11 @@ class FitResult:
     steps: int
     svi_state: Any = None
     info: dict = dataclasses.field(default_factory=dict)
+    eta_norms: np.ndarray | None = None
 
     @classmethod
-    def from_svi(cls, model, guide, elbo, svi, state, losses, *, data, plan, key, wall_time, steps):
+    def from_svi(cls, model, guide, elbo, svi, state, losses, *, data, plan, key, wall_time, steps,
+                 eta_norms=None):
         params = {k: jnp.asarray(v) for k, v in svi.get_params(state).items()}
         info = {
             "batch_size": plan.batch_size,
@@ -48,7 +51,7 @@ class FitResult:
             "wall_time_s": float(wall_time),
         }
         return cls(model, guide, elbo, params, np.asarray(losses), float(data.dt),
-                   plan.num_data, int(steps), state, info)
+                   plan.num_data, int(steps), state, info, eta_norms)
 
     # ------------------------------------------------------------------ posterior
     @property

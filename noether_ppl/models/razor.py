@@ -106,6 +106,11 @@ class NoetherRazor:
                     f"got {W.shape} and {b.shape}."
                 )
             self.conserved_init = (W, b)
+        # The numerical pieces compile as one program each when the model runs eagerly
+        # (SVI.init, Predictive); under an outer jit they are inlined.
+        self._group_elements_jit = jax.jit(self._group_elements_impl)
+        self._predict_jit = jax.jit(self._predict_impl)
+        self._mean_jit = jax.jit(self._mean_impl)
 
     # ------------------------------------------------------------------ description
     @property
@@ -147,6 +152,9 @@ class NoetherRazor:
         """S group elements ``expm(Σ τ_k G_k)`` (Eq. 4, Eq. 14) shared by every evaluation."""
         if generators is None:
             return None
+        return self._group_elements_jit(key, generators)
+
+    def _group_elements_impl(self, key, generators):
         s = self.spec
         taus = sample_symmetry_times(
             key,
@@ -172,9 +180,20 @@ class NoetherRazor:
         return symmetrized_vector_field(weights, self.activation, Phis)
 
     def predict(self, weights, Phis, x_t: jax.Array, dt) -> jax.Array:
-        """Likelihood mean: ``substeps`` integrator steps of ``J∇Ĥ`` over ``Δt`` from ``x_t (B, M)``."""
+        """Likelihood mean: ``substeps`` integrator steps of ``J∇Ĥ`` over ``Δt`` from
+        ``x_t (B, M)`` (Sec. 4.1)."""
+        return self._predict_jit(weights, Phis, x_t, dt)
+
+    def _predict_impl(self, weights, Phis, x_t, dt):
         step = get_integrator(self.spec.integrator)
         return step(self.vector_field(weights, Phis), x_t, dt, self.spec.substeps)
+
+    def _mean_impl(self, weights, eta, key, x_t, dt):
+        """Generators of C_η (or the fixed ones), S group elements from ``key`` and the
+        likelihood mean, as one program."""
+        generators = self.generators_from_params(eta)
+        Phis = None if generators is None else self._group_elements_impl(key, generators)
+        return self._predict_impl(weights, Phis, x_t, dt)
 
     # ------------------------------------------------------------------ the NumPyro model
     def _sample_weights(self, prior_variances):
@@ -235,17 +254,15 @@ class NoetherRazor:
 
         weights = self._sample_weights(prior_variances)
         eta = self._conserved_params()
-        generators = self.generators_from_params(eta)
-        Phis = None
-        if generators is not None:
+        key = None
+        if self.n_conserved > 0:
             key = numpyro.prng_key()
             if key is None:
                 raise ValueError(
                     "NoetherRazor draws symmetry samples from numpyro.prng_key(): run the model "
                     "under numpyro.handlers.seed (SVI, Predictive and MCMC do this for you)."
                 )
-            Phis = self.group_elements(key, generators)
-        pred = self.predict(weights, Phis, x_t, dt)
+        pred = self._mean_jit(weights, eta, key, x_t, dt)
 
         sigma2 = noise_variance if noise_variance is not None else self.spec.noise_variance
         if sigma2 == "empirical":

@@ -1,0 +1,79 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from noether_ppl import Trajectories, systems
+from noether_ppl.analysis.symmetry import symmetry_report
+from noether_ppl.inference import DivergenceError, fit
+from noether_ppl.inference.fit import TrainingPlan
+from noether_ppl.models import ModelSpec, NoetherRazor
+
+
+@pytest.fixture(scope="module")
+def sho_train():
+    return systems.HarmonicOscillator().simulate(jax.random.key(0), n_trajectories=7,
+                                                 n_steps=4, dt=0.2)
+
+
+def test_svi_learns_so2_on_the_oscillator(sho_train):
+    """A small CPU run of Noether's razor (K = 1) on the paper's oscillator data (App. C.1):
+    −ELBO/N falls and the learned generator is parallel to SO(2) (Sec. 5.1)."""
+    spec = ModelSpec(hidden=(64, 64), elu_alpha=2.0, n_conserved=1, sym_samples=16, substeps=5)
+    model = NoetherRazor(spec, phase_dim=2)
+    result = fit(model, sho_train, key=jax.random.key(2), num_steps=400, lr=3e-3,
+                 lr_conserved=1e-2, progress_bar=False)
+    assert result.losses.shape == (400,) and result.steps == 400
+    assert np.mean(result.losses[-20:]) < 0.5 * np.mean(result.losses[:20])
+    report = symmetry_report(result, reference=systems.HarmonicOscillator())
+    assert report.dimension == 1
+    assert report.parallelness[0] > 0.99
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_last_finite_state(sho_train):
+    spec = ModelSpec(hidden=(8,), n_conserved=0, substeps=2)
+    model = NoetherRazor(spec, phase_dim=2)
+    with pytest.raises(DivergenceError) as info:
+        fit(model, sho_train, key=jax.random.key(0), num_steps=200, lr=1e6,
+            schedule="constant", progress_bar=False, chunk_size=50)
+    err = info.value
+    assert 0 < err.step < 200 and f"step {err.step}" in str(err)
+    assert err.result.steps == err.step and err.result.losses.shape == (err.step,)
+    assert np.all(np.isfinite(err.result.losses))
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in err.result.params.values())
+
+
+def test_training_plan_batches_cover_every_trajectory():
+    plan = TrainingPlan(n_trajectories=7, n_pairs_per_trajectory=3, batch_size=3)
+    x_t = jnp.arange(7 * 3 * 2, dtype=jnp.float32).reshape(7, 3, 2)
+    seen = []
+    for step in range(plan.batches_per_epoch):  # one epoch
+        xb, _ = plan.batch(jax.random.key(0), step, x_t, x_t)
+        assert xb.shape == (9, 2)
+        seen.extend(np.asarray(xb[::3, 0] // 6).astype(int).tolist())
+    assert set(seen) == set(range(7)) and len(seen) == 9
+    assert plan.num_data == 21
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"num_steps": 0}, "num_steps"),
+        ({"batch_size": 8}, "batch_size"),
+        ({"lr": -1.0}, "lr"),
+        ({"num_particles": 0}, "num_particles"),
+        ({"schedule": "linear"}, "schedule"),
+        ({"key": 0}, "key"),
+    ],
+)
+def test_bad_fit_arguments(sho_train, kwargs, match):
+    model = NoetherRazor(ModelSpec(hidden=(4,), n_conserved=0), phase_dim=2)
+    args = {"key": jax.random.key(0), "num_steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        fit(model, sho_train, progress_bar=False, **args)
+    with pytest.raises(ValueError, match="phase"):
+        fit(NoetherRazor(ModelSpec(hidden=(4,), n_conserved=0), phase_dim=4), sho_train,
+            key=jax.random.key(0), progress_bar=False)
+    with pytest.raises(ValueError, match="Trajectories"):
+        fit(model, np.zeros((7, 5, 2)), key=jax.random.key(0), progress_bar=False)
+    assert isinstance(sho_train, Trajectories)
