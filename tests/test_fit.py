@@ -77,3 +77,20 @@ def test_bad_fit_arguments(sho_train, kwargs, match):
     with pytest.raises(ValueError, match="Trajectories"):
         fit(model, np.zeros((7, 5, 2)), key=jax.random.key(0), progress_bar=False)
     assert isinstance(sho_train, Trajectories)
+
+
+def test_callback_sees_progress_and_can_stop_early(sho_train):
+    model = NoetherRazor(ModelSpec(hidden=(8,), n_conserved=1, sym_samples=2, substeps=2),
+                         phase_dim=2)
+    seen = []
+
+    def callback(progress):
+        seen.append((progress.step, len(progress.losses), set(progress.params)))
+        return progress.step >= 20
+
+    result = fit(model, sho_train, key=jax.random.key(0), num_steps=100, chunk_size=10,
+                 progress_bar=False, callback=callback)
+    assert [s for s, _, _ in seen] == [10, 20] and [n for _, n, _ in seen] == [10, 20]
+    assert {"conserved_W", "conserved_b"} <= seen[-1][2]
+    assert result.steps == 20 and result.losses.shape == (20,)
+    assert result.eta_norms.shape == (20,) and np.all(result.eta_norms > 0)

@@ -25,6 +25,7 @@ from numpyro.infer.svi import SVIState
 
 from ..data import Trajectories
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
+from ..pointwise import pairs_mesh
 from .elbo import MatrixNormalELBO
 from .guide import AutoMatrixNormal
 from .result import FitResult
@@ -41,6 +42,7 @@ class Progress(NamedTuple):
     state: SVIState
     params: dict
     losses: np.ndarray
+    eta_norms: np.ndarray | None = None
 
 
 class DivergenceError(FloatingPointError):
@@ -135,6 +137,24 @@ class TrainingPlan:
         return x_t[idx].reshape(-1, M), x_next[idx].reshape(-1, M)
 
 
+def _mesh_for(devices):
+    """The mesh over which pairs are split, or None for one device."""
+    local = jax.local_devices()
+    if devices is None:
+        chosen = local
+    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(local):
+            raise ValueError(f"Expected 1 <= `devices` <= {len(local)} (local devices), got "
+                             f"{devices}.")
+        chosen = local[: int(devices)]
+    else:
+        chosen = list(devices)
+        if not chosen or not all(isinstance(d, jax.Device) for d in chosen):
+            raise ValueError(f"Expected `devices` to be None, an int or a list of JAX devices, "
+                             f"got {devices!r}.")
+    return pairs_mesh(chosen) if len(chosen) > 1 else None
+
+
 def _tree_where(pred, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
 
@@ -159,11 +179,12 @@ def fit(
     num_particles: int = 1,
     elbo=None,
     init_params: dict | None = None,
-    init_state: SVIState | None = None,
+    init_state: SVIState | Callable[[SVIState], SVIState] | None = None,
     start_step: int = 0,
     chunk_size: int | None = None,
     progress_bar: bool = True,
     callback: Callable[[Progress], None] | None = None,
+    devices=None,
 ) -> FitResult:
     """Maximise the ELBO of ``model`` on the pairs of ``data`` by SVI (App. A.1, App. C).
 
@@ -184,9 +205,13 @@ def fit(
         ``spec.prior_variance == "optimal"`` (App. D.3), else the model's fixed prior.
     init_params : initial values of params by name (e.g. ``conserved_W``), passed to SVI.
     init_state, start_step : continue from a saved ``SVIState`` after ``start_step`` steps.
+        ``init_state`` may also be a callable ``template -> SVIState``, called with the freshly
+        initialised state (e.g. to restore a checkpoint into its structure).
     chunk_size : steps per ``lax.scan`` chunk (progress bar and callback between chunks).
     callback : ``callback(progress)`` after each chunk, with a :class:`Progress` (steps done,
-        the ``SVIState``, the constrained params, the losses so far); e.g. for checkpoints.
+        the ``SVIState``, the constrained params, the losses and ‖η‖ so far); e.g. for
+        checkpoints. If it returns ``True`` training stops there (early stopping); the result
+        then holds ``progress.step`` steps.
 
     Returns a :class:`FitResult`; raises :class:`DivergenceError` (with ``.result``, the last
     finite state) when the loss turns non-finite.
@@ -210,6 +235,7 @@ def fit(
     _check_positive("chunk_size", chunk_size, integer=True, allow_none=True)
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
+    mesh = _mesh_for(devices)
     N = data.n_trajectories
     if batch_size is not None and batch_size > N:
         raise ValueError(f"Expected `batch_size` <= n_trajectories={N}, got {batch_size}.")
@@ -225,7 +251,7 @@ def fit(
         )
     dt = float(data.dt)
     tx = make_optimizer(num_steps, lr, lr_conserved, schedule)
-    svi = SVI(model, guide, tx, elbo, dt=dt, num_data=plan.num_data)
+    svi = SVI(model, guide, tx, elbo, dt=dt, num_data=plan.num_data, mesh=mesh)
 
     states = jnp.asarray(data.states, model.dtype)
     x_t, x_next = states[:, :-1], states[:, 1:]
@@ -233,7 +259,12 @@ def fit(
     # SVI.init also sets up the guide and SVI's parameter transforms, so it runs on resume too.
     xb, xnb = plan.batch(batch_key, 0, x_t, x_next)
     state = svi.init(init_key, xb, xnb, init_params=init_params)
-    state = state._replace(rng_key=svi_key) if init_state is None else init_state
+    if init_state is None:
+        state = state._replace(rng_key=svi_key)
+    elif callable(init_state):
+        state = init_state(state._replace(rng_key=svi_key))
+    else:
+        state = init_state
 
     def eta_norm(state):
         if not model.learns_conserved:
@@ -292,15 +323,17 @@ def fit(
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix({"-ELBO/N": f"{chunk_losses[-1]:.4g}"})
-            if callback is not None:
-                callback(Progress(step, state, svi.get_params(state), np.concatenate(losses)))
+            if callback is not None and callback(
+                    Progress(step, state, svi.get_params(state), np.concatenate(losses),
+                             _eta_trace(model, norms))) is True:
+                break
     finally:
         if bar is not None:
             bar.close()
     return FitResult.from_svi(
         model, guide, elbo, svi, state,
         np.concatenate(losses) if losses else np.zeros(0),
-        data=data, plan=plan, key=key, wall_time=time.perf_counter() - t0, steps=num_steps,
+        data=data, plan=plan, key=key, wall_time=time.perf_counter() - t0, steps=step,
         eta_norms=_eta_trace(model, norms),
     )
 

@@ -21,6 +21,7 @@ import numpyro.distributions as dist
 from ..geometry import _check_phase_dim, generator_from_quadratic, symmetric_from_unconstrained
 from ..integrators import get_integrator
 from ..nn import get_activation, layer_shapes, mlp
+from ..pointwise import sharded_pointwise, tiled_pointwise
 from ..symmetrize import (
     group_elements,
     sample_symmetry_times,
@@ -50,10 +51,12 @@ class NoetherRazor:
         by default ``N(0, conserved_init_scale²)`` entries drawn from the model's PRNG key.
 
     Calling the model: ``model(x_t, x_next=None, *, dt, num_data=None, noise_variance=None,
-    prior_variances=None)`` with ``x_t, x_next (B, M)``. ``num_data`` is the size of the full
-    data set when ``x_t`` is a mini-batch: the likelihood is then scaled by ``num_data / B`` so
-    the ELBO is for the full data set. The symmetry times are drawn from ``numpyro.prng_key()``,
-    so the model runs under ``numpyro.handlers.seed`` (SVI, Predictive and MCMC do that).
+    prior_variances=None, mesh=None)`` with ``x_t, x_next (B, M)``. ``num_data`` is the size of
+    the full data set when ``x_t`` is a mini-batch: the likelihood is then scaled by
+    ``num_data / B`` so the ELBO is for the full data set. ``mesh`` (from
+    :func:`noether_ppl.pointwise.pairs_mesh`) splits the pairs across devices. The symmetry
+    times are drawn from ``numpyro.prng_key()``, so the model runs under
+    ``numpyro.handlers.seed`` (SVI, Predictive and MCMC do that).
     """
 
     def __init__(
@@ -97,7 +100,8 @@ class NoetherRazor:
         self.conserved_init = None
         if conserved_init is not None:
             if self.fixed_generators is not None:
-                raise ValueError("`conserved_init` is for learned generators; got `generators` too.")
+                raise ValueError(
+                    "`conserved_init` is for learned generators; got `generators` too.")
             W, b = (np.asarray(a, dtype=np.float64) for a in conserved_init)
             K = self.n_conserved
             if W.shape != (K, M, M) or b.shape != (K, M):
@@ -110,7 +114,7 @@ class NoetherRazor:
         # (SVI.init, Predictive); under an outer jit they are inlined.
         self._group_elements_jit = jax.jit(self._group_elements_impl)
         self._predict_jit = jax.jit(self._predict_impl)
-        self._mean_jit = jax.jit(self._mean_impl)
+        self._mean_jit = jax.jit(self._mean_impl, static_argnames="mesh")
 
     # ------------------------------------------------------------------ description
     @property
@@ -188,22 +192,35 @@ class NoetherRazor:
         step = get_integrator(self.spec.integrator)
         return step(self.vector_field(weights, Phis), x_t, dt, self.spec.substeps)
 
-    def _mean_impl(self, weights, eta, key, x_t, dt):
+    def _mean_impl(self, weights, eta, key, x_t, dt, mesh=None):
         """Generators of C_η (or the fixed ones), S group elements from ``key`` and the
         likelihood mean, as one program."""
         generators = self.generators_from_params(eta)
         Phis = None if generators is None else self._group_elements_impl(key, generators)
-        return self._predict_impl(weights, Phis, x_t, dt)
+        dt = jnp.asarray(dt, self.dtype)
+
+        # Each pair's Euler chain is independent: tiles of pairs, recomputed in the backward
+        # pass, keep reverse mode's memory at one tile; a mesh splits the pairs across devices
+        # (noether_ppl.pointwise).
+        def per_pairs(params, x):
+            return tiled_pointwise(lambda p, xi: self._predict_impl(p[0], p[1], xi, p[2]),
+                                   params, x, self.spec.tile_for(x.shape[0]))
+
+        params = (weights, Phis, dt)
+        if mesh is None:
+            return per_pairs(params, x_t)
+        return sharded_pointwise(per_pairs, params, x_t, mesh)
 
     # ------------------------------------------------------------------ the NumPyro model
     def _sample_weights(self, prior_variances):
-        variances = prior_variances if prior_variances is not None else self.nominal_prior_variances()
+        variances = (prior_variances if prior_variances is not None
+                     else self.nominal_prior_variances())
         if len(variances) != len(self.shapes):
             raise ValueError(
                 f"Expected {len(self.shapes)} `prior_variances`, got {len(variances)}."
             )
         weights = []
-        for name, shape, v in zip(self.site_names, self.shapes, variances):
+        for name, shape, v in zip(self.site_names, self.shapes, variances, strict=True):
             scale = jnp.sqrt(jnp.asarray(v, self.dtype))
             prior = dist.Normal(jnp.zeros((), self.dtype), scale).expand(list(shape)).to_event(2)
             # numpyro draws in the default float width; compute in the model's dtype
@@ -219,8 +236,12 @@ class NoetherRazor:
             b0 = jnp.asarray(self.conserved_init[1], self.dtype)
         else:
             scale = self.spec.conserved_init_scale
-            W0 = lambda key: scale * jax.random.normal(jax.random.fold_in(key, 0), (K, M, M), self.dtype)
-            b0 = lambda key: scale * jax.random.normal(jax.random.fold_in(key, 1), (K, M), self.dtype)
+            def W0(key):
+                return scale * jax.random.normal(jax.random.fold_in(key, 0), (K, M, M),
+                                                 self.dtype)
+
+            def b0(key):
+                return scale * jax.random.normal(jax.random.fold_in(key, 1), (K, M), self.dtype)
         return {
             "conserved_W": numpyro.param("conserved_W", W0),
             "conserved_b": numpyro.param("conserved_b", b0),
@@ -235,6 +256,7 @@ class NoetherRazor:
         num_data: int | None = None,
         noise_variance=None,
         prior_variances=None,
+        mesh=None,
     ):
         x_t = jnp.asarray(x_t, self.dtype)
         if x_t.ndim != 2 or x_t.shape[1] != self.phase_dim:
@@ -262,7 +284,7 @@ class NoetherRazor:
                     "NoetherRazor draws symmetry samples from numpyro.prng_key(): run the model "
                     "under numpyro.handlers.seed (SVI, Predictive and MCMC do this for you)."
                 )
-        pred = self._mean_jit(weights, eta, key, x_t, dt)
+        pred = self._mean_jit(weights, eta, key, x_t, dt, mesh=mesh)
 
         sigma2 = noise_variance if noise_variance is not None else self.spec.noise_variance
         if sigma2 == "empirical":

@@ -12,7 +12,10 @@ from ..integrators import INTEGRATORS
 from ..nn import ACTIVATIONS
 from ..symmetrize import MEASURES, SAMPLING_SCHEMES
 
-__all__ = ["ModelSpec"]
+__all__ = ["ModelSpec", "AUTO_TILE_ROWS"]
+
+AUTO_TILE_ROWS = 2048
+"""Transformed points (pairs × symmetry samples) per tile with ``pair_tile="auto"``."""
 
 
 def _is_int(v) -> bool:
@@ -46,6 +49,11 @@ class ModelSpec:
         layer's N(0, v I) prior.
     conserved_init_scale : standard deviation of the small random initial W_k, b_k of C_η.
     dtype : ``"float32"`` (default for training) or ``"float64"``.
+    pair_tile : pairs per tile of the likelihood mean's memory-light backward pass
+        (:func:`noether_ppl.pointwise.tiled_pointwise`); ``"auto"`` (default) picks tiles of about
+        ``AUTO_TILE_ROWS`` transformed points (``pair_tile · S``), ``None`` uses plain reverse
+        mode (every sub-step's activations held in memory). Changes speed and memory, not
+        results.
     """
 
     hidden: tuple[int, ...] = (200, 200)
@@ -62,6 +70,7 @@ class ModelSpec:
     prior_variance: Any = "optimal"
     conserved_init_scale: float = 0.1
     dtype: str = "float32"
+    pair_tile: Any = "auto"
 
     def __post_init__(self):
         hidden = self.hidden
@@ -70,11 +79,12 @@ class ModelSpec:
         try:
             hidden = tuple(hidden)
         except TypeError:
-            raise ValueError(f"Expected `hidden` to be a sequence of ints, got {self.hidden!r}.")
+            raise ValueError(
+                f"Expected `hidden` to be a sequence of ints, got {self.hidden!r}.") from None
         if not hidden or not all(_is_int(h) and h >= 1 for h in hidden):
             raise ValueError(
-                f"Expected `hidden` to be a non-empty sequence of positive ints, got {self.hidden!r}."
-            )
+                f"Expected `hidden` to be a non-empty sequence of positive ints, got "
+                f"{self.hidden!r}.")
         object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
         if self.activation not in ACTIVATIONS:
             raise ValueError(
@@ -118,6 +128,20 @@ class ModelSpec:
             )
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"Expected `dtype` 'float32' or 'float64', got {self.dtype!r}.")
+        pt = self.pair_tile
+        if not (pt is None or pt == "auto" or (_is_int(pt) and pt >= 1)):
+            raise ValueError(
+                f"Expected `pair_tile` to be a positive int, 'auto' or None, got {pt!r}."
+            )
+
+    def tile_for(self, n_pairs: int) -> int | None:
+        """Pairs per tile for a batch of ``n_pairs`` (None: no tiling)."""
+        if self.pair_tile is None:
+            return None
+        if self.pair_tile == "auto":
+            rows = self.sym_samples if self.n_conserved > 0 else 1
+            return max(1, AUTO_TILE_ROWS // rows)
+        return int(self.pair_tile)
 
     def replace(self, **changes) -> ModelSpec:
         """A copy with ``changes`` applied (and validated)."""
