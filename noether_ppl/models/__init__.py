@@ -1,6 +1,9 @@
 """NumPyro models: Noether's razor (learned, vanilla and fixed-symmetry variants)."""
 
+from .basis import BasisFit, BasisHamiltonian, FeatureBasis, FunctionBasis, PolynomialBasis
 from .razor import CONSERVED_PARAMS, NoetherRazor
 from .spec import ModelSpec
 
 __all__ = ["ModelSpec", "NoetherRazor", "CONSERVED_PARAMS"]
+# basis-function Hamiltonians (Lie-derivative toolkit)
+__all__ += ["BasisHamiltonian", "BasisFit", "FeatureBasis", "PolynomialBasis", "FunctionBasis"]

@@ -1,0 +1,185 @@
+"""discover: the conserved quadratic quantities of any Hamiltonian as a numerical nullspace
+(seed 000, "discovering symmetry"; DESIGN "Lie-derivative toolkit").
+
+For sample points ``x_i`` (``i < N``) and the orthonormal quadratic basis ``C_k`` (``k < P``),
+``B[i, k] = {H, C_k}(x_i) / √N``. A quadratic ``C = Σ_k c_k C_k`` is conserved by ``H`` at the
+points iff ``B c = 0``; the singular values of ``B`` are root-mean-square Lie derivatives of ``H``
+along unit-norm ``C``. The conserved quantities are the right singular vectors whose singular
+value falls under the threshold rule. One SVD, no training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ...geometry import span_basis
+from ..symmetry import _reference_from, describe_generator, parallelness
+from .derivative import check_hamiltonian, check_points, lie_derivatives
+from .quadratic import QuadraticBasis, quadratic_basis
+
+__all__ = ["Discovery", "discover", "DEFAULT_DISCOVER_THRESHOLD"]
+
+DEFAULT_DISCOVER_THRESHOLD = 1e-6
+"""Default rule: ``C`` is conserved when its singular value is ``<= 1e-6 · σ_max`` (suits
+Hamiltonians known in closed form; for fitted models read the spectrum and set ``threshold``
+or ``dimension``)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Discovery:
+    """The result of :func:`discover`.
+
+    Attributes
+    ----------
+    singular_values : ``(P,)`` singular values of ``B`` (RMS Lie derivatives), descending.
+    rule : the threshold rule in words, e.g. ``"sigma <= 1e-06 x sigma_max"``.
+    threshold : relative threshold of the rule, or None when ``dimension`` was given.
+    dimension : ``K``, the number of conserved quadratic quantities found.
+    coefficients : ``(K, P)`` orthonormal rows in ``basis``, most conserved first.
+    generators : ``(K, M+1, M+1)`` their generators (orthonormal in Frobenius norm).
+    conserved_singular_values : ``(K,)`` the singular values of those directions (ascending).
+    basis : the :class:`QuadraticBasis`.
+    n_points : ``N``.
+    parallelness : ``(K,)`` ``‖P v_i‖`` against the reference span (as in
+        :func:`~noether_ppl.analysis.symmetry_report`), or None.
+    reference_dimension : dimension of the reference span, or None.
+    descriptions : each direction in reference coordinates, or None.
+    """
+
+    singular_values: np.ndarray
+    rule: str
+    threshold: float | None
+    dimension: int
+    coefficients: np.ndarray
+    generators: np.ndarray
+    conserved_singular_values: np.ndarray
+    basis: QuadraticBasis
+    n_points: int
+    parallelness: np.ndarray | None = None
+    reference_dimension: int | None = None
+    descriptions: list[str] | None = None
+
+    @property
+    def normalized_singular_values(self) -> np.ndarray:
+        s = self.singular_values
+        return s / s[0] if s.size and s[0] > 0 else s
+
+    def matches_reference(self, min_parallelness: float = 0.99) -> bool:
+        """As many conserved directions as the reference span has, each with parallelness
+        above ``min_parallelness`` (then the two spans coincide)."""
+        if self.parallelness is None:
+            raise ValueError("This discovery has no reference to compare with.")
+        return (self.dimension == self.reference_dimension
+                and bool(np.all(self.parallelness > min_parallelness)))
+
+    def conserved_quantities(self, x) -> np.ndarray:
+        """Values of the discovered ``C_k(x)`` for ``x (..., M)``: ``(..., K)``."""
+        return self.basis.observables(x) @ self.coefficients.T
+
+    def to_dict(self) -> dict:
+        return {
+            "singular_values": self.singular_values.tolist(),
+            "rule": self.rule,
+            "threshold": self.threshold,
+            "dimension": self.dimension,
+            "n_points": self.n_points,
+            "parallelness": None if self.parallelness is None else self.parallelness.tolist(),
+            "reference_dimension": self.reference_dimension,
+            "descriptions": self.descriptions,
+        }
+
+    def __str__(self) -> str:
+        s = self.normalized_singular_values
+        P, K = s.size, self.dimension
+        head = (f"Discovered {K} conserved quadratic quantities ({self.rule}; "
+                f"{self.n_points} points, {P} basis observables)")
+        if self.reference_dimension is not None:
+            head += f", reference span dimension {self.reference_dimension}"
+        lines = [head, "  k   sigma_k/sigma_max   parallelness   conserved quantity"]
+        for i in range(K):  # most conserved first
+            par = "-" if self.parallelness is None else f"{self.parallelness[i]:.4f}"
+            desc = "" if self.descriptions is None else self.descriptions[i]
+            lines.append(f"{i:3d}   {s[P - 1 - i]:17.3e}   {par:>12}   {desc}")
+        broken = s[: P - K]
+        if broken.size:
+            lines.append(f"  not conserved: {broken.size} directions, sigma/sigma_max from "
+                         f"{broken[-1]:.3e} to {broken[0]:.3e}")
+        return "\n".join(lines)
+
+
+def _check_threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not (
+        0 < threshold < 1
+    ):
+        raise ValueError(f"Expected 0 < `threshold` < 1 (relative to sigma_max), got "
+                         f"{threshold!r}.")
+    return float(threshold)
+
+
+def discover(
+    H: Callable,
+    points,
+    *,
+    threshold: float = DEFAULT_DISCOVER_THRESHOLD,
+    dimension: int | None = None,
+    reference=None,
+    names: Sequence[str] | None = None,
+) -> Discovery:
+    """Conserved quadratic quantities of ``H`` at ``points`` (seed 000; module docstring).
+
+    Parameters
+    ----------
+    H : ``H(x)`` of one point ``x (M,)`` returning a scalar, JAX-differentiable: a formula,
+        ``system.hamiltonian``, ``basis_fit.hamiltonian``, or
+        ``lambda x: fit_result.hamiltonian(x, key=key)`` for a Noether's-razor/HNN fit.
+    points : ``(N, M)`` finite sample points, ``N >= P = M(M+1)/2 + M`` (fewer would leave
+        spurious null directions).
+    threshold : relative rule ``σ_k <= threshold · σ_max`` ⇒ conserved.
+    dimension : instead of the threshold: take the ``dimension`` smallest singular values.
+    reference : generators ``(L, M+1, M+1)`` or a system, for parallelness (Sec. 5.1).
+    names : names of the reference generators (default: the system's).
+    """
+    x = check_points(points)
+    N, M = x.shape
+    basis = quadratic_basis(M)
+    P = basis.size
+    if N < P:
+        raise ValueError(f"Expected `points` to hold at least P = {P} points (the number of "
+                         f"quadratic observables on R^{M}), got {N}.")
+    if dimension is None:
+        threshold = _check_threshold(threshold)
+    elif isinstance(dimension, bool) or not isinstance(dimension, (int, np.integer)) or not (
+        0 <= dimension <= P
+    ):
+        raise ValueError(f"Expected 0 <= `dimension` <= {P}, got {dimension!r}.")
+    ref, ref_names = _reference_from(reference, names)
+    if ref is not None and ref.shape[1] != M + 1:
+        raise ValueError(f"Expected `reference` generators of shape (L, {M + 1}, {M + 1}), got "
+                         f"{ref.shape}.")
+    check_hamiltonian(H, M)
+
+    B = lie_derivatives(H, x, basis.generators) / np.sqrt(N)
+    if not np.all(np.isfinite(B)):
+        raise ValueError("`H` has non-finite gradients at some of the `points`.")
+    _, s, vt = np.linalg.svd(B, full_matrices=False)
+    if dimension is None:
+        K = int(np.sum(s <= threshold * s[0])) if s[0] > 0 else P
+        rule = f"sigma <= {threshold:g} x sigma_max"
+    else:
+        K = int(dimension)
+        threshold = None
+        rule = f"dimension = {K} given"
+    coef = vt[P - K:][::-1]  # most conserved first
+    G = basis.to_generators(coef)
+    par = ref_dim = desc = None
+    if ref is not None:
+        ref_names = (list(ref_names) if ref_names is not None
+                     else [f"G_{j}" for j in range(ref.shape[0])])
+        par = parallelness(G.reshape(K, -1), ref) if K else np.zeros(0)
+        ref_dim = int(span_basis(ref).shape[0])
+        desc = [describe_generator(G[i], ref, ref_names) for i in range(K)]
+    return Discovery(s, rule, threshold, K, coef, G, s[P - K:][::-1].copy(), basis, N,
+                     par, ref_dim, desc)
