@@ -15,3 +15,17 @@ __all__ = [
     "DivergenceError",
     "FitResult",
 ]
+
+# --- ArviZ conversion, VI diagnostics and netCDF I/O (issue 4) ------------------------------
+from .arviz import (
+    VIDiagnostics,
+    load_arviz,
+    psis_khat,
+    save_arviz,
+    summary,
+    to_arviz,
+    vi_diagnostics,
+)
+
+__all__ += ["to_arviz", "VIDiagnostics", "vi_diagnostics", "psis_khat", "summary", "save_arviz",
+            "load_arviz"]

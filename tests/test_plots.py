@@ -1,0 +1,100 @@
+"""Every figure renders headless (Agg) to a PNG of non-trivial size, and returns its figure."""
+
+import warnings
+
+import jax
+import matplotlib
+import numpy as np
+import pytest
+from test_arviz import tree
+from test_evaluate import fitted, oracle_evaluation, setup
+from test_symmetry_report import SYSTEMS, _hand_made_stack
+
+from noether_ppl.analysis import plots
+from noether_ppl.analysis.symmetry import symmetry_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(fig, path, min_bytes=10_000):
+    import matplotlib.pyplot as plt
+
+    assert isinstance(fig, matplotlib.figure.Figure)
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > min_bytes
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(path.name + ".")] == []
+    plt.close(fig)
+
+
+def test_backend_is_headless():
+    plots._pyplot()
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_symmetry_figures(tmp_path):
+    rng = np.random.default_rng(0)
+    reports = {name: symmetry_report(_hand_made_stack(sys, rng), reference=sys)
+               for name, sys in SYSTEMS.items()}
+    path = tmp_path / "singular_values.png"
+    check_png(plots.plot_singular_values(reports, path=path), path)
+    nbody = SYSTEMS["3 bodies in 2-D"]
+    path = tmp_path / "generators.png"
+    fig = plots.plot_generators(_hand_made_stack(nbody, rng), reference=nbody, path=path)
+    assert len(fig.axes) == 2 * 10
+    check_png(fig, path)
+    path = tmp_path / "generators_no_reference.png"
+    check_png(plots.plot_generators(fitted("oracle"), path=path), path, min_bytes=5_000)
+
+
+def test_model_figures(tmp_path):
+    s = setup()
+    oracle, vanilla = fitted("oracle"), fitted("vanilla")
+    key = jax.random.key(0)
+    path = tmp_path / "hamiltonians.png"
+    fig = plots.plot_phase_space_hamiltonians(
+        {"true H": lambda x: np.asarray(s.system.hamiltonian(x)),
+         "oracle": lambda x: np.asarray(oracle.hamiltonian(x, key=key))},
+        data=s.train, resolution=41, path=path)
+    check_png(fig, path)
+    path = tmp_path / "rollouts.png"
+    check_png(plots.plot_rollouts(oracle_evaluation().rollouts, coords=(0, 1), path=path), path)
+    path = tmp_path / "training.png"
+    runs = {"vanilla": vanilla, "oracle": oracle,
+            "traces": {"neg_elbo_per_n": oracle.losses, "nll_per_n": oracle.losses - 50,
+                       "kl_per_n": np.full(oracle.losses.shape, 50.0),
+                       "eta_norm": np.linspace(0.1, 1.0, oracle.losses.size)}}
+    fig = plots.plot_training_curves(runs, path=path)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["−ELBO / N", "NLL / N", "KL / N", "‖η‖"]
+    check_png(fig, path)
+
+
+def test_arviz_figures(tmp_path):
+    path = tmp_path / "ppc.png"
+    check_png(plots.plot_ppc(tree("oracle"), num_samples=20, path=path), path)
+    with warnings.catch_warnings():
+        # arviz_stats warns about high Pareto k (the figure shows them) and pandas deprecations.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        path = tmp_path / "khat.png"
+        check_png(plots.plot_khat(tree("oracle"), path=path), path)
+        path = tmp_path / "compare.png"
+        fig = plots.plot_loo_compare({"vanilla": tree("vanilla"), "oracle": tree("oracle")},
+                                     path=path)
+        check_png(fig, path, min_bytes=5_000)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: plots.plot_training_curves({"a": {"bogus": [1.0]}}), "bogus"),
+        (lambda: plots.plot_training_curves({}), "runs"),
+        (lambda: plots.plot_training_curves({"a": np.zeros((2, 2))}), "1-D"),
+        (lambda: plots.plot_singular_values({}), "reports"),
+        (lambda: plots.plot_rollouts({"a": 1}), "RolloutMetrics"),
+        (lambda: plots.plot_ppc(object()), "posterior_predictive"),
+    ],
+)
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
