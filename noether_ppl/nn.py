@@ -110,7 +110,7 @@ def init_weights(key: jax.Array, shapes: Sequence[tuple[int, int]], dtype=jnp.fl
     """LeCun-normal weights (variance ``1/in_l``) and zero biases, keeping activations O(1)."""
     keys = jax.random.split(key, len(shapes))
     weights = []
-    for k, (out, inp) in zip(keys, shapes):
+    for k, (out, inp) in zip(keys, shapes, strict=True):
         fan_in = inp - 1
         w = jax.random.normal(k, (out, fan_in), dtype) / jnp.sqrt(jnp.asarray(fan_in, dtype))
         weights.append(jnp.concatenate([w, jnp.zeros((out, 1), dtype)], axis=1))
@@ -148,6 +148,6 @@ def mlp_value_and_input_grad(
         fzs.append(h)
     value = _affine(weights[-1], h)[..., 0]
     delta = jnp.broadcast_to(weights[-1][0, :-1], h.shape)
-    for theta, z, fz in zip(reversed(weights[:-1]), reversed(zs), reversed(fzs)):
+    for theta, z, fz in zip(reversed(weights[:-1]), reversed(zs), reversed(fzs), strict=True):
         delta = jnp.matmul(delta * activation.derivative(z, fz), theta[:, :-1])
     return value, delta

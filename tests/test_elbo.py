@@ -26,7 +26,8 @@ def tiny():
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.key(3), len(leaves))
     params = jax.tree_util.tree_unflatten(tree, [
-        v + 0.05 * jax.random.normal(k, v.shape, v.dtype) for k, v in zip(keys, leaves)])
+        v + 0.05 * jax.random.normal(k, v.shape, v.dtype)
+        for k, v in zip(keys, leaves, strict=True)])
     return model, guide, params, x, x_next
 
 
@@ -124,3 +125,27 @@ def test_bad_elbo_arguments():
 
     with pytest.raises(ValueError, match="No analytic KL"):
         MatrixNormalELBO().loss(jax.random.key(0), {}, model, guide)
+
+
+@pytest.mark.parametrize("optimal", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_particle_strategies_give_the_same_loss_and_gradients(tiny, optimal):
+    """vmap, lax.map and per-particle gradient accumulation differ only in memory and time."""
+    model, guide, params, x, x_next = tiny
+    results = {}
+    for strategy in (True, False, "accumulate"):
+        elbo = MatrixNormalELBO(num_particles=3, vectorize_particles=strategy,
+                                optimal_prior_variance=optimal)
+
+        def loss(p, a, b, variances, elbo=elbo):
+            return elbo.loss(jax.random.key(5), p, model, guide, a, b, dt=0.1,
+                             prior_variances=variances)
+
+        results[strategy] = jax.jit(jax.value_and_grad(loss))(params, x, x_next, [0.5, 0.7])
+    value, grad = results[True]
+    for strategy in (False, "accumulate"):
+        v, g = results[strategy]
+        np.testing.assert_allclose(v, value, rtol=1e-12)
+        for name in grad:
+            np.testing.assert_allclose(g[name], grad[name], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="vectorize_particles"):
+        MatrixNormalELBO(vectorize_particles="sometimes")

@@ -32,7 +32,7 @@ def test_hand_written_input_grad_equals_jax_grad(name):
     g_hand = jax.grad(lambda w: jnp.sum(nn.mlp_value_and_input_grad(w, x, act)[1] ** 2))(weights)
     g_auto = jax.grad(lambda w: jnp.sum(jax.vmap(jax.vmap(jax.grad(
         lambda y: nn.mlp(w, y, act))))(x) ** 2))(weights)
-    for a, b in zip(g_hand, g_auto):
+    for a, b in zip(g_hand, g_auto, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 

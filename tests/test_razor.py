@@ -35,12 +35,12 @@ def numpy_reference_log_joint(weights, W, b, x_t, x_next, dt, S, substeps, sigma
         return J @ g
 
     logp = 0.0
-    for xt, xn in zip(x_t, x_next):
+    for xt, xn in zip(x_t, x_next, strict=True):
         y = xt.copy()
         for _ in range(substeps):
             y = y + dt / substeps * field(y)
         logp += np.sum(-0.5 * (xn - y) ** 2 / sigma2 - 0.5 * np.log(2 * np.pi * sigma2))
-    for w, v in zip(weights, prior_var):
+    for w, v in zip(weights, prior_var, strict=True):
         logp += np.sum(-0.5 * w**2 / v - 0.5 * np.log(2 * np.pi * v))
     return logp
 
@@ -54,7 +54,7 @@ def test_log_joint_equals_hand_computation():
     model = NoetherRazor(spec, phase_dim=2, conserved_init=(W, b))
     weights = [rng.normal(size=s) for s in model.shapes]
     x_t, x_next = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
-    params = {name: jnp.asarray(w) for name, w in zip(model.site_names, weights)}
+    params = {name: jnp.asarray(w) for name, w in zip(model.site_names, weights, strict=True)}
     params.update(conserved_W=jnp.asarray(W), conserved_b=jnp.asarray(b))
     logp, _ = log_density(handlers.seed(model, 0), (x_t, x_next), {"dt": 0.3}, params)
     ref = numpy_reference_log_joint(weights, W, b, x_t, x_next, 0.3, 3, 3, 0.05, [0.7, 0.7])

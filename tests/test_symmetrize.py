@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from noether_ppl import geometry, nn, symmetrize
-from noether_ppl.integrators import implicit_midpoint, rollout
+from noether_ppl.integrators import rollout
 
 
 def so2_generator():

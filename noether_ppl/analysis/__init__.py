@@ -1,6 +1,19 @@
-"""noether_ppl.analysis (exports are filled in as modules land)."""
+"""Analysis of fitted models: evaluation (one-step errors, ELBO terms, predictive metrics,
+rollouts), the learned symmetry (SVD and parallelness, Sec. 5.1), tables in the paper's layout,
+figures, and the Lie-derivative toolkit (``analysis.lie``: discover, enforce, promote)."""
 
-# --- Lie-derivative toolkit (seed 000): discover, enforce, promote -------------------------
+from . import lie, plots, tables
+from .evaluate import (
+    Evaluation,
+    PredictiveMetrics,
+    RolloutMetrics,
+    elbo_terms,
+    evaluate,
+    model_conserved_quantities,
+    one_step_mse,
+    predictive_metrics,
+    rollout_metrics,
+)
 from .lie import (
     DEFAULT_DISCOVER_THRESHOLD,
     Discovery,
@@ -14,24 +27,6 @@ from .lie import (
     promote,
     quadratic_basis,
 )
-
-__all__ = [*globals().get("__all__", []), "DEFAULT_DISCOVER_THRESHOLD", "Discovery",
-           "PromotionReport", "QuadraticBasis", "basis_lie_derivatives", "discover", "enforce",
-           "invariant_subspace", "lie_derivatives", "promote", "quadratic_basis"]
-
-# --- Evaluation, symmetry report, tables and figures (issue 4) -------------------------------
-from . import plots, tables
-from .evaluate import (
-    Evaluation,
-    PredictiveMetrics,
-    RolloutMetrics,
-    elbo_terms,
-    evaluate,
-    model_conserved_quantities,
-    one_step_mse,
-    predictive_metrics,
-    rollout_metrics,
-)
 from .symmetry import (
     DEFAULT_THRESHOLD,
     SymmetryReport,
@@ -44,8 +39,17 @@ from .symmetry import (
 )
 from .tables import format_table
 
-__all__ = [*globals().get("__all__", []), "plots", "tables", "Evaluation", "PredictiveMetrics",
-           "RolloutMetrics", "elbo_terms", "evaluate", "model_conserved_quantities",
-           "one_step_mse", "predictive_metrics", "rollout_metrics", "DEFAULT_THRESHOLD",
-           "SymmetryReport", "coordinate_names", "describe_generator", "describe_quadratic",
-           "parallelness", "subspace_cosines", "symmetry_report", "format_table"]
+__all__ = [
+    # evaluation
+    "Evaluation", "PredictiveMetrics", "RolloutMetrics", "elbo_terms", "evaluate",
+    "model_conserved_quantities", "one_step_mse", "predictive_metrics", "rollout_metrics",
+    # learned symmetry
+    "DEFAULT_THRESHOLD", "SymmetryReport", "coordinate_names", "describe_generator",
+    "describe_quadratic", "parallelness", "subspace_cosines", "symmetry_report",
+    # tables and figures
+    "format_table", "plots", "tables",
+    # Lie-derivative toolkit
+    "lie", "DEFAULT_DISCOVER_THRESHOLD", "Discovery", "PromotionReport", "QuadraticBasis",
+    "basis_lie_derivatives", "discover", "enforce", "invariant_subspace", "lie_derivatives",
+    "promote", "quadratic_basis",
+]

@@ -1,6 +1,16 @@
 """Inference for Noether's razor: the matrix-normal guide (App. D.1), the ELBO with the
-closed-form prior variance (App. D.3–D.4) and ``fit`` on top of NumPyro's SVI."""
+closed-form prior variance (App. D.3–D.4), ``fit`` on top of NumPyro's SVI, and the ArviZ
+conversion with VI diagnostics."""
 
+from .arviz import (
+    VIDiagnostics,
+    load_arviz,
+    psis_khat,
+    save_arviz,
+    summary,
+    to_arviz,
+    vi_diagnostics,
+)
 from .elbo import MatrixNormalELBO
 from .fit import DivergenceError, fit, make_optimizer
 from .guide import AutoMatrixNormal, init_to_lecun
@@ -14,18 +24,11 @@ __all__ = [
     "make_optimizer",
     "DivergenceError",
     "FitResult",
+    "to_arviz",
+    "VIDiagnostics",
+    "vi_diagnostics",
+    "psis_khat",
+    "summary",
+    "save_arviz",
+    "load_arviz",
 ]
-
-# --- ArviZ conversion, VI diagnostics and netCDF I/O (issue 4) ------------------------------
-from .arviz import (
-    VIDiagnostics,
-    load_arviz,
-    psis_khat,
-    save_arviz,
-    summary,
-    to_arviz,
-    vi_diagnostics,
-)
-
-__all__ += ["to_arviz", "VIDiagnostics", "vi_diagnostics", "psis_khat", "summary", "save_arviz",
-            "load_arviz"]

@@ -12,10 +12,17 @@ from ..integrators import INTEGRATORS
 from ..nn import ACTIVATIONS
 from ..symmetrize import MEASURES, SAMPLING_SCHEMES
 
-__all__ = ["ModelSpec", "AUTO_TILE_ROWS"]
+__all__ = ["ModelSpec", "AUTO_TILE_BYTES"]
 
-AUTO_TILE_ROWS = 2048
-"""Transformed points (pairs × symmetry samples) per tile with ``pair_tile="auto"``."""
+AUTO_TILE_BYTES = 2 * 2**30
+"""Memory budget of one weight sample's reverse-mode intermediates with ``pair_tile="auto"``."""
+
+_RESIDUALS_PER_UNIT = 8
+"""Arrays of one hidden unit's size that reverse mode keeps per field evaluation (pre- and
+post-activation, derivative, input-gradient terms, with headroom); a memory estimate."""
+
+_FIELD_EVALUATIONS = {"euler": 1, "rk4": 4, "midpoint": 11}
+"""Vector-field evaluations per sub-step (midpoint: predictor + 10 fixed-point sweeps)."""
 
 
 def _is_int(v) -> bool:
@@ -50,10 +57,11 @@ class ModelSpec:
     conserved_init_scale : standard deviation of the small random initial W_k, b_k of C_η.
     dtype : ``"float32"`` (default for training) or ``"float64"``.
     pair_tile : pairs per tile of the likelihood mean's memory-light backward pass
-        (:func:`noether_ppl.pointwise.tiled_pointwise`); ``"auto"`` (default) picks tiles of about
-        ``AUTO_TILE_ROWS`` transformed points (``pair_tile · S``), ``None`` uses plain reverse
-        mode (every sub-step's activations held in memory). Changes speed and memory, not
-        results.
+        (:func:`noether_ppl.pointwise.tiled_pointwise`, which recomputes each tile's forward
+        pass); ``None`` uses plain reverse mode (every sub-step's activations for every pair in
+        memory); ``"auto"`` (default) uses plain reverse mode while one weight sample's
+        intermediates fit in ``AUTO_TILE_BYTES`` and the largest tiles that fit otherwise.
+        Changes speed and memory, not results.
     """
 
     hidden: tuple[int, ...] = (200, 200)
@@ -134,13 +142,23 @@ class ModelSpec:
                 f"Expected `pair_tile` to be a positive int, 'auto' or None, got {pt!r}."
             )
 
+    def residual_bytes_per_pair(self) -> int:
+        """Estimated bytes reverse mode keeps per pair and weight sample: S transformed points
+        × (Σ hidden widths) × arrays per unit × field evaluations over Δt × item size."""
+        rows = self.sym_samples if self.n_conserved > 0 else 1
+        evals = self.substeps * _FIELD_EVALUATIONS[self.integrator]
+        itemsize = 4 if self.dtype == "float32" else 8
+        return rows * sum(self.hidden) * _RESIDUALS_PER_UNIT * evals * itemsize
+
     def tile_for(self, n_pairs: int) -> int | None:
         """Pairs per tile for a batch of ``n_pairs`` (None: no tiling)."""
         if self.pair_tile is None:
             return None
         if self.pair_tile == "auto":
-            rows = self.sym_samples if self.n_conserved > 0 else 1
-            return max(1, AUTO_TILE_ROWS // rows)
+            per_pair = self.residual_bytes_per_pair()
+            if n_pairs * per_pair <= AUTO_TILE_BYTES:
+                return None
+            return max(1, AUTO_TILE_BYTES // per_pair)
         return int(self.pair_tile)
 
     def replace(self, **changes) -> ModelSpec:
