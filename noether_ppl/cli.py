@@ -1,0 +1,322 @@
+"""The ``noether-ppl`` command line: ``fit``, ``report``, ``simulate``, ``demo``.
+
+Exit codes: 0 success, 1 a run failed (e.g. training diverged), 2 bad input (one line on
+stderr; ``--debug`` shows the traceback), 130 interrupted (resume with ``fit --resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``noether-ppl fit: error: ... (see --help)``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- demo
+def _cmd_demo(args) -> int:
+    from .demo import DemoSettings, run_demo
+
+    settings = DemoSettings(seed=args.seed)
+    if args.steps is not None:
+        settings = DemoSettings(**{**settings.__dict__, "num_steps": args.steps})
+    run_demo(args.out, settings, progress_bar=not args.no_progress)
+    return 0
+
+
+# ----------------------------------------------------------------------------- simulate
+SYSTEM_NAMES = ("oscillator", "oscillators", "nbody")
+
+
+def _make_system(name: str, n: int, dim: int):
+    from . import systems
+
+    if name == "oscillator":
+        return systems.HarmonicOscillator()
+    if name == "oscillators":
+        return systems.CoupledOscillators(n)
+    return systems.NBody(n_bodies=n, dim=dim)
+
+
+def _cmd_simulate(args) -> int:
+    import jax
+    import numpy as np
+
+    from .analysis.plots import plot_phase_space_hamiltonians
+
+    system = _make_system(args.system, args.n, args.dim)
+    data = system.simulate(jax.random.key(args.seed), n_trajectories=args.trajectories,
+                           n_steps=args.steps, dt=args.dt)
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "trajectories.npz")
+    data.save(path)
+    print(f"Simulated {data.n_trajectories} trajectories x {data.n_steps} steps of "
+          f"{system.name} (phase_dim={system.phase_dim}, dt={data.dt}) -> {path}")
+    if system.phase_dim == 2:
+        fig = plot_phase_space_hamiltonians(
+            {f"H of {system.name}": lambda x: np.asarray(system.hamiltonian(x))}, data=data,
+            path=os.path.join(args.out, "trajectories.png"))
+        print(f"Figure -> {os.path.join(args.out, 'trajectories.png')}")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return 0
+
+
+# ----------------------------------------------------------------------------- fit
+def _variants(values):
+    if not values:
+        return None
+    out = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def _named_files(values, dt):
+    from .experiments.runner import load_user_data
+
+    tests = {}
+    for item in values or []:
+        if "=" not in item:
+            raise ValueError(f"--test {item!r}: expected NAME=FILE (e.g. held_out=held.npz).")
+        name, path = item.split("=", 1)
+        if not name or name == "train" or name in tests:
+            raise ValueError(f"--test {item!r}: expected a new name other than 'train'.")
+        tests[name] = load_user_data(path, dt)
+    return tests
+
+
+def _cmd_fit(args) -> int:
+    from .experiments import load_experiment, run_experiment
+    from .experiments.config import Experiment
+    from .experiments.runner import EXPERIMENT_FILE, load_reference, load_user_data
+    from .runs.folder import read_json
+
+    if args.resume is not None:
+        out = args.resume
+        if args.out is not None and os.path.abspath(args.out) != os.path.abspath(out):
+            raise ValueError("--resume continues a run in its own folder; drop --out or give "
+                             "the same folder.")
+        stored_path = os.path.join(out, EXPERIMENT_FILE)
+        if not os.path.exists(stored_path):
+            raise FileNotFoundError(f"Nothing to resume in {out!r}: no {EXPERIMENT_FILE}.")
+        if args.experiment is not None:
+            experiment = load_experiment(args.experiment, args.set)
+        else:
+            stored = read_json(stored_path, "experiment file")
+            if "experiment" not in stored:
+                raise ValueError(f"{stored_path!r} is not a noether-ppl experiment file.")
+            experiment = Experiment.from_dict(stored["experiment"], source=stored_path,
+                                              overrides=stored.get("overrides", ()))
+            if args.set:
+                experiment = experiment.replace(args.set)
+    else:
+        if args.experiment is None:
+            raise ValueError("give an EXPERIMENT (a packaged name such as sho-cpu, or a TOML "
+                             "file), or --resume DIR.")
+        if args.out is None:
+            raise ValueError("give the output folder with --out DIR.")
+        out = args.out
+        experiment = load_experiment(args.experiment, args.set)
+    if args.dt is not None and args.data is None:
+        raise ValueError("--dt is the time step of a --data .npy file; give --data too.")
+    if args.test and args.data is None:
+        raise ValueError("--test is for your own data; give --data too.")
+    data = None if args.data is None else load_user_data(args.data, args.dt)
+    tests = _named_files(args.test, args.dt)
+    reference = names = None
+    if args.reference is not None:
+        reference, names = load_reference(args.reference)
+    print(f"Experiment {experiment.name} ({experiment.source}"
+          + (f"; --set {' '.join(experiment.overrides)}" if experiment.overrides else "")
+          + f") -> {out}", flush=True)
+    t0 = time.perf_counter()
+    res = run_experiment(experiment, out, variants=_variants(args.variant), data=data,
+                         tests=tests, reference=reference, reference_names=names,
+                         data_source=None if args.data is None else os.path.abspath(args.data),
+                         resume=args.resume is not None, progress_bar=not args.no_progress,
+                         analyze=not args.no_analysis)
+    if res.table:
+        print("")
+        print(res.table)
+    for run in res.runs.values():
+        sym = (run.metrics or {}).get("symmetry")
+        if sym:
+            par = sym.get("parallelness")
+            text = (f"{run.label}: learned symmetry of dimension {sym['dimension']} "
+                    f"(of K = {len(sym['singular_values'])})")
+            if par is not None:
+                text += (f", reference dimension {sym['reference_dimension']}, parallelness "
+                         f"{', '.join(f'{p:.3f}' for p in par)}")
+            print(text)
+    print(f"\nWrote {out} ({time.perf_counter() - t0:.0f} s). Rebuild the table and figures "
+          f"with: noether-ppl report {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- report
+def _cmd_report(args) -> int:
+    from .runs.report import report
+
+    report(args.runs, figures=not args.no_figures, out=args.out,
+           fmt="markdown" if args.markdown else "text")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="noether-ppl",
+        description="Learn Hamiltonian dynamics and the symmetries the data obeys "
+        "(Noether's razor, in NumPyro).",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, **kwargs):
+        p = sub.add_parser(name, **kwargs)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+        return p
+
+    p = add("fit", help="fit the variants of an experiment into a run folder",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            description="Fit the variants of an experiment into OUT/<variant>/ run folders "
+            "with periodic\ncheckpoints, evaluate them and print the paper-layout table. "
+            "EXPERIMENT is a packaged\nname (sho, oscillators3, nbody2d3 at paper scale; "
+            "sho-cpu, oscillators3-cpu,\nnbody2d3-cpu at CPU scale) or the path of a TOML "
+            "file.",
+            epilog="examples:\n"
+            "  noether-ppl fit nbody2d3-cpu --out runs/nb\n"
+            "  noether-ppl fit sho-cpu --variant learned --set inference.num_steps=500 "
+            "--out runs/sho\n"
+            "  noether-ppl fit --resume runs/nb            # continue an interrupted run\n"
+            "  noether-ppl fit sho-cpu --data mine.npy --dt 0.1 --out runs/mine\n"
+            "\n--set takes dotted keys of the experiment file; values are TOML (8, 1e-3,\n"
+            "[64, 64], true, \"ball\"; bare words are strings). Setting inference.num_steps\n"
+            "replaces inference.epochs and vice versa.")
+    p.add_argument("experiment", nargs="?", metavar="EXPERIMENT",
+                   help="packaged experiment name or TOML file (optional with --resume)")
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help="variant(s) to fit: vanilla, learned, oracle, so2, u(n), se2 "
+                   "(repeat or comma-separate; default: the experiment's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. inference.num_steps=500 or model.hidden=[32]")
+    p.add_argument("--out", metavar="DIR", help="output folder (must not hold a run yet)")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR from its last checkpoints")
+    p.add_argument("--data", metavar="FILE",
+                   help="your own training trajectories (.npz with states and dt, or .npy "
+                   "(N, T+1, M) with --dt) in place of the simulated system")
+    p.add_argument("--dt", type=_positive_float, help="time step of a --data/--test .npy file")
+    p.add_argument("--test", action="append", metavar="NAME=FILE",
+                   help="a held-out test set of your own (with --data)")
+    p.add_argument("--reference", metavar="FILE",
+                   help="reference generators (L, M+1, M+1) (.npy, or .npz with 'generators' "
+                   "and 'names') for your data: parallelness and the 'oracle' variant")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-analysis", action="store_true",
+                   help="fit only: no metrics, ArviZ file, figures or table")
+    p.set_defaults(func=_cmd_fit)
+
+    p = add("report", help="tables and figures of saved runs, without refitting",
+            description="Print the paper-layout table (one row per run) of run folders, "
+            "experiment folders or folders of runs, the learned symmetries and VI "
+            "diagnostics, and redraw the figures, without refitting.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run or experiment folder(s)")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for the comparison figures (default: the experiment folder's "
+                   "figures/ when one experiment folder is given)")
+    p.add_argument("--no-figures", action="store_true", help="print the table only")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.set_defaults(func=_cmd_report)
+
+    p = add("demo", help="harmonic oscillator: vanilla vs learned vs SO(2) (Table 1)",
+            description="Fit the plain HNN, Noether's razor (K = 1) and the fixed SO(2) model "
+            "on the paper's oscillator data; print a Table-1 layout and write metrics.json, "
+            "one run folder per model (with its ArviZ file) and figures.")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="optimisation steps per model (default: the demo's setting)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+    p = add("simulate", help="simulate trajectories of a known system",
+            description="Simulate trajectories in float64 and save them as .npz.")
+    p.add_argument("system", choices=SYSTEM_NAMES)
+    p.add_argument("--n", type=_positive_int, default=3,
+                   help="oscillators: number of oscillators; nbody: number of bodies")
+    p.add_argument("--dim", type=_positive_int, default=2, help="nbody: spatial dimension")
+    p.add_argument("--trajectories", type=_positive_int, default=100)
+    p.add_argument("--steps", type=_positive_int, default=20, help="Δt steps per trajectory")
+    p.add_argument("--dt", type=_positive_float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/simulate")
+    p.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    debug = getattr(args, "debug", False)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, IsADirectoryError) as err:
+        if debug:
+            raise
+        print(f"noether-ppl {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except (FloatingPointError, RuntimeError) as err:  # diverged training, failed simulation
+        if debug:
+            raise
+        print(f"noether-ppl {args.command}: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "fit":
+            folder = args.resume or args.out
+            hint = f"; continue with: noether-ppl fit --resume {folder}"
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""``noether-ppl demo``: Table 1 and Fig. 2 of the paper at CPU scale.
+
+Simulates the 1-D harmonic oscillator data set of App. C.1 (7 initial conditions; 4 pairs
+Δt = 0.2 apart where the paper has 4 points, i.e. 3 pairs: see ``sho-cpu.toml``; test: 100
+initial conditions × 20 steps), fits the plain HNN (K = 0), Noether's razor with one learned
+conserved quantity (K = 1) and the fixed SO(2) "oracle", prints a table like Table 1 with the
+learned generator's alignment with SO(2), and writes ``metrics.json``, ``hamiltonians.png``
+(Fig. 2), ``training_curves.png`` and one run folder per model (with its ArviZ file
+``posterior.nc``, metrics and figures) into the output folder;
+``noether-ppl report`` rebuilds the table from the run folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+import jax
+
+from . import systems
+from ._io import atomic_write_json
+from .analysis.symmetry import DEFAULT_THRESHOLD, symmetry_report
+from .analysis.tables import format_table
+from .inference.fit import fit
+from .models import ModelSpec, NoetherRazor
+from .runs.analysis import analyze_run, comparison_figures
+from .runs.folder import open_run, save_run
+
+__all__ = ["DemoSettings", "run_demo", "format_table"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """CPU-scale settings (the paper's: hidden (200, 200), S = 200, 2000 epochs; App. C.1)."""
+
+    hidden: tuple[int, ...] = (64, 64)
+    elu_alpha: float = 2.0
+    sym_samples: int = 32
+    sampling: str = "iid"
+    substeps: int = 20
+    num_particles: int = 1
+    num_steps: int = 2000
+    lr: float = 3e-3
+    lr_conserved: float = 1e-2
+    noise_variance: float = 1e-3
+    seed: int = 0
+
+    def spec(self, n_conserved: int) -> ModelSpec:
+        return ModelSpec(
+            hidden=self.hidden, activation="elu", elu_alpha=self.elu_alpha,
+            n_conserved=n_conserved, sym_samples=self.sym_samples, measure="uniform",
+            measure_scale=math.pi, sampling=self.sampling, integrator="euler",
+            substeps=self.substeps, noise_variance=self.noise_variance,
+            prior_variance="optimal",
+        )
+
+
+def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
+             progress_bar: bool = True, echo=print) -> dict:
+    """Run the demo; returns the metrics dict written to ``out/metrics.json``.
+
+    Writes one run folder per model (``out/vanilla``, ``out/learned``, ``out/oracle``: the
+    fit, its data, ``metrics.json``, the ArviZ file ``posterior.nc`` and figures; see
+    :mod:`noether_ppl.runs`), ``metrics.json``, ``hamiltonians.png`` (Fig. 2) and
+    ``training_curves.png``.
+    """
+    settings = settings or DemoSettings()
+    t_start = time.perf_counter()
+    key = jax.random.key(settings.seed)
+    k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)
+    sho = systems.HarmonicOscillator()
+    train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
+    test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
+    echo(f"Data: {train.n_trajectories} training trajectories x {train.n_steps} pairs "
+         f"(dt = {train.dt}), {test.n_trajectories} test trajectories x {test.n_steps} steps.")
+
+    models = {
+        "vanilla": NoetherRazor(settings.spec(0), phase_dim=2),
+        "learned": NoetherRazor(settings.spec(1), phase_dim=2),
+        "oracle": NoetherRazor(settings.spec(1), phase_dim=2, generators=sho.generators()),
+    }
+    labels = {"vanilla": "HNN", "learned": "HNN + learned symmetry",
+              "oracle": "HNN + fixed SO(2)"}
+    fit_settings = {"num_steps": settings.num_steps, "lr": settings.lr,
+                    "lr_conserved": settings.lr_conserved,
+                    "num_particles": settings.num_particles}
+    runs, metrics = {}, {}
+    for i, (name, model) in enumerate(models.items()):
+        result = fit(model, train, key=jax.random.fold_in(k_fit, i),
+                     num_steps=settings.num_steps, lr=settings.lr,
+                     lr_conserved=settings.lr_conserved,
+                     num_particles=settings.num_particles, progress_bar=progress_bar)
+        folder = os.path.join(out, name)
+        meta = {"experiment": "demo", "variant": name, "label": labels[name], "order": i,
+                "system": {"name": "harmonic_oscillator", "mass": 1.0, "stiffness": 1.0},
+                "analysis": {"threshold": DEFAULT_THRESHOLD}, "data_source": "simulated"}
+        save_run(result, folder, train=train, tests={"test": test},
+                 reference=sho.generators(), reference_names=sho.generator_names(),
+                 meta=meta, settings=fit_settings)
+        # 8 posterior draws for the predictive metrics and rollouts from 20 test initial
+        # conditions keep the analysis to seconds; 100 draws in the ArviZ file (PSIS needs 25+).
+        m = analyze_run(folder, key=jax.random.fold_in(k_eval, i), system=sho,
+                        threshold=DEFAULT_THRESHOLD, num_samples=8, rollout_trajectories=20,
+                        arviz_samples=100)
+        runs[name] = open_run(folder)
+        metrics[name] = {
+            "train_mse": m["train_mse"],
+            "nll_per_n": m["nll_per_n"],
+            "kl_per_n": m["kl_per_n"],
+            "neg_elbo_per_n": m["neg_elbo_per_n"],
+            "test_mse": m["test_mse"]["test"],
+            "wall_time_s": result.info["wall_time_s"],
+        }
+        if m.get("vi"):
+            metrics[name]["pareto_k"] = m["vi"]["pareto_k"]
+    report = symmetry_report(runs["learned"].result, reference=sho,
+                             threshold=DEFAULT_THRESHOLD)
+    metrics["learned"]["singular_values"] = report.singular_values.tolist()
+    metrics["learned"]["parallelness"] = report.parallelness.tolist()
+    metrics["learned"]["conserved_quantity"] = report.descriptions
+
+    echo("")
+    echo(format_table({labels[n]: m for n, m in metrics.items()},
+                      "Harmonic oscillator (paper Table 1 layout, CPU scale)", layout="table1"))
+    echo("")
+    echo(str(report))
+
+    comparison_figures([runs[n] for n in models], out, system=sho,
+                       key=jax.random.fold_in(k_eval, 99))
+    metrics_out = dict(metrics)
+    metrics_out["settings"] = dataclasses.asdict(settings)
+    metrics_out["wall_time_s"] = time.perf_counter() - t_start
+    atomic_write_json(os.path.join(out, "metrics.json"), metrics_out)
+    echo(f"\nWrote {out}/metrics.json, {out}/hamiltonians.png, {out}/training_curves.png and "
+         f"one run folder per model ({', '.join(models)}) with posterior.nc, metrics and "
+         f"figures ({metrics_out['wall_time_s']:.0f} s). Rebuild the table with: "
+         f"noether-ppl report {out}")
+    return metrics_out

@@ -1,0 +1,25 @@
+"""Run folders: fitted models on disk (parameters, traces, data, metrics, ArviZ file, figures),
+checkpoints of the full SVI state for resuming, and reports rebuilt without refitting."""
+
+from .analysis import analyze_run, comparison_figures, run_figures
+from .checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
+from .folder import Run, fit_in_folder, is_run_folder, load_run, open_run, save_run
+from .report import find_runs, report
+
+__all__ = [
+    "save_run",
+    "load_run",
+    "open_run",
+    "Run",
+    "fit_in_folder",
+    "is_run_folder",
+    "analyze_run",
+    "run_figures",
+    "comparison_figures",
+    "report",
+    "find_runs",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "fingerprint",
+]

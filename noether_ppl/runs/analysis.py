@@ -1,0 +1,255 @@
+"""The analysis of a run folder: metrics, the ArviZ file and figures, all without refitting.
+
+:func:`analyze_run` evaluates a saved fit (the columns of the paper's tables, predictive and
+rollout metrics), its learned symmetry (Sec. 5.1) and the VI diagnostics, and writes
+``metrics.json``, ``posterior.nc`` and ``figures/`` into the folder. :func:`run_figures`
+(re)draws a run's figures; :func:`comparison_figures` draws several runs side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import jax
+import numpy as np
+
+from ..analysis.symmetry import DEFAULT_THRESHOLD
+from .folder import FIGURES_DIR, METRICS_FILE, Run, open_run, write_json
+
+__all__ = ["analyze_run", "run_figures", "comparison_figures", "table_row", "ARVIZ_FILE"]
+
+ARVIZ_FILE = "posterior.nc"
+MIN_VI_SAMPLES = 25
+"""Fewest posterior draws for the Pareto k̂ of the VI diagnostics (PSIS fits the tail of the
+largest fifth of the importance weights, which needs at least 5 of them)."""
+
+
+def _close(fig):
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _symmetry(run: Run, threshold: float):
+    from ..analysis.symmetry import symmetry_report
+
+    result = run.result
+    if not result.model.learns_conserved:
+        return None
+    return symmetry_report(result, reference=run.reference, names=run.reference_names,
+                           threshold=threshold)
+
+
+def table_row(metrics: dict) -> dict:
+    """The table columns of a metrics dict (as :func:`analyze_run` writes it)."""
+    return {k: metrics.get(k) for k in ("train_mse", "nll_per_n", "kl_per_n", "neg_elbo_per_n",
+                                         "test_mse")}
+
+
+def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAULT_THRESHOLD,
+                min_parallelness: float = 0.99, arviz_samples: int = 100,
+                figures: bool = True, num_samples: int = 32, num_repeats: int = 4,
+                rollouts: bool = True, rollout_steps: int | None = None,
+                rollout_trajectories: int | None = None, echo=None) -> dict:
+    """Evaluate the fit saved in ``folder`` (a path or an opened :class:`Run`) and write
+    ``metrics.json``, the ArviZ file ``posterior.nc`` (``arviz_samples`` posterior draws; 0
+    skips it; the Pareto k̂ of the VI diagnostics needs at least :data:`MIN_VI_SAMPLES`) and
+    ``figures/``.
+
+    ``system``: the system that generated the data (accurate rollouts, true energy and
+    conserved quantities); None for user data. Returns the metrics dict: the table columns at
+    the top level (``train_mse``, ``nll_per_n``, ``kl_per_n``, ``neg_elbo_per_n``,
+    ``test_mse``), ``evaluation`` (everything :func:`~noether_ppl.analysis.evaluate.evaluate`
+    computed), ``symmetry`` (the learned symmetry, for models that learn C_η), ``vi`` (Pareto
+    k̂) and run facts (variant, label, steps, wall time).
+    """
+    from ..analysis.evaluate import evaluate
+    from ..inference.arviz import save_arviz, to_arviz, vi_diagnostics
+
+    run = folder if isinstance(folder, Run) else open_run(folder)
+    if run.train is None:
+        raise ValueError(f"{run.folder!r} holds no training data (data/train.npz).")
+    result = run.result
+    k_eval, k_az = jax.random.split(key)
+    ev = evaluate(result, run.train, run.tests, key=k_eval, system=system,
+                  num_samples=num_samples, num_repeats=num_repeats, rollouts=rollouts,
+                  rollout_steps=rollout_steps, rollout_trajectories=rollout_trajectories)
+    metrics = ev.to_dict()
+    metrics["evaluation"] = {k: metrics.pop(k) for k in ("predictive", "rollouts")}
+    report = _symmetry(run, threshold)
+    metrics["symmetry"] = None if report is None else report.to_dict()
+    if report is not None and report.parallelness is not None:
+        metrics["symmetry"]["matches_reference"] = report.matches_reference(min_parallelness)
+        metrics["symmetry"]["min_parallelness"] = min_parallelness
+    metrics["vi"] = None
+    if arviz_samples:
+        tree = to_arviz(result, run.train, key=k_az, num_samples=arviz_samples)
+        save_arviz(tree, os.path.join(run.folder, ARVIZ_FILE))
+        if arviz_samples >= MIN_VI_SAMPLES:
+            metrics["vi"] = vi_diagnostics(result, run.train, key=k_az,
+                                           num_samples=arviz_samples).to_dict()
+    metrics.update({
+        "label": run.label,
+        "status": run.info["status"],
+        "steps": run.info["steps"],
+        "wall_time_s": run.info.get("info", {}).get("wall_time_s"),
+    })
+    if figures:
+        notes: list[str] = []
+        run_figures(run, system=system, key=k_eval, evaluation=ev, report=report, notes=notes)
+        metrics["figure_notes"] = notes
+    write_json(os.path.join(run.folder, METRICS_FILE), metrics)
+    if echo is not None and report is not None:
+        echo(f"{run.label}: " + str(report))
+    return metrics
+
+
+def _figure(paths: list, notes: list, path: str, draw) -> None:
+    """Draw one figure to ``path``; warnings raised while drawing (e.g. ArviZ's about high
+    Pareto k̂) are collected in ``notes``, not lost."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = draw(path)
+    _close(fig)
+    paths.append(path)
+    for w in caught:
+        text = f"{os.path.basename(path)}: {w.category.__name__}: {w.message}"
+        if text not in notes:
+            notes.append(text)
+
+
+def _num_draws(tree) -> int:
+    sizes = tree["posterior"].sizes
+    return int(sizes.get("chain", 1) * sizes.get("draw", 1))
+
+
+def _reference_for(run: Run, system):
+    if system is not None and getattr(system, "has_known_generators", False):
+        return system
+    return run.reference
+
+
+def run_figures(run: Run, *, system=None, key: jax.Array | None = None, evaluation=None,
+                report=None, notes: list | None = None) -> list[str]:
+    """Draw a run's figures into ``RUN/figures`` and return the paths written:
+
+    - ``training_curves.png``: −ELBO/N and ‖η‖ per step;
+    - ``hamiltonian.png`` (``M = 2``): the learned Ĥ on phase space next to the true H (Fig. 2);
+    - ``singular_values.png`` and ``generators.png`` (models that learn C_η): singular values
+      and parallelness (Figs. 3–4), generator heat-maps and their SVD (Fig. 5);
+    - ``rollouts.png`` (with ``evaluation``, an :class:`~noether_ppl.analysis.Evaluation`):
+      rollouts against ground truth, error growth and drifts;
+    - ``ppc.png``, ``khat.png`` (when the run has ``posterior.nc``): ArviZ's posterior
+      predictive check and (with at least :data:`MIN_VI_SAMPLES` draws) the Pareto k̂ of
+      PSIS-LOO.
+
+    Warnings raised while drawing are appended to ``notes``.
+    """
+    from ..analysis import plots
+    from ..analysis.symmetry import symmetry_report
+
+    out = os.path.join(run.folder, FIGURES_DIR)
+    key = jax.random.key(0) if key is None else key
+    notes = [] if notes is None else notes
+    result = run.result
+    paths: list[str] = []
+    label = run.label
+    _figure(paths, notes, os.path.join(out, "training_curves.png"),
+            lambda p: plots.plot_training_curves({label: result}, path=p))
+    if result.model.phase_dim == 2:
+        panels = {}
+        if system is not None:
+            panels["true H"] = lambda x: np.asarray(system.hamiltonian(x))
+        panels[label] = lambda x: np.asarray(result.hamiltonian(x, key=key))
+        _figure(paths, notes, os.path.join(out, "hamiltonian.png"),
+                lambda p: plots.plot_phase_space_hamiltonians(panels, data=run.train, path=p))
+    if result.model.learns_conserved:
+        reference = _reference_for(run, system)
+        if report is None:
+            threshold = run.meta.get("analysis", {}).get("threshold", DEFAULT_THRESHOLD)
+            report = symmetry_report(result, reference=run.reference,
+                                     names=run.reference_names, threshold=threshold)
+        _figure(paths, notes, os.path.join(out, "singular_values.png"),
+                lambda p: plots.plot_singular_values({label: report}, path=p))
+        _figure(paths, notes, os.path.join(out, "generators.png"),
+                lambda p: plots.plot_generators(result, reference=reference, path=p))
+    if evaluation is not None and evaluation.rollouts:
+        name = "test" if "test" in evaluation.rollouts else next(iter(evaluation.rollouts))
+        _figure(paths, notes, os.path.join(out, "rollouts.png"),
+                lambda p: plots.plot_rollouts({label: evaluation.rollouts[name]}, path=p))
+    tree_path = os.path.join(run.folder, ARVIZ_FILE)
+    if os.path.exists(tree_path):
+        from ..inference.arviz import load_arviz
+
+        tree = load_arviz(tree_path)
+        _figure(paths, notes, os.path.join(out, "ppc.png"),
+                lambda p: plots.plot_ppc(tree, path=p))
+        if _num_draws(tree) >= MIN_VI_SAMPLES:  # PSIS-LOO fits a tail of >= 5 draws
+            _figure(paths, notes, os.path.join(out, "khat.png"),
+                    lambda p: plots.plot_khat(tree, path=p))
+    return paths
+
+
+def comparison_figures(runs: list[Run], out, *, system=None, key: jax.Array | None = None,
+                       notes: list | None = None) -> list[str]:
+    """Figures comparing runs (e.g. the variants of one experiment) in ``out``:
+    ``training_curves.png``; ``hamiltonians.png`` for ``M = 2`` (learned Hamiltonians next to
+    the true one, Fig. 2); ``singular_values.png`` of the runs that learn C_η (Figs. 3–4);
+    ``loo_compare.png``, the PSIS-LOO comparison of runs with ArviZ files (of at least
+    :data:`MIN_VI_SAMPLES` draws) on the same data.
+    Returns the paths written."""
+    from ..analysis import plots
+    from ..analysis.symmetry import symmetry_report
+
+    key = jax.random.key(0) if key is None else key
+    notes = [] if notes is None else notes
+    out = os.fspath(out)
+    paths: list[str] = []
+    labels = _unique_labels(runs)
+    pairs = list(zip(labels, runs, strict=True))
+    _figure(paths, notes, os.path.join(out, "training_curves.png"),
+            lambda p: plots.plot_training_curves({lab: r.result for lab, r in pairs}, path=p))
+    if all(r.result.model.phase_dim == 2 for r in runs):
+        panels = {}
+        if system is not None:
+            panels["true H"] = lambda x: np.asarray(system.hamiltonian(x))
+        for lab, r in pairs:
+            panels[lab] = (lambda res: lambda x: np.asarray(res.hamiltonian(x, key=key)))(
+                r.result)
+        _figure(paths, notes, os.path.join(out, "hamiltonians.png"),
+                lambda p: plots.plot_phase_space_hamiltonians(panels, data=runs[0].train,
+                                                              path=p))
+    reports = {}
+    for lab, r in pairs:
+        if r.result.model.learns_conserved:
+            threshold = r.meta.get("analysis", {}).get("threshold", DEFAULT_THRESHOLD)
+            reports[lab] = symmetry_report(r.result, reference=r.reference,
+                                           names=r.reference_names, threshold=threshold)
+    if reports:
+        _figure(paths, notes, os.path.join(out, "singular_values.png"),
+                lambda p: plots.plot_singular_values(reports, path=p))
+    trees = {lab: os.path.join(r.folder, ARVIZ_FILE) for lab, r in pairs}
+    same_data = len({r.info["files"].get("data/train.npz") for r in runs}) == 1
+    if len(runs) > 1 and same_data and all(os.path.exists(t) for t in trees.values()):
+        from ..inference.arviz import load_arviz
+
+        loaded = {lab: load_arviz(t) for lab, t in trees.items()}
+        if min(_num_draws(t) for t in loaded.values()) < MIN_VI_SAMPLES:
+            return paths
+        _figure(paths, notes, os.path.join(out, "loo_compare.png"),
+                lambda p: plots.plot_loo_compare(loaded, path=p))
+    return paths
+
+
+def _unique_labels(runs: list[Run]) -> list[str]:
+    labels, seen = [], {}
+    for r in runs:
+        lab = r.label
+        if lab in seen:
+            seen[lab] += 1
+            lab = f"{lab} ({os.path.basename(os.path.normpath(r.folder))})"
+        else:
+            seen[lab] = 1
+        labels.append(lab)
+    return labels

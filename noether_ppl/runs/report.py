@@ -1,0 +1,155 @@
+"""``noether-ppl report``: the paper-layout table and the figures of saved runs, without refitting.
+
+Each path is a run folder (``run.json``), an experiment folder (``experiment.json`` and one run
+folder per variant) or a folder of run folders. One table row per run; the layout follows the
+system (Table 1 / 2: the test set; Table 3: test, moved and wider sets).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..analysis.symmetry import DEFAULT_THRESHOLD
+from .folder import Run, is_run_folder, open_run, read_run_info
+
+__all__ = ["find_runs", "report"]
+
+
+def find_runs(path) -> list[str]:
+    """The run folders under ``path``: the folder itself, or its run sub-folders (the variants
+    of an experiment folder) in the order they were fitted."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"No folder at {path!r}.")
+    if is_run_folder(path):
+        return [path]
+    subs = [d for d in os.listdir(path) if is_run_folder(os.path.join(path, d))]
+    if not subs:
+        raise ValueError(f"{path!r} holds no run folder (no {os.path.join(path, 'run.json')!r} "
+                         f"and no sub-folder with one).")
+
+    def order(d):
+        meta = read_run_info(os.path.join(path, d)).get("meta") or {}
+        o = meta.get("order")
+        return (o if isinstance(o, int) else 10**6, d)
+
+    return [os.path.join(path, d) for d in sorted(subs, key=order)]
+
+
+def _system_for(run: Run):
+    from ..experiments.config import build_system
+
+    system = run.meta.get("system")
+    if not system:
+        return None
+    try:
+        return build_system(system)
+    except (ValueError, TypeError):
+        return None
+
+
+def _row(run: Run, echo) -> dict:
+    from .analysis import table_row
+
+    if run.metrics is not None:
+        return table_row(run.metrics)
+    import jax
+
+    from ..analysis.evaluate import evaluate
+
+    echo(f"note: {run.folder} has no metrics.json; evaluating the saved fit now (one-step "
+         f"metrics only, no rollouts).")
+    ev = evaluate(run.result, run.train, run.tests, key=jax.random.key(0), rollouts=False)
+    return table_row(ev.to_dict())
+
+
+def _symmetry_line(run: Run) -> str | None:
+    """The learned symmetry, rebuilt from the saved generators (Sec. 5.1)."""
+    from ..analysis.symmetry import symmetry_report
+
+    if not run.result.model.learns_conserved:
+        return None
+    an = run.meta.get("analysis", {})
+    report = symmetry_report(run.result, reference=run.reference, names=run.reference_names,
+                             threshold=an.get("threshold", DEFAULT_THRESHOLD))
+    return f"{run.label} [{os.path.basename(os.path.normpath(run.folder))}]\n{report}"
+
+
+def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=print) -> str:
+    """Print (via ``echo``) and return the table of the runs under ``paths``; with ``figures``
+    redraw each run's figures and, for one experiment folder (or with ``out``), the comparison
+    figures. Runs that are not complete are listed and left out of the table."""
+    from ..analysis.tables import format_table
+    from ..experiments.runner import table_layout, table_title
+    from .analysis import comparison_figures, run_figures
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ValueError("Expected at least one run folder.")
+    folders = []
+    for p in paths:
+        folders.extend(find_runs(p))
+    runs = []
+    for folder in folders:
+        info = read_run_info(folder)
+        if info["status"] != "complete":
+            echo(f"note: {folder} is not complete (status {info['status']!r}, step "
+                 f"{info.get('steps', 0)}); resume it with `noether-ppl fit --resume`. Left "
+                 f"out of the table.")
+            continue
+        runs.append(open_run(folder))
+    if not runs:
+        raise ValueError("No complete run to report.")
+    labels = []
+    for r in runs:
+        lab = r.label
+        if sum(x.label == lab for x in runs) > 1:  # the same model in several folders
+            lab = f"{lab} [{os.path.relpath(r.folder)}]"
+        labels.append(lab)
+    rows = {lab: _row(r, echo) for lab, r in zip(labels, runs, strict=True)}
+    test_names = []
+    for r in runs:
+        for name in r.tests:
+            if name not in test_names:
+                test_names.append(name)
+    systems = {(r.meta.get("system") or {}).get("name") for r in runs}
+    experiments = {r.meta.get("experiment") for r in runs}
+    system_name = systems.pop() if len(systems) == 1 else None
+    title = table_title(experiments.pop() if len(experiments) == 1 and None not in experiments
+                        else "runs", system_name)
+    table = format_table(rows, title, layout=table_layout(test_names), fmt=fmt)
+    echo(table)
+    for r in runs:
+        line = _symmetry_line(r)
+        if line:
+            echo("")
+            echo(line)
+        vi = (r.metrics or {}).get("vi")
+        if vi:  # non-finite values are stored as strings ("inf", "nan") in JSON
+            echo(f"{r.label}: VI diagnostics: Pareto k-hat {float(vi['pareto_k']):.3f} "
+                 f"(good < {float(vi['good_k']):.2f}), ESS {float(vi['ess']):.1f} of "
+                 f"{vi['num_samples']} draws")
+    if figures:
+        written, notes = [], []
+        for r in runs:
+            written += run_figures(r, system=_system_for(r), notes=notes)
+        target = out
+        if target is None and len(paths) == 1 and not is_run_folder(paths[0]):
+            target = os.path.join(os.fspath(paths[0]), "figures")
+        if target is not None and len(runs) > 1:
+            written += comparison_figures(runs, target, system=_system_for(runs[0]),
+                                          notes=notes)
+        echo(f"\nFigures: {len(written)} written ({_common_dirs(written)}).")
+        for note in notes:
+            echo(f"  warning while drawing {note}")
+    return table
+
+
+def _common_dirs(paths) -> str:
+    dirs = []
+    for p in paths:
+        d = os.path.dirname(p)
+        if d not in dirs:
+            dirs.append(d)
+    return ", ".join(dirs[:4]) + (", ..." if len(dirs) > 4 else "")
