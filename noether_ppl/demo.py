@@ -37,13 +37,13 @@ class DemoSettings:
 
     hidden: tuple[int, ...] = (64, 64)
     elu_alpha: float = 2.0
-    sym_samples: int = 32
-    sampling: str = "iid"
+    sym_samples: int = 64
+    sampling: str = "lattice"
     substeps: int = 20
     num_particles: int = 1
     num_steps: int = 2000
     lr: float = 3e-3
-    lr_conserved: float = 1e-2
+    lr_conserved: float = 3e-2
     noise_variance: float = 1e-3
     seed: int = 0
 
