@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -385,6 +386,11 @@ def plot_loo_compare(trees: Mapping, *, path=None):
     import arviz_plots
     import arviz_stats
 
-    table = arviz_stats.compare(dict(trees))
+    with warnings.catch_warnings():
+        # arviz_stats.compare sorts with DataFrame.sort_values(inplace=True), which pandas
+        # deprecates; the table is unaffected, and users cannot act on the message.
+        warnings.filterwarnings("ignore", message="The inplace keyword",
+                                category=DeprecationWarning)
+        table = arviz_stats.compare(dict(trees))
     pc = arviz_plots.plot_compare(table, backend="matplotlib")
     return _finish(_arviz_figure(pc), path)
