@@ -51,6 +51,8 @@ CANDIDATES = {
     "rk4-1-antithetic": dict(integrator="rk4", substeps=1, sampling="antithetic"),
     "rk4-1-lattice": dict(integrator="rk4", substeps=1, sampling="lattice"),
     "rk4-1-half-S": dict(integrator="rk4", substeps=1, sym_samples="half"),
+    "rk4-1-lattice-half-S": dict(integrator="rk4", substeps=1, sampling="lattice",
+                                 sym_samples="half"),
 }
 
 

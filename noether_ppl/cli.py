@@ -7,6 +7,7 @@ stderr; ``--debug`` shows the traceback), 130 interrupted (resume with ``fit --r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -47,7 +48,9 @@ def _cmd_demo(args) -> int:
 
     settings = DemoSettings(seed=args.seed)
     if args.steps is not None:
-        settings = DemoSettings(**{**settings.__dict__, "num_steps": args.steps})
+        settings = dataclasses.replace(settings, num_steps=args.steps)
+    if args.restarts is not None:
+        settings = dataclasses.replace(settings, restarts=args.restarts)
     run_demo(args.out, settings, progress_bar=not args.no_progress)
     return 0
 
@@ -267,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="optimisation steps per model (default: the demo's setting)")
+    p.add_argument("--restarts", type=_positive_int, default=None,
+                   help="fit every model this many times from independent keys and keep the "
+                        "fit with the highest ELBO (default 1; each restart costs a full fit)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)

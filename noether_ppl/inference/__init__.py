@@ -1,5 +1,6 @@
 """Inference for Noether's razor: the matrix-normal guide (App. D.1), the ELBO with the
-closed-form prior variance (App. D.3–D.4), ``fit`` on top of NumPyro's SVI, and the ArviZ
+closed-form prior variance (App. D.3–D.4), ``fit`` on top of NumPyro's SVI (and
+``fit_restarts``, the best of several by ELBO), and the ArviZ
 conversion with VI diagnostics."""
 
 from .arviz import (
@@ -14,6 +15,7 @@ from .arviz import (
 from .elbo import MatrixNormalELBO
 from .fit import DivergenceError, fit, make_optimizer
 from .guide import AutoMatrixNormal, init_to_lecun
+from .restarts import final_neg_elbo, fit_restarts
 from .result import FitResult
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "MatrixNormalELBO",
     "fit",
     "make_optimizer",
+    "fit_restarts",
+    "final_neg_elbo",
     "DivergenceError",
     "FitResult",
     "to_arviz",

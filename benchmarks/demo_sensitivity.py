@@ -1,0 +1,149 @@
+"""How much the demo's outcome depends on the fit key: the models of ``noether-ppl demo``
+refitted on the demo's data from several fit keys.
+
+    python benchmarks/demo_sensitivity.py                         # learned + oracle, keys 0-3
+    python benchmarks/demo_sensitivity.py --variant learned --keys 1 \\
+        --set substeps=5 --set num_steps=4000                     # one fit, other settings
+
+Data, model settings (``noether_ppl.demo.DemoSettings``, changed with ``--set name=value``) and
+evaluation are the demo's: fit key ``k`` is ``fold_in(k_fit, k)``, so the demo's own fits are
+vanilla = key 0, learned = key 1, oracle = key 2. For each fit the table gives −ELBO/N and its
+parts, one-step train and test MSE (posterior-mean weights, as in Table 1), the learned
+generator's parallelness with SO(2), the ratio of learned to oracle test MSE on the same key,
+and the largest training loss (−ELBO/N of a step) after the first quarter of the steps next to
+the loss at the end, which shows a run that left a good state for a much worse one. Writes
+``benchmarks/demo_sensitivity.md`` (``--markdown``) and the raw records as JSON beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+
+import jax
+import numpy as np
+
+from noether_ppl import systems
+from noether_ppl._io import atomic_write_json, atomic_write_text
+from noether_ppl.analysis import evaluate
+from noether_ppl.analysis.symmetry import symmetry_report
+from noether_ppl.demo import DemoSettings
+from noether_ppl.inference.fit import fit
+from noether_ppl.models import NoetherRazor
+
+VARIANTS = ("vanilla", "learned", "oracle")
+
+
+def parse_settings(pairs: list[str]) -> DemoSettings:
+    """``DemoSettings`` with ``name=value`` overrides, each converted to the field's type."""
+    defaults = DemoSettings()
+    fields = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(DemoSettings)}
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(f"--set expects name=value with name one of {sorted(fields)}, "
+                             f"got {pair!r}")
+        current = fields[name]
+        if isinstance(current, tuple):
+            overrides[name] = tuple(int(v) for v in value.split(","))
+        elif isinstance(current, bool):
+            overrides[name] = value.lower() in ("1", "true", "yes")
+        else:
+            overrides[name] = type(current)(value)
+    return dataclasses.replace(defaults, **overrides)
+
+
+def run_one(settings: DemoSettings, variant: str, k: int, data) -> dict:
+    sho, train, test, k_fit, k_eval = data
+    n_conserved = 0 if variant == "vanilla" else 1
+    model = NoetherRazor(settings.spec(n_conserved), phase_dim=2,
+                         generators=sho.generators() if variant == "oracle" else None)
+    t0 = time.perf_counter()
+    result = fit(model, train, key=jax.random.fold_in(k_fit, k), num_steps=settings.num_steps,
+                 lr=settings.lr, lr_conserved=settings.lr_conserved,
+                 num_particles=settings.num_particles, progress_bar=False)
+    wall = time.perf_counter() - t0
+    ev = evaluate(result, train, {"test": test}, key=jax.random.fold_in(k_eval, k), system=sho,
+                  num_samples=8, rollouts=False).to_dict()
+    losses = np.asarray(result.losses)
+    record = {"variant": variant, "key": k, "fit_s": wall,
+              "neg_elbo_per_n": ev["neg_elbo_per_n"], "nll_per_n": ev["nll_per_n"],
+              "kl_per_n": ev["kl_per_n"], "train_mse": ev["train_mse"],
+              "test_mse": ev["test_mse"]["test"],
+              "late_max_loss": float(losses[len(losses) // 4:].max()),
+              "final_loss": float(losses[-max(1, len(losses) // 40):].mean())}
+    if variant == "learned":
+        report = symmetry_report(result.generators(), reference=sho.generators())
+        record["parallelness"] = float(report.parallelness[0])
+        record["conserved"] = {k: np.asarray(v).tolist() for k, v in result.params.items()
+                               if k.startswith("conserved")}
+    return record
+
+
+def table(records: list[dict]) -> list[str]:
+    oracle = {r["key"]: r["test_mse"] for r in records if r["variant"] == "oracle"}
+    lines = ["| variant | fit key | −ELBO/N | NLL/N | KL/N | train MSE | test MSE | "
+             "parallelness | test MSE / oracle's | largest loss after ¼ / final | fit (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in records:
+        par = f"{r['parallelness']:.4f}" if "parallelness" in r else "–"
+        ratio = (f"{r['test_mse'] / oracle[r['key']]:.2f}"
+                 if r["variant"] == "learned" and r["key"] in oracle else "–")
+        lines.append(
+            f"| {r['variant']} | {r['key']} | {r['neg_elbo_per_n']:.2f} | {r['nll_per_n']:.2f} | "
+            f"{r['kl_per_n']:.2f} | {r['train_mse']:.3e} | {r['test_mse']:.3e} | {par} | "
+            f"{ratio} | {r['late_max_loss']:.1f} / {r['final_loss']:.1f} | {r['fit_s']:.1f} |")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=VARIANTS, action="append")
+    parser.add_argument("--keys", default="0,1,2,3", help="comma-separated fit keys")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="NAME=VALUE", help="a DemoSettings field")
+    parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__),
+                                                           "demo_sensitivity.md"))
+    args = parser.parse_args(argv)
+    settings = parse_settings(args.overrides)
+    variants = args.variant or ["learned", "oracle"]
+    keys = [int(k) for k in args.keys.split(",")]
+
+    key = jax.random.key(settings.seed)
+    k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)  # as in noether_ppl.demo
+    sho = systems.HarmonicOscillator()
+    train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
+    test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
+    data = (sho, train, test, k_fit, k_eval)
+
+    records = []
+    for variant in variants:
+        for k in keys:
+            records.append(run_one(settings, variant, k, data))
+            r = records[-1]
+            print(f"{variant} key {k}: -ELBO/N {r['neg_elbo_per_n']:.2f}, test MSE "
+                  f"{r['test_mse']:.3e}" + (f", parallelness {r['parallelness']:.4f}"
+                                             if "parallelness" in r else ""), flush=True)
+    command = "python benchmarks/demo_sensitivity.py " + " ".join(argv or sys.argv[1:])
+    lines = ["# Demo: dependence on the fit key", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
+             f"backend {jax.default_backend()}", "", f"Command: `{command.strip()}`", "",
+             "Settings: " + ", ".join(f"{k}={v}" for k, v in
+                                      dataclasses.asdict(settings).items()), "",
+             *table(records), ""]
+    atomic_write_text(args.markdown, "\n".join(lines))
+    atomic_write_json(os.path.splitext(args.markdown)[0] + ".json",
+                      {"command": command.strip(), "settings": dataclasses.asdict(settings),
+                       "records": records})
+    print("\n".join(lines))
+    print(f"wrote {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
