@@ -23,6 +23,11 @@ from .result import FitResult
 __all__ = ["fit_restarts", "final_neg_elbo"]
 
 
+def _check_fraction(name: str, value) -> None:
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise ValueError(f"Expected 0 < `{name}` <= 1, got {value!r}.")
+
+
 def final_neg_elbo(result: FitResult, fraction: float = 0.05) -> float:
     """−ELBO/N at the end of a fit: the mean training loss over the last ``fraction`` of its
     steps (at least one). Under the cosine schedule the parameters barely move over those
@@ -30,8 +35,7 @@ def final_neg_elbo(result: FitResult, fraction: float = 0.05) -> float:
     weights and symmetry times (and, with mini-batches, one batch) per step."""
     if not isinstance(result, FitResult):
         raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
-    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
-        raise ValueError(f"Expected 0 < `fraction` <= 1, got {fraction!r}.")
+    _check_fraction("fraction", fraction)
     losses = np.asarray(result.losses, dtype=np.float64)
     if losses.size == 0:
         raise ValueError("The fit took no steps: there is no loss to score it by.")
@@ -53,9 +57,8 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
     """
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
         raise ValueError(f"Expected `restarts` to be a positive int, got {restarts!r}.")
-    if not (isinstance(score_fraction, (int, float)) and 0 < score_fraction <= 1):
-        raise ValueError(f"Expected 0 < `score_fraction` <= 1, got {score_fraction!r}.")
-    best, best_score, first_error, records = None, math.inf, None, []
+    _check_fraction("score_fraction", score_fraction)
+    best, first_error, records = None, None, []  # best: (score, restart, result)
     for r in range(int(restarts)):
         k = key if r == 0 else jax.random.fold_in(key, r)
         try:
@@ -69,10 +72,10 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
         score = final_neg_elbo(result, score_fraction)
         records.append({"restart": r, "neg_elbo_per_n": score, "steps": result.steps,
                         "wall_time_s": result.info.get("wall_time_s"), "diverged": False})
-        if best is None or score < best_score:
-            best, best_score = (r, result), score
+        if best is None or score < best[0]:
+            best = (score, r, result)
     if best is None:
         raise first_error
-    r, result = best
+    _, r, result = best
     result.info.update(restart=r, restarts=records)
     return result
