@@ -101,3 +101,33 @@ def test_callback_sees_progress_and_can_stop_early(sho_train):
     assert {"conserved_W", "conserved_b"} <= seen[-1][2]
     assert result.steps == 20 and result.losses.shape == (20,)
     assert result.eta_norms.shape == (20,) and np.all(result.eta_norms > 0)
+
+
+@pytest.mark.parametrize("n_conserved, generators", [(2, None), (0, None), (None, "so2")])
+def test_compiled_init_equals_numpyro_svi_init(sho_train, n_conserved, generators):
+    # fit compiles SVI.init (one program instead of one per operation); the state must be the
+    # very one NumPyro's eager SVI.init returns, bit for bit, or results would depend on it.
+    from numpyro.infer import SVI
+
+    from noether_ppl.inference import AutoMatrixNormal, MatrixNormalELBO
+    from noether_ppl.inference.fit import _init_svi, make_optimizer
+
+    gens = systems.HarmonicOscillator().generators() if generators else None
+    spec = ModelSpec(hidden=(8, 8), n_conserved=n_conserved or 0, sym_samples=4,
+                     substeps=2)
+    model = NoetherRazor(spec, phase_dim=2, generators=gens)
+    x = jnp.asarray(sho_train.states)
+    args = (x[:, :-1].reshape(-1, 2), x[:, 1:].reshape(-1, 2))
+    states = []
+    for compiled in (False, True):
+        svi = SVI(model, AutoMatrixNormal(model), make_optimizer(10, 1e-3, 1e-2, "cosine"),
+                  MatrixNormalELBO(), dt=sho_train.dt, num_data=args[0].shape[0], mesh=None)
+        init = _init_svi if compiled else SVI.init
+        states.append(init(svi, jax.random.key(7), *args))
+    leaves = [jax.tree_util.tree_leaves(s) for s in states]
+    assert len(leaves[0]) == len(leaves[1])
+    for a, b in zip(*leaves, strict=True):
+        if jnp.issubdtype(jnp.asarray(a).dtype, jnp.inexact):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert jax.random.key_data(states[0].rng_key).tolist() == \
+        jax.random.key_data(states[1].rng_key).tolist()

@@ -138,3 +138,29 @@ def test_bad_guide_arguments():
             AutoMatrixNormal(vector_model)()
     with pytest.raises(ValueError, match="set up"):
         AutoMatrixNormal(linear_regression).get_posterior({})
+
+
+def test_prototype_traced_under_jit_equals_the_eager_trace():
+    # The guide traces the model once under jit to find its sites; the initial posterior means
+    # must be the bits an eager trace with the same key gives (init_to_lecun, fan-in 3 has an
+    # inexact 1/sqrt), and sites must keep their metadata.
+    from noether_ppl.inference.guide import init_to_lecun
+
+    model = NoetherRazor(ModelSpec(hidden=(5, 4), n_conserved=1, sym_samples=3, substeps=2),
+                         phase_dim=2)
+    x = jnp.linspace(-1.0, 1.0, 12).reshape(6, 2)
+    key = jax.random.key(3)
+    guide = AutoMatrixNormal(model)
+    handlers.seed(guide._setup_prototype, key)(x, x, dt=0.1)
+    eager_key = jax.random.split(key)[1]  # what the seed handler's first prng_key() returns
+    with handlers.block():
+        eager = handlers.trace(handlers.substitute(handlers.seed(model, eager_key),
+                                                   substitute_fn=init_to_lecun)).get_trace(
+            x, x, dt=0.1)
+    latent = [n for n, s in eager.items() if s["type"] == "sample" and not s["is_observed"]]
+    assert latent == list(guide._init_locs) == ["theta_0", "theta_1", "theta_2"]
+    for name in latent:
+        np.testing.assert_array_equal(np.asarray(guide._init_locs[name]),
+                                      np.asarray(eager[name]["value"]))
+        assert guide.prototype_trace[name]["fn"].event_shape == eager[name]["fn"].event_shape
+    assert set(guide.prototype_trace) == set(eager)

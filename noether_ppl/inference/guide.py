@@ -45,8 +45,26 @@ def init_to_lecun(site=None):
     if key is None:
         key = numpyro.prng_key()
     dtype = jnp.result_type(site["fn"].mean)
-    w = jax.random.normal(key, (out, cols - 1), dtype) / math.sqrt(fan_in)
+    # The barrier keeps XLA from folding the scaling into the draw: the same bits eagerly and
+    # compiled (the guide's prototype trace runs under jit).
+    w = jax.lax.optimization_barrier(jax.random.normal(key, (out, cols - 1), dtype))
+    w = w / math.sqrt(fan_in)
     return jnp.concatenate([w, jnp.zeros((out, 1), dtype)], axis=1)
+
+
+def _split_arrays(tree):
+    """``(arrays, rebuild)``: the array leaves of ``tree`` (to pass through ``jax.jit``) and a
+    function that puts them back among its other leaves (static: floats, meshes, ...)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    is_array = [isinstance(x, (jax.Array, np.ndarray)) for x in leaves]
+    arrays = [x for x, a in zip(leaves, is_array, strict=True) if a]
+
+    def rebuild(new_arrays):
+        it = iter(new_arrays)
+        return jax.tree_util.tree_unflatten(
+            treedef, [next(it) if a else x for x, a in zip(leaves, is_array, strict=True)])
+
+    return arrays, rebuild
 
 
 class AutoMatrixNormal(AutoGuide):
@@ -85,11 +103,28 @@ class AutoMatrixNormal(AutoGuide):
     def _setup_prototype(self, *args, **kwargs):
         # One trace of the model (no potential-energy gradient as initialize_model would do):
         # the latent sites, their shapes and initial values from init_loc_fn.
+        # The trace runs under one jit: eagerly, each of the model's operations (symmetry
+        # samples, integrator, likelihood) would compile a program of its own, seconds in all.
+        # Only the latent sites' initial values leave the jitted function; the trace kept in
+        # ``prototype_trace`` holds their concrete values and the sites' metadata.
         key = numpyro.prng_key()
-        with handlers.block():
-            model = handlers.substitute(handlers.seed(self.model, key),
-                                        substitute_fn=self.init_loc_fn)
-            self.prototype_trace = handlers.trace(model).get_trace(*args, **kwargs)
+        arrays, rebuild = _split_arrays((args, kwargs))
+        traced = {}
+
+        def latent_inits(key, arrays):
+            args, kwargs = rebuild(arrays)
+            with handlers.block():
+                model = handlers.substitute(handlers.seed(self.model, key),
+                                            substitute_fn=self.init_loc_fn)
+                trace = handlers.trace(model).get_trace(*args, **kwargs)
+            traced.update(trace)
+            return {name: site["value"] for name, site in trace.items()
+                    if site["type"] == "sample" and not site["is_observed"]}
+
+        values = jax.jit(latent_inits)(key, arrays)
+        self.prototype_trace = {
+            name: {**site, "value": values.get(name)} for name, site in traced.items()
+        }
         self._init_locs = {}
         self._shapes = {}
         for name, site in self.prototype_trace.items():

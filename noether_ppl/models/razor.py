@@ -236,12 +236,16 @@ class NoetherRazor:
             b0 = jnp.asarray(self.conserved_init[1], self.dtype)
         else:
             scale = self.spec.conserved_init_scale
+
+            # The barrier keeps XLA from fusing the scaling into the draw, so the initial η is
+            # the same bits whether SVI.init runs eagerly or compiled (as in ``fit``).
             def W0(key):
-                return scale * jax.random.normal(jax.random.fold_in(key, 0), (K, M, M),
-                                                 self.dtype)
+                z = jax.random.normal(jax.random.fold_in(key, 0), (K, M, M), self.dtype)
+                return scale * jax.lax.optimization_barrier(z)
 
             def b0(key):
-                return scale * jax.random.normal(jax.random.fold_in(key, 1), (K, M), self.dtype)
+                z = jax.random.normal(jax.random.fold_in(key, 1), (K, M), self.dtype)
+                return scale * jax.lax.optimization_barrier(z)
         return {
             "conserved_W": numpyro.param("conserved_W", W0),
             "conserved_b": numpyro.param("conserved_b", b0),
