@@ -142,8 +142,8 @@ def test_bad_guide_arguments():
 
 def test_prototype_traced_under_jit_equals_the_eager_trace():
     # The guide traces the model once under jit to find its sites; the initial posterior means
-    # must be the bits an eager trace with the same key gives (init_to_lecun, fan-in 3 has an
-    # inexact 1/sqrt), and sites must keep their metadata.
+    # must be the bits an eager trace with the same key gives (init_to_lecun: fan-ins 2 and 5
+    # have an inexact 1/sqrt), and sites must keep their metadata.
     from noether_ppl.inference.guide import init_to_lecun
 
     model = NoetherRazor(ModelSpec(hidden=(5, 4), n_conserved=1, sym_samples=3, substeps=2),
