@@ -66,6 +66,12 @@ CONFIGS = {
     "sho-demo-learned": dict(phase_dim=2, hidden=(64, 64), elu_alpha=2.0, n_conserved=1,
                              sym_samples=32, measure="uniform", particles=1, substeps=20,
                              trajectories=7, pairs=4, dt=0.2, repeats=20),
+    # The coupled-oscillator model of benchmarks/time_to_quality.py with its fastest estimator
+    # (RK2, one sub-step, lattice samples): small enough that the group elements' cost shows.
+    "oscillators3-cpu-rk2": dict(phase_dim=6, hidden=(64, 64), elu_alpha=1.0, n_conserved=12,
+                                 sym_samples=16, measure="ball", particles=1, substeps=1,
+                                 integrator="rk2", sampling="lattice", trajectories=10,
+                                 pairs=10, dt=0.3, repeats=200),
 }
 DEFAULTS = dict(sampling="iid", integrator="euler", pair_tile="auto", devices=1,
                 dtype="float32")
@@ -107,8 +113,11 @@ def step_flops(cfg: dict) -> float:
 
 
 def evaluations(cfg: dict) -> int:
+    from noether_ppl.models.spec import FIELD_EVALUATIONS
+
     sym = cfg["sym_samples"] if cfg["n_conserved"] > 0 else 1
-    return sym * cfg["substeps"] * cfg["trajectories"] * cfg["pairs"] * cfg["particles"]
+    per_pair = cfg["substeps"] * FIELD_EVALUATIONS[cfg["integrator"]]
+    return sym * per_pair * cfg["trajectories"] * cfg["pairs"] * cfg["particles"]
 
 
 def peak_rss_mib() -> float:

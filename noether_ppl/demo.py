@@ -45,6 +45,7 @@ class DemoSettings:
     elu_alpha: float = 2.0
     sym_samples: int = 64
     sampling: str = "lattice"
+    integrator: str = "euler"
     substeps: int = 20
     num_particles: int = 1
     num_steps: int = 2000
@@ -58,7 +59,7 @@ class DemoSettings:
         return ModelSpec(
             hidden=self.hidden, activation="elu", elu_alpha=self.elu_alpha,
             n_conserved=n_conserved, sym_samples=self.sym_samples, measure="uniform",
-            measure_scale=math.pi, sampling=self.sampling, integrator="euler",
+            measure_scale=math.pi, sampling=self.sampling, integrator=self.integrator,
             substeps=self.substeps, noise_variance=self.noise_variance,
             prior_variance="optimal",
         )

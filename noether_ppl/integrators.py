@@ -2,7 +2,8 @@
 
 The likelihood mean of Sec. 4.1 is ``x_t`` pushed through ``n`` explicit Euler sub-steps of
 ``J ∇Ĥ`` over ``Δt`` (the paper uses ``n = 20``, App. C). Alternatives selectable in the model
-spec: classical RK4 (order 4) and the implicit midpoint rule (symplectic; solved by a fixed
+spec: the explicit midpoint rule (``rk2``), Kutta's third-order method (``rk3``), classical
+RK4 (order 4) and the implicit midpoint rule (symplectic; solved by a fixed
 number of fixed-point iterations so it stays differentiable and jit-friendly).
 
 Every integrator has the signature ``step(field, x, dt, substeps) -> x_next`` for ``x (..., M)``.
@@ -15,7 +16,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["INTEGRATORS", "euler", "rk4", "implicit_midpoint", "get_integrator", "rollout"]
+__all__ = [
+    "INTEGRATORS", "euler", "rk2", "rk3", "rk4", "implicit_midpoint", "get_integrator", "rollout",
+]
 
 Field = Callable[[jax.Array], jax.Array]
 
@@ -30,6 +33,27 @@ def _substeps(step: Callable[[jax.Array, float], jax.Array], x, dt, substeps: in
 def euler(field: Field, x: jax.Array, dt, substeps: int = 20) -> jax.Array:
     """``n`` explicit Euler sub-steps ``x ← x + (Δt/n) f(x)`` (the paper's likelihood mean)."""
     return _substeps(lambda y, h: y + h * field(y), x, dt, substeps)
+
+
+def rk2(field: Field, x: jax.Array, dt, substeps: int = 1) -> jax.Array:
+    """Explicit midpoint rule (order 2, two field evaluations per sub-step)."""
+
+    def step(y, h):
+        return y + h * field(y + 0.5 * h * field(y))
+
+    return _substeps(step, x, dt, substeps)
+
+
+def rk3(field: Field, x: jax.Array, dt, substeps: int = 1) -> jax.Array:
+    """Kutta's third-order method (three field evaluations per sub-step)."""
+
+    def step(y, h):
+        k1 = field(y)
+        k2 = field(y + 0.5 * h * k1)
+        k3 = field(y + h * (2.0 * k2 - k1))
+        return y + (h / 6.0) * (k1 + 4.0 * k2 + k3)
+
+    return _substeps(step, x, dt, substeps)
 
 
 def rk4(field: Field, x: jax.Array, dt, substeps: int = 1) -> jax.Array:
@@ -85,7 +109,7 @@ def implicit_midpoint(
     return _substeps(step, x, dt, substeps)
 
 
-INTEGRATORS = {"euler": euler, "rk4": rk4, "midpoint": implicit_midpoint}
+INTEGRATORS = {"euler": euler, "rk2": rk2, "rk3": rk3, "rk4": rk4, "midpoint": implicit_midpoint}
 
 
 def get_integrator(name: str) -> Callable:

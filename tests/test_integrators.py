@@ -16,7 +16,8 @@ def exact(x0, t):
     return np.stack([c * x0[..., 0] + s * x0[..., 1], -s * x0[..., 0] + c * x0[..., 1]], -1)
 
 
-@pytest.mark.parametrize("name,order", [("euler", 1), ("rk4", 4), ("midpoint", 2)])
+@pytest.mark.parametrize(
+    "name,order", [("euler", 1), ("rk2", 2), ("rk3", 3), ("rk4", 4), ("midpoint", 2)])
 def test_convergence_order(name, order):
     x0 = jnp.array([[1.0, 0.3], [-0.2, 0.8]])
     step = integrators.get_integrator(name)

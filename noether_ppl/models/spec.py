@@ -21,7 +21,7 @@ _RESIDUALS_PER_UNIT = 8
 """Arrays of one hidden unit's size that reverse mode keeps per field evaluation (pre- and
 post-activation, derivative, input-gradient terms, with headroom); a memory estimate."""
 
-_FIELD_EVALUATIONS = {"euler": 1, "rk4": 4, "midpoint": 11}
+FIELD_EVALUATIONS = {"euler": 1, "rk2": 2, "rk3": 3, "rk4": 4, "midpoint": 11}
 """Vector-field evaluations per sub-step (midpoint: predictor + 10 fixed-point sweeps)."""
 
 
@@ -49,7 +49,8 @@ class ModelSpec:
     sampling : ``"iid"`` (paper), ``"antithetic"``, ``"lattice"`` or ``"grid"`` (see
         :mod:`noether_ppl.symmetrize`).
     integrator, substeps : the likelihood mean: ``substeps`` steps of ``"euler"`` (paper, 20),
-        ``"rk4"`` or ``"midpoint"`` over Δt.
+        ``"rk2"`` (explicit midpoint), ``"rk3"``, ``"rk4"`` or ``"midpoint"`` (implicit)
+        over Δt.
     noise_variance : σ² of the Gaussian likelihood (paper: 1e-3), or ``"empirical"`` for the
         closed-form optimum, the mean squared residual of the batch (App. D.2).
     prior_variance : ``"optimal"`` (closed form, App. D.3–D.4) or a fixed float v for every
@@ -146,7 +147,7 @@ class ModelSpec:
         """Estimated bytes reverse mode keeps per pair and weight sample: S transformed points
         × (Σ hidden widths) × arrays per unit × field evaluations over Δt × item size."""
         rows = self.sym_samples if self.n_conserved > 0 else 1
-        evals = self.substeps * _FIELD_EVALUATIONS[self.integrator]
+        evals = self.substeps * FIELD_EVALUATIONS[self.integrator]
         itemsize = 4 if self.dtype == "float32" else 8
         return rows * sum(self.hidden) * _RESIDUALS_PER_UNIT * evals * itemsize
 
