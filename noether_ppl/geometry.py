@@ -182,7 +182,8 @@ def _expm_value(A: jax.Array) -> jax.Array:
         i, X = carry
         return i + 1, jnp.where((i < s)[..., None, None], jnp.matmul(X, X), X)
 
-    _, X = jax.lax.while_loop(lambda c: c[0] < jnp.max(s, initial=0), square, (0, X))
+    s_max = jnp.max(s, initial=0)
+    _, X = jax.lax.while_loop(lambda c: c[0] < s_max, square, (0, X))
     return X
 
 
