@@ -4,6 +4,7 @@ refitted on the demo's data from several fit keys.
     python benchmarks/demo_sensitivity.py                         # learned + oracle, keys 0-3
     python benchmarks/demo_sensitivity.py --variant learned --keys 1 \\
         --set substeps=5 --set num_steps=4000                     # one fit, other settings
+    python benchmarks/demo_sensitivity.py --variant learned --keys 1 --trace-every 100
 
 Data, model settings (``noether_ppl.demo.DemoSettings``, changed with ``--set name=value``) and
 evaluation are the demo's: fit key ``k`` is ``fold_in(k_fit, k)``, so the demo's own fits are
@@ -57,16 +58,27 @@ def parse_settings(pairs: list[str]) -> DemoSettings:
     return dataclasses.replace(defaults, **overrides)
 
 
-def run_one(settings: DemoSettings, variant: str, k: int, data) -> dict:
+def run_one(settings: DemoSettings, variant: str, k: int, data, trace_every=None) -> dict:
     sho, train, test, k_fit, k_eval = data
     n_conserved = 0 if variant == "vanilla" else 1
     model = NoetherRazor(settings.spec(n_conserved), phase_dim=2,
                          generators=sho.generators() if variant == "oracle" else None)
+    trace = []
+
+    def record(progress):  # the learned generator's parallelness with SO(2) during training
+        G = np.asarray(model.generators_from_params(progress.params), np.float64)
+        trace.append({"step": progress.step,
+                      "parallelness": float(symmetry_report(
+                          G, reference=sho.generators()).parallelness[0]),
+                      "loss": float(np.mean(progress.losses[-trace_every:]))})
+
+    traced = {"callback": record, "chunk_size": trace_every} if trace_every else {}
     t0 = time.perf_counter()
     result = fit_restarts(model, train, key=jax.random.fold_in(k_fit, k),
                           restarts=settings.restarts, num_steps=settings.num_steps,
                           lr=settings.lr, lr_conserved=settings.lr_conserved,
-                          num_particles=settings.num_particles, progress_bar=False)
+                          num_particles=settings.num_particles,
+                          init_scale=settings.init_scale, progress_bar=False, **traced)
     wall = time.perf_counter() - t0
     ev = evaluate(result, train, {"test": test}, key=jax.random.fold_in(k_eval, k), system=sho,
                   num_samples=8, rollouts=False).to_dict()
@@ -82,6 +94,8 @@ def run_one(settings: DemoSettings, variant: str, k: int, data) -> dict:
         record["parallelness"] = float(report.parallelness[0])
         record["conserved"] = {k: np.asarray(v).tolist() for k, v in result.params.items()
                                if k.startswith("conserved")}
+        if trace:
+            record["trace"] = trace
     return record
 
 
@@ -101,16 +115,33 @@ def table(records: list[dict]) -> list[str]:
     return lines
 
 
+def trace_lines(records: list[dict]) -> list[str]:
+    """Parallelness / mean −ELBO/N of the last interval, at every recorded step."""
+    out = []
+    for r in records:
+        if "trace" in r:
+            out += [f"Learned, fit key {r['key']}, during training (step: parallelness / "
+                    "mean −ELBO/N of the steps since the previous entry):", "",
+                    ", ".join(f"{t['step']}: {t['parallelness']:.4f} / {t['loss']:.1f}"
+                              for t in r["trace"]), ""]
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=VARIANTS, action="append")
     parser.add_argument("--keys", default="0,1,2,3", help="comma-separated fit keys")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="NAME=VALUE", help="a DemoSettings field")
+    parser.add_argument("--trace-every", type=int, default=None, metavar="STEPS",
+                        help="record the learned generator's parallelness with SO(2) and the "
+                        "mean loss every STEPS steps (learned fits; one restart)")
     parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__),
                                                            "demo_sensitivity.md"))
     args = parser.parse_args(argv)
     settings = parse_settings(args.overrides)
+    if args.trace_every is not None and (args.trace_every < 1 or settings.restarts > 1):
+        raise SystemExit("--trace-every expects a positive number of steps and one restart")
     variants = args.variant or ["learned", "oracle"]
     keys = [int(k) for k in args.keys.split(",")]
 
@@ -124,7 +155,8 @@ def main(argv=None) -> int:
     records = []
     for variant in variants:
         for k in keys:
-            records.append(run_one(settings, variant, k, data))
+            records.append(run_one(settings, variant, k, data,
+                                   args.trace_every if variant == "learned" else None))
             r = records[-1]
             print(f"{variant} key {k}: -ELBO/N {r['neg_elbo_per_n']:.2f}, test MSE "
                   f"{r['test_mse']:.3e}" + (f", parallelness {r['parallelness']:.4f}"
@@ -135,7 +167,7 @@ def main(argv=None) -> int:
              f"backend {jax.default_backend()}", "", f"Command: `{command.strip()}`", "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in
                                       dataclasses.asdict(settings).items()), "",
-             *table(records), ""]
+             *table(records), "", *trace_lines(records)]
     atomic_write_text(args.markdown, "\n".join(lines))
     atomic_write_json(os.path.splitext(args.markdown)[0] + ".json",
                       {"command": command.strip(), "settings": dataclasses.asdict(settings),

@@ -52,6 +52,7 @@ class DemoSettings:
     lr: float = 3e-3
     lr_conserved: float = 3e-2
     noise_variance: float = 1e-3
+    init_scale: float = 1e-3
     restarts: int = 1
     seed: int = 0
 
@@ -93,13 +94,15 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
               "oracle": "HNN + fixed SO(2)"}
     fit_settings = {"num_steps": settings.num_steps, "lr": settings.lr,
                     "lr_conserved": settings.lr_conserved,
-                    "num_particles": settings.num_particles, "restarts": settings.restarts}
+                    "num_particles": settings.num_particles, "init_scale": settings.init_scale,
+                    "restarts": settings.restarts}
     runs, metrics = {}, {}
     for i, (name, model) in enumerate(models.items()):
         result = fit_restarts(model, train, key=jax.random.fold_in(k_fit, i),
                               restarts=settings.restarts, num_steps=settings.num_steps,
                               lr=settings.lr, lr_conserved=settings.lr_conserved,
-                              num_particles=settings.num_particles, progress_bar=progress_bar)
+                              num_particles=settings.num_particles,
+                              init_scale=settings.init_scale, progress_bar=progress_bar)
         folder = os.path.join(out, name)
         meta = {"experiment": "demo", "variant": name, "label": labels[name], "order": i,
                 "system": {"name": "harmonic_oscillator", "mass": 1.0, "stiffness": 1.0},

@@ -251,7 +251,8 @@ def test_a_killed_fit_process_resumes_to_the_uninterrupted_result(tmp_path):
     compare with an uninterrupted run: the same parameters to 1e-6."""
     steps = "inference.num_steps=3000"
     args = ["sho-cpu", "--variant", "learned", *tiny("sho-cpu"), "--set", steps,
-            "--set", "inference.checkpoint_every=100", "--no-progress", "--no-analysis"]
+            "--set", "inference.checkpoint_every=100", "--set", "inference.init_scale=0.02",
+            "--no-progress", "--no-analysis"]
     killed = str(tmp_path / "killed")
     env = {**os.environ, "JAX_ENABLE_X64": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "noether_ppl.cli", "fit", *args, "--out",
@@ -274,8 +275,12 @@ def test_a_killed_fit_process_resumes_to_the_uninterrupted_result(tmp_path):
     full = str(tmp_path / "full")
     assert subprocess.run([sys.executable, "-m", "noether_ppl.cli", "fit", *args, "--out",
                            full], env=env, capture_output=True).returncode == 0
-    assert subprocess.run([sys.executable, "-m", "noether_ppl.cli", "fit", "--resume", killed,
-                           "--no-progress"], env=env, capture_output=True).returncode == 0
+    resumed = subprocess.run([sys.executable, "-m", "noether_ppl.cli", "fit", "--resume", killed,
+                              "--no-progress", "--no-analysis"], env=env, capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    for folder in (killed, full):  # the setting is recorded with the run (and fingerprinted)
+        with open(os.path.join(folder, "learned", "run.json")) as f:
+            assert json.load(f)["fit"]["init_scale"] == 0.02
     a = np.load(os.path.join(killed, "learned", "params.npz"))
     b = np.load(os.path.join(full, "learned", "params.npz"))
     assert set(a.files) == set(b.files)

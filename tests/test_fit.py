@@ -71,6 +71,8 @@ def test_training_plan_batches_cover_every_trajectory():
         ({"num_particles": 0}, "num_particles"),
         ({"schedule": "linear"}, "schedule"),
         ({"key": 0}, "key"),
+        ({"init_scale": 0.0}, "init_scale"),
+        ({"init_scale": float("nan")}, "init_scale"),
     ],
 )
 def test_bad_fit_arguments(sho_train, kwargs, match):
@@ -84,6 +86,26 @@ def test_bad_fit_arguments(sho_train, kwargs, match):
     with pytest.raises(ValueError, match="Trajectories"):
         fit(model, np.zeros((7, 5, 2)), key=jax.random.key(0), progress_bar=False)
     assert isinstance(sho_train, Trajectories)
+
+
+def test_init_scale_sets_the_default_guides_initial_posterior_scale(sho_train):
+    """``init_scale`` is the default guide's initial standard deviation of every weight
+    (``L_c = init_scale · I``, ``L_r = I``): after one step at a negligible learning rate the
+    column factors' log-diagonals are still log(init_scale); with a guide of its own it is
+    refused rather than ignored."""
+    from noether_ppl.inference import AutoMatrixNormal
+
+    model = NoetherRazor(ModelSpec(hidden=(8,), n_conserved=0, substeps=2), phase_dim=2)
+    for scale in (1e-3, 0.03):
+        result = fit(model, sho_train, key=jax.random.key(0), num_steps=1, lr=1e-12,
+                     init_scale=scale, progress_bar=False)
+        logdiags = [v for k, v in result.params.items() if k.endswith("_col_logdiag")]
+        assert len(logdiags) == len(model.site_names)
+        for v in logdiags:
+            np.testing.assert_allclose(np.asarray(v), np.log(scale), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="init_scale"):
+        fit(model, sho_train, key=jax.random.key(0), num_steps=1, guide=AutoMatrixNormal(model),
+            init_scale=0.03, progress_bar=False)
 
 
 def test_callback_sees_progress_and_can_stop_early(sho_train):

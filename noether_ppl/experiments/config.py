@@ -183,6 +183,7 @@ INFERENCE_KEYS: dict[str, _Spec] = {
     "lr_conserved": POS_REAL,
     "schedule": _one_of("cosine", "constant"),
     "num_particles": POS_INT,
+    "init_scale": POS_REAL,
     "chunk_size": POS_INT,
     "checkpoint_every": POS_INT,
 }
@@ -248,7 +249,8 @@ class InferenceSettings:
 
     Exactly one of ``num_steps`` and ``epochs`` is set; ``batch_size=None`` is full batch (a
     step is then an epoch, as in App. C.1). ``checkpoint_every``: steps between checkpoints
-    (default: a tenth of the run).
+    (default: a tenth of the run). ``init_scale``: the guide's initial posterior standard
+    deviation (None: :class:`~noether_ppl.inference.AutoMatrixNormal`'s default).
     """
 
     num_steps: int | None = None
@@ -258,6 +260,7 @@ class InferenceSettings:
     lr_conserved: float | None = None
     schedule: str = "cosine"
     num_particles: int = 1
+    init_scale: float | None = None
     chunk_size: int | None = None
     checkpoint_every: int | None = None
 

@@ -189,6 +189,7 @@ def fit(
     *,
     key: jax.Array,
     guide: AutoMatrixNormal | None = None,
+    init_scale: float | None = None,
     num_steps: int = 1000,
     batch_size: int | None = None,
     lr: float = 1e-3,
@@ -212,6 +213,11 @@ def fit(
     data : training :class:`~noether_ppl.Trajectories` (its Δt is the model's Δt).
     key : PRNG key (initialisation, mini-batches, weight and symmetry samples).
     guide : default ``AutoMatrixNormal(model)`` (App. D.1).
+    init_scale : initial posterior standard deviation of every weight of the default guide
+        (``AutoMatrixNormal(model, init_scale=...)``; None: the guide's default, 1e-3). A larger
+        value starts the posterior nearer the prior's scale, so the KL falls in fewer steps
+        (``benchmarks/time_to_quality.md``); with a long schedule at a high learning rate it
+        can make the loss run away. Only with ``guide=None``.
     num_steps : optimisation steps (one mini-batch each). With ``batch_size=None`` (full
         batch) a step is an epoch, as in the paper.
     batch_size : trajectories per mini-batch (App. C: 20); the likelihood is scaled to the full
@@ -251,6 +257,10 @@ def fit(
     _check_positive("lr_conserved", lr_conserved, allow_none=True)
     _check_positive("num_particles", num_particles, integer=True)
     _check_positive("chunk_size", chunk_size, integer=True, allow_none=True)
+    _check_positive("init_scale", init_scale, allow_none=True)
+    if init_scale is not None and guide is not None:
+        raise ValueError("`init_scale` sets up the default guide; got `guide` too (give the "
+                         "guide its own init_scale instead).")
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
     mesh = _mesh_for(devices)
@@ -261,7 +271,9 @@ def fit(
         raise ValueError(f"Expected 0 <= `start_step` <= num_steps, got {start_step!r}.")
 
     plan = TrainingPlan(N, data.n_steps, N if batch_size is None else int(batch_size))
-    guide = AutoMatrixNormal(model) if guide is None else guide
+    if guide is None:
+        guide = (AutoMatrixNormal(model) if init_scale is None
+                 else AutoMatrixNormal(model, init_scale=float(init_scale)))
     if elbo is None:
         elbo = MatrixNormalELBO(
             num_particles=num_particles,

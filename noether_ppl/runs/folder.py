@@ -425,13 +425,14 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     an uninterrupted run); a complete run is loaded as it is. A folder that already holds a run
     is refused unless ``resume=True``, and a checkpoint of another configuration is refused.
 
-    ``fit_kwargs``: ``batch_size``, ``lr``, ``lr_conserved``, ``schedule``, ``num_particles``.
+    ``fit_kwargs``: ``batch_size``, ``lr``, ``lr_conserved``, ``schedule``, ``num_particles``,
+    ``init_scale``.
     On divergence the last finite state is saved with status "diverged" and the
     :class:`~noether_ppl.inference.DivergenceError` is raised.
     """
     from ..inference.fit import DivergenceError, fit
 
-    allowed = {"batch_size", "lr", "lr_conserved", "schedule", "num_particles"}
+    allowed = {"batch_size", "lr", "lr_conserved", "schedule", "num_particles", "init_scale"}
     unknown = set(fit_kwargs) - allowed
     if unknown:
         raise ValueError(f"Unknown fit argument(s) {sorted(unknown)}; expected {sorted(allowed)}.")
