@@ -102,7 +102,8 @@ def run_candidate(ds: dict, name: str, train, test, *, seed: int, targets=None,
         overrides["sym_samples"] = ds["spec"]["sym_samples"] // 2
     spec = ModelSpec(**{**ds["spec"], **overrides})
     model = NoetherRazor(spec, phase_dim=train.phase_dim)
-    guide = AutoMatrixNormal(model, init_scale=fit_overrides.get("init_scale", 1e-3))
+    guide = AutoMatrixNormal(model, **{k: v for k, v in fit_overrides.items()
+                                       if k == "init_scale"})
     elbo = MatrixNormalELBO(num_particles=ds["fit"]["num_particles"])
     eval_key = jax.random.key(seed + 1000)
     trace, clock = [], {"eval_s": 0.0, "start": time.perf_counter()}
