@@ -51,6 +51,8 @@ def _cmd_demo(args) -> int:
         settings = dataclasses.replace(settings, num_steps=args.steps)
     if args.restarts is not None:
         settings = dataclasses.replace(settings, restarts=args.restarts)
+    if args.no_refit:
+        settings = dataclasses.replace(settings, refit=False)
     run_demo(args.out, settings, progress_bar=not args.no_progress)
     return 0
 
@@ -273,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=_positive_int, default=None,
                    help="fit every model this many times from independent keys and keep the "
                         "fit with the highest ELBO (default 1; each restart costs a full fit)")
+    p.add_argument("--no-refit", action="store_true",
+                   help="keep the learned model's joint fit (by default its posterior is "
+                        "also fitted again at the learned conserved quantity and the fit with "
+                        "the higher ELBO is kept; one more fit)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)

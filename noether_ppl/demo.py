@@ -39,6 +39,12 @@ class DemoSettings:
     the highest ELBO is kept (:func:`~noether_ppl.inference.restarts.fit_restarts`; restart 0
     is the single fit of ``restarts = 1``). At this scale one fit's outcome depends on its key
     (``benchmarks/demo_sensitivity.md``); each restart costs a full fit.
+
+    ``refit``: the learned model's posterior over θ is fitted again at its learned conserved
+    quantity, with the off-diagonals of the guide's Cholesky factors at ``refit_lr_offdiag``
+    (:func:`~noether_ppl.inference.refit_posterior`), and the fit with the higher ELBO is
+    kept (one more fit; ``REPRODUCTION.md``, demo section). ``lr_offdiag``: that rate for
+    every fit (None: ``lr``).
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -51,6 +57,9 @@ class DemoSettings:
     num_steps: int = 2000
     lr: float = 3e-3
     lr_conserved: float = 3e-2
+    lr_offdiag: float | None = None
+    refit: bool = True
+    refit_lr_offdiag: float | None = 3e-4
     noise_variance: float = 1e-3
     init_scale: float = 1e-3
     restarts: int = 1
@@ -93,15 +102,18 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
     labels = {"vanilla": "HNN", "learned": "HNN + learned symmetry",
               "oracle": "HNN + fixed SO(2)"}
     fit_settings = {"num_steps": settings.num_steps, "lr": settings.lr,
-                    "lr_conserved": settings.lr_conserved,
+                    "lr_conserved": settings.lr_conserved, "lr_offdiag": settings.lr_offdiag,
                     "num_particles": settings.num_particles, "init_scale": settings.init_scale,
                     "restarts": settings.restarts}
     runs, metrics = {}, {}
     for i, (name, model) in enumerate(models.items()):
+        refit = settings.refit and model.learns_conserved
         result = fit_restarts(model, train, key=jax.random.fold_in(k_fit, i),
+                              refit=refit, refit_kwargs=(
+                                  {"lr_offdiag": settings.refit_lr_offdiag} if refit else None),
                               restarts=settings.restarts, num_steps=settings.num_steps,
                               lr=settings.lr, lr_conserved=settings.lr_conserved,
-                              num_particles=settings.num_particles,
+                              lr_offdiag=settings.lr_offdiag, num_particles=settings.num_particles,
                               init_scale=settings.init_scale, progress_bar=progress_bar)
         folder = os.path.join(out, name)
         meta = {"experiment": "demo", "variant": name, "label": labels[name], "order": i,
@@ -109,7 +121,9 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
                 "analysis": {"threshold": DEFAULT_THRESHOLD}, "data_source": "simulated"}
         save_run(result, folder, train=train, tests={"test": test},
                  reference=sho.generators(), reference_names=sho.generator_names(),
-                 meta=meta, settings=fit_settings)
+                 meta=meta, settings={**fit_settings, **({"refit": True, "refit_lr_offdiag":
+                                                          settings.refit_lr_offdiag}
+                                                         if refit else {})})
         # 8 posterior draws for the predictive metrics and rollouts from 20 test initial
         # conditions keep the analysis to seconds; 100 draws in the ArviZ file (PSIS needs 25+).
         m = analyze_run(folder, key=jax.random.fold_in(k_eval, i), system=sho,
@@ -122,10 +136,13 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
             "kl_per_n": m["kl_per_n"],
             "neg_elbo_per_n": m["neg_elbo_per_n"],
             "test_mse": m["test_mse"]["test"],
-            "wall_time_s": sum(r["wall_time_s"] or 0.0 for r in result.info["restarts"]),
+            "wall_time_s": sum(r["wall_time_s"] or 0.0 for r in result.info["restarts"])
+            + ((result.info.get("refit") or {}).get("wall_time_s") or 0.0),
             "restarts": result.info["restarts"],
             "restart_kept": result.info["restart"],
         }
+        if "refit" in result.info:
+            metrics[name]["refit"] = result.info["refit"]
         if m.get("vi"):
             metrics[name]["pareto_k"] = m["vi"]["pareto_k"]
     report = symmetry_report(runs["learned"].result, reference=sho,
@@ -139,6 +156,14 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
                       "Harmonic oscillator (paper Table 1 layout, CPU scale)", layout="table1"))
     echo("")
     echo(str(report))
+    for name in models:
+        if "refit" in metrics[name]:
+            rf = metrics[name]["refit"]
+            second = ("diverged" if rf["diverged"]
+                      else f"{rf['refit_neg_elbo_per_n']:.2f}")
+            echo(f"{labels[name]}: final -ELBO/N {rf['fit_neg_elbo_per_n']:.2f} of the joint fit, "
+                 f"{second} of the posterior refitted at its learned conserved quantity; kept "
+                 f"the {'refit' if rf['kept'] == 'refit' else 'joint fit'} (higher ELBO).")
     if settings.restarts > 1:
         echo("")
         for name in models:

@@ -252,7 +252,7 @@ def test_a_killed_fit_process_resumes_to_the_uninterrupted_result(tmp_path):
     steps = "inference.num_steps=3000"
     args = ["sho-cpu", "--variant", "learned", *tiny("sho-cpu"), "--set", steps,
             "--set", "inference.checkpoint_every=100", "--set", "inference.init_scale=0.02",
-            "--no-progress", "--no-analysis"]
+            "--set", "inference.lr_offdiag=1e-3", "--no-progress", "--no-analysis"]
     killed = str(tmp_path / "killed")
     env = {**os.environ, "JAX_ENABLE_X64": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "noether_ppl.cli", "fit", *args, "--out",
@@ -280,7 +280,8 @@ def test_a_killed_fit_process_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed.returncode == 0, resumed.stderr.decode()
     for folder in (killed, full):  # the setting is recorded with the run (and fingerprinted)
         with open(os.path.join(folder, "learned", "run.json")) as f:
-            assert json.load(f)["fit"]["init_scale"] == 0.02
+            fit_settings = json.load(f)["fit"]
+            assert fit_settings["init_scale"] == 0.02 and fit_settings["lr_offdiag"] == 1e-3
     a = np.load(os.path.join(killed, "learned", "params.npz"))
     b = np.load(os.path.join(full, "learned", "params.npz"))
     assert set(a.files) == set(b.files)

@@ -151,6 +151,7 @@ def test_any_path_works_and_epochs_become_steps(tmp_path):
         (("[inference]", "[inference]\nnum_steps = 3"), "inference"),
         (("batch_size = 3", "batch_size = 9"), "inference.batch_size"),
         (("[inference]", "[inference]\ninit_scale = 0.0"), "inference.init_scale"),
+        (("[inference]", '[inference]\nlr_offdiag = "small"'), "inference.lr_offdiag"),
         (("[data.train]", "[data.other]"), "data.train"),
     ],
 )
@@ -180,12 +181,14 @@ def test_overrides_are_typed_validated_and_never_ignored(tmp_path):
     path = _write(tmp_path, GOOD)
     exp = load_experiment(path, ["model.hidden=[16, 16]", "model.activation=tanh",
                                  "inference.num_steps=7", "analysis.figures=false",
-                                 "data.train.dt=0.25", "seed=9", "inference.init_scale=0.03"])
+                                 "data.train.dt=0.25", "seed=9", "inference.init_scale=0.03",
+                                 "inference.lr_offdiag=3e-4"])
     assert exp.model.hidden == (16, 16) and exp.model.activation == "tanh"
     # num_steps replaces the file's epochs (they are alternatives)
     assert exp.inference.num_steps == 7 and exp.inference.epochs is None
     assert exp.analysis.figures is False and exp.data["train"].dt == 0.25 and exp.seed == 9
     assert exp.inference.init_scale == 0.03 and load_experiment(path).inference.init_scale is None
+    assert exp.inference.lr_offdiag == 3e-4 and load_experiment(path).inference.lr_offdiag is None
     assert exp.overrides[0] == "model.hidden=[16, 16]"
     with pytest.raises(ValueError, match=r"inference\.num_step \(from --set\): unknown key"):
         load_experiment(path, ["inference.num_step=7"])

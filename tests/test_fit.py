@@ -73,6 +73,8 @@ def test_training_plan_batches_cover_every_trajectory():
         ({"key": 0}, "key"),
         ({"init_scale": 0.0}, "init_scale"),
         ({"init_scale": float("nan")}, "init_scale"),
+        ({"lr_offdiag": 0.0}, "lr_offdiag"),
+        ({"lr_offdiag": float("inf")}, "lr_offdiag"),
     ],
 )
 def test_bad_fit_arguments(sho_train, kwargs, match):
@@ -86,6 +88,29 @@ def test_bad_fit_arguments(sho_train, kwargs, match):
     with pytest.raises(ValueError, match="Trajectories"):
         fit(model, np.zeros((7, 5, 2)), key=jax.random.key(0), progress_bar=False)
     assert isinstance(sho_train, Trajectories)
+
+
+def test_lr_offdiag_is_the_rate_of_the_cholesky_off_diagonals_only(sho_train):
+    """``make_optimizer(lr_offdiag=...)``: Adam's first update of a parameter is −rate·g/|g|
+    (bias-corrected moments m = g, v = g²), so a gradient of ones moves η by ``lr_conserved``,
+    every ``*_offdiag`` factor entry of the guide by ``lr_offdiag`` and every other variational
+    parameter by ``lr``; without ``lr_offdiag`` the optimiser state is the two-group one."""
+    from noether_ppl.inference.fit import OFFDIAG_SUFFIXES, make_optimizer
+
+    model = NoetherRazor(ModelSpec(hidden=(4,), n_conserved=1, sym_samples=2), phase_dim=2)
+    result = fit(model, sho_train, key=jax.random.key(0), num_steps=1, progress_bar=False)
+    params = result.params
+    assert any(k.endswith(OFFDIAG_SUFFIXES) for k in params)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    tx = make_optimizer(10, 1e-3, 1e-2, "constant", lr_offdiag=1e-4)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    for name, u in updates.items():
+        rate = (1e-2 if name.startswith("conserved")
+                else 1e-4 if name.endswith(OFFDIAG_SUFFIXES) else 1e-3)
+        np.testing.assert_allclose(np.asarray(u), -rate, rtol=1e-4, err_msg=name)
+    two = make_optimizer(10, 1e-3, 1e-2, "constant")
+    assert set(two.init(params).inner_states) == {"conserved", "variational"}
+    assert set(tx.init(params).inner_states) == {"conserved", "variational", "offdiag"}
 
 
 def test_init_scale_sets_the_default_guides_initial_posterior_scale(sho_train):

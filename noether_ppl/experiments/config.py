@@ -184,6 +184,7 @@ INFERENCE_KEYS: dict[str, _Spec] = {
     "schedule": _one_of("cosine", "constant"),
     "num_particles": POS_INT,
     "init_scale": POS_REAL,
+    "lr_offdiag": POS_REAL,
     "chunk_size": POS_INT,
     "checkpoint_every": POS_INT,
 }
@@ -251,6 +252,8 @@ class InferenceSettings:
     step is then an epoch, as in App. C.1). ``checkpoint_every``: steps between checkpoints
     (default: a tenth of the run). ``init_scale``: the guide's initial posterior standard
     deviation (None: :class:`~noether_ppl.inference.AutoMatrixNormal`'s default).
+    ``lr_offdiag``: learning rate of the guide's Cholesky off-diagonals (None: ``lr``;
+    :func:`~noether_ppl.inference.make_optimizer`).
     """
 
     num_steps: int | None = None
@@ -261,6 +264,7 @@ class InferenceSettings:
     schedule: str = "cosine"
     num_particles: int = 1
     init_scale: float | None = None
+    lr_offdiag: float | None = None
     chunk_size: int | None = None
     checkpoint_every: int | None = None
 

@@ -1,6 +1,7 @@
 """Inference for Noether's razor: the matrix-normal guide (App. D.1), the ELBO with the
 closed-form prior variance (App. D.3–D.4), ``fit`` on top of NumPyro's SVI (and
-``fit_restarts``, the best of several by ELBO), and the ArviZ
+``fit_restarts``, the best of several by ELBO, and ``refit_posterior``, the posterior fitted
+again at the learned conserved quantities), and the ArviZ
 conversion with VI diagnostics."""
 
 from .arviz import (
@@ -15,6 +16,7 @@ from .arviz import (
 from .elbo import MatrixNormalELBO
 from .fit import DivergenceError, fit, make_optimizer
 from .guide import AutoMatrixNormal, init_to_lecun
+from .refit import refit_posterior
 from .restarts import final_neg_elbo, fit_restarts
 from .result import FitResult
 
@@ -25,6 +27,7 @@ __all__ = [
     "fit",
     "make_optimizer",
     "fit_restarts",
+    "refit_posterior",
     "final_neg_elbo",
     "DivergenceError",
     "FitResult",

@@ -33,6 +33,9 @@ from .result import FitResult
 
 __all__ = ["fit", "make_optimizer", "DivergenceError", "TrainingPlan", "Progress"]
 
+OFFDIAG_SUFFIXES = ("_row_offdiag", "_col_offdiag")
+"""Param-name endings of the guide's Cholesky off-diagonals (``make_optimizer``'s third group)."""
+
 SCHEDULES = ("cosine", "constant")
 
 
@@ -68,8 +71,11 @@ def _is_key(key) -> bool:
     return key.dtype == jnp.uint32 and key.shape == (2,)
 
 
-def _check_positive(name, value, integer=False, allow_none=False):
+def _check_positive(name, value, integer=False, allow_none=False, allow_zero=False):
     if value is None and allow_none:
+        return
+    if allow_zero and not isinstance(value, bool) and isinstance(
+            value, (int, float, np.integer, np.floating)) and value == 0:
         return
     ok_type = (
         isinstance(value, (int, np.integer))
@@ -78,14 +84,24 @@ def _check_positive(name, value, integer=False, allow_none=False):
     )
     if isinstance(value, bool) or not ok_type or not (0 < value < math.inf):
         kind = "a positive int" if integer else "a positive finite number"
+        kind += " or 0" if allow_zero else ""
         raise ValueError(f"Expected `{name}` to be {kind}, got {value!r}.")
 
 
 def make_optimizer(
-    num_steps: int, lr: float, lr_conserved: float | None = None, schedule: str = "cosine"
+    num_steps: int, lr: float, lr_conserved: float | None = None, schedule: str = "cosine",
+    lr_offdiag: float | None = None,
 ) -> optax.GradientTransformation:
     """Adam(β = 0.9, 0.999) on two groups: η (``lr_conserved``) and everything else (``lr``),
-    each cosine-annealed to 0 over ``num_steps`` (App. C) or constant."""
+    each cosine-annealed to 0 over ``num_steps`` (App. C) or constant. ``lr_conserved=0``
+    holds η where it starts (no update and no Adam state for it).
+
+    With ``lr_offdiag`` the off-diagonal entries of the guide's Cholesky factors (the
+    ``*_row_offdiag`` and ``*_col_offdiag`` params of :class:`AutoMatrixNormal`) form a third
+    group with that rate. Adam moves every entry by about its rate per step, so the n − 1
+    off-diagonal entries of a factor's row change that row's norm by up to ``(n − 1)·lr`` at
+    once where its diagonal moves by ``lr``; with None they share ``lr`` (the optimiser state
+    is then the two-group one of earlier versions)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
     lr_conserved = lr if lr_conserved is None else lr_conserved
@@ -95,9 +111,15 @@ def make_optimizer(
         return optax.adam(sched, b1=0.9, b2=0.999)
 
     def labels(params):
-        return {k: ("conserved" if k in CONSERVED_PARAMS else "variational") for k in params}
+        return {k: ("conserved" if k in CONSERVED_PARAMS
+                    else "offdiag" if lr_offdiag is not None and k.endswith(OFFDIAG_SUFFIXES)
+                    else "variational") for k in params}
 
-    return optax.multi_transform({"conserved": adam(lr_conserved), "variational": adam(lr)}, labels)
+    groups = {"conserved": optax.set_to_zero() if lr_conserved == 0 else adam(lr_conserved),
+              "variational": adam(lr)}
+    if lr_offdiag is not None:
+        groups["offdiag"] = adam(lr_offdiag)
+    return optax.multi_transform(groups, labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +216,7 @@ def fit(
     batch_size: int | None = None,
     lr: float = 1e-3,
     lr_conserved: float | None = None,
+    lr_offdiag: float | None = None,
     schedule: str = "cosine",
     num_particles: int = 1,
     elbo=None,
@@ -222,7 +245,10 @@ def fit(
         batch) a step is an epoch, as in the paper.
     batch_size : trajectories per mini-batch (App. C: 20); the likelihood is scaled to the full
         data set.
-    lr, lr_conserved : Adam learning rates of the variational parameters and of η.
+    lr, lr_conserved : Adam learning rates of the variational parameters and of η
+        (``lr_conserved=0``: η stays at its initial value, e.g. from ``init_params``).
+    lr_offdiag : Adam learning rate of the off-diagonal entries of the guide's Cholesky factors
+        (default: ``lr``); see :func:`make_optimizer`.
     schedule : ``"cosine"`` (to 0 over ``num_steps``, App. C) or ``"constant"``.
     num_particles : M, weight samples per step (reparameterised).
     elbo : default ``MatrixNormalELBO(num_particles)`` with the closed-form prior variance when
@@ -254,7 +280,8 @@ def fit(
     _check_positive("num_steps", num_steps, integer=True)
     _check_positive("batch_size", batch_size, integer=True, allow_none=True)
     _check_positive("lr", lr)
-    _check_positive("lr_conserved", lr_conserved, allow_none=True)
+    _check_positive("lr_conserved", lr_conserved, allow_none=True, allow_zero=True)
+    _check_positive("lr_offdiag", lr_offdiag, allow_none=True)
     _check_positive("num_particles", num_particles, integer=True)
     _check_positive("chunk_size", chunk_size, integer=True, allow_none=True)
     _check_positive("init_scale", init_scale, allow_none=True)
@@ -280,7 +307,7 @@ def fit(
             optimal_prior_variance=model.spec.prior_variance == "optimal",
         )
     dt = float(data.dt)
-    tx = make_optimizer(num_steps, lr, lr_conserved, schedule)
+    tx = make_optimizer(num_steps, lr, lr_conserved, schedule, lr_offdiag=lr_offdiag)
     svi = SVI(model, guide, tx, elbo, dt=dt, num_data=plan.num_data, mesh=mesh)
 
     states = jnp.asarray(data.states, model.dtype)

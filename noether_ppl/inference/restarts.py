@@ -18,6 +18,7 @@ import numpy as np
 from ..data import Trajectories
 from ..models.razor import NoetherRazor
 from .fit import DivergenceError, fit
+from .refit import _SET_BY_REFIT, refit_posterior
 from .result import FitResult
 
 __all__ = ["fit_restarts", "final_neg_elbo"]
@@ -44,7 +45,8 @@ def final_neg_elbo(result: FitResult, fraction: float = 0.05) -> float:
 
 
 def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, restarts: int = 1,
-                 score_fraction: float = 0.05, **fit_kwargs) -> FitResult:
+                 score_fraction: float = 0.05, refit: bool = False,
+                 refit_kwargs: dict | None = None, **fit_kwargs) -> FitResult:
     """``restarts`` independent :func:`~noether_ppl.inference.fit` runs; the one with the
     lowest :func:`final_neg_elbo` (the highest ELBO) is returned.
 
@@ -54,10 +56,30 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
     recorded and skipped; if all diverge, the first :class:`DivergenceError` is raised. The
     returned result's ``info["restarts"]`` lists every restart's index, score, steps, wall
     time and whether it diverged, and ``info["restart"]`` the index that was kept.
+
+    ``refit=True`` (models that learn η only): the posterior over θ of the kept fit is fitted
+    again at its η̂ (:func:`~noether_ppl.inference.refit_posterior`, from the kept restart's
+    key, with ``fit_kwargs`` — less ``lr_conserved`` and ``init_params``, which were for
+    finding η̂ — updated by ``refit_kwargs``), and of the two the one with the
+    higher final ELBO is returned; ``info["refit"]`` holds both scores, the refit's steps and
+    wall time, whether it diverged, and ``"kept"`` (``"refit"`` or ``"fit"``).
     """
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
         raise ValueError(f"Expected `restarts` to be a positive int, got {restarts!r}.")
     _check_fraction("score_fraction", score_fraction)
+    if not isinstance(refit, bool):
+        raise ValueError(f"Expected `refit` to be a bool, got {refit!r}.")
+    if refit and not model.learns_conserved:
+        raise ValueError(f"`refit=True` refits the posterior at learned conserved quantities; "
+                         f"the {model.variant!r} model learns none.")
+    if refit_kwargs is not None and not refit:
+        raise ValueError("`refit_kwargs` given without `refit=True`.")
+    if refit_kwargs is not None and not isinstance(refit_kwargs, dict):
+        raise ValueError(f"Expected `refit_kwargs` to be a dict, got {refit_kwargs!r}.")
+    held = sorted(set(refit_kwargs or {}) & set(_SET_BY_REFIT))
+    if held:
+        raise ValueError(f"`refit_kwargs` may not set {held}: the refit holds η at the fitted "
+                         "value.")
     best, first_error, records = None, None, []  # best: (score, restart, result)
     for r in range(int(restarts)):
         k = key if r == 0 else jax.random.fold_in(key, r)
@@ -76,6 +98,33 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
             best = (score, r, result)
     if best is None:
         raise first_error
-    _, r, result = best
+    score, r, result = best
     result.info.update(restart=r, restarts=records)
+    if refit:
+        # the fit's own η settings (lr_conserved, init_params) were for finding η̂
+        kwargs = {k: v for k, v in fit_kwargs.items() if k not in _SET_BY_REFIT}
+        result = _refit(result, data, key if r == 0 else jax.random.fold_in(key, r), score,
+                        score_fraction, {**kwargs, **(refit_kwargs or {})})
     return result
+
+
+def _refit(result: FitResult, data, key, score: float, score_fraction: float,
+           fit_kwargs: dict) -> FitResult:
+    record = {"fit_neg_elbo_per_n": score}
+    try:
+        second = refit_posterior(result, data, key=key, **fit_kwargs)
+    except DivergenceError as err:
+        record.update(refit_neg_elbo_per_n=None, steps=err.step, diverged=True, kept="fit",
+                      wall_time_s=err.result.info.get("wall_time_s"))
+        result.info["refit"] = record
+        return result
+    refit_score = final_neg_elbo(second, score_fraction)
+    record.update(refit_neg_elbo_per_n=refit_score, steps=second.steps, diverged=False,
+                  wall_time_s=second.info.get("wall_time_s"),
+                  kept="refit" if refit_score < score else "fit")
+    if record["kept"] == "fit":
+        result.info["refit"] = record
+        return result
+    second.info.update(restart=result.info["restart"], restarts=result.info["restarts"],
+                       refit=record)
+    return second

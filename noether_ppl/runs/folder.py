@@ -426,13 +426,14 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     is refused unless ``resume=True``, and a checkpoint of another configuration is refused.
 
     ``fit_kwargs``: ``batch_size``, ``lr``, ``lr_conserved``, ``schedule``, ``num_particles``,
-    ``init_scale``.
+    ``init_scale``, ``lr_offdiag``.
     On divergence the last finite state is saved with status "diverged" and the
     :class:`~noether_ppl.inference.DivergenceError` is raised.
     """
     from ..inference.fit import DivergenceError, fit
 
-    allowed = {"batch_size", "lr", "lr_conserved", "schedule", "num_particles", "init_scale"}
+    allowed = {"batch_size", "lr", "lr_conserved", "schedule", "num_particles", "init_scale",
+               "lr_offdiag"}
     unknown = set(fit_kwargs) - allowed
     if unknown:
         raise ValueError(f"Unknown fit argument(s) {sorted(unknown)}; expected {sorted(allowed)}.")
