@@ -19,3 +19,24 @@ import jax  # noqa: E402
 
 # Identities are checked in float64; training code casts to its own dtype explicitly.
 jax.config.update("jax_enable_x64", True)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_sho():
+    """Three short oscillator trajectories: data for tests that fit many times."""
+    from noether_ppl import systems
+
+    return systems.HarmonicOscillator().simulate(jax.random.key(0), n_trajectories=3,
+                                                 n_steps=3, dt=0.2)
+
+
+@pytest.fixture(scope="module")
+def tiny_razor():
+    """A tiny Noether's razor (K = 1) that fits in a fraction of a second per step."""
+    from noether_ppl.models import ModelSpec, NoetherRazor
+
+    spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
+    return NoetherRazor(spec, phase_dim=2)

@@ -16,41 +16,29 @@ THETA = {k: v for k, v in FIT.items() if k != "lr_conserved"}  # refit_posterior
 
 
 @pytest.fixture(scope="module")
-def sho_train():
-    return systems.HarmonicOscillator().simulate(jax.random.key(0), n_trajectories=3,
-                                                 n_steps=3, dt=0.2)
-
-
-@pytest.fixture(scope="module")
-def model():
-    spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
-    return NoetherRazor(spec, phase_dim=2)
-
-
-@pytest.fixture(scope="module")
-def first(model, sho_train):
-    return fit(model, sho_train, key=jax.random.key(3), **FIT)
+def first(tiny_razor, tiny_sho):
+    return fit(tiny_razor, tiny_sho, key=jax.random.key(3), **FIT)
 
 
 def _theta(params):
     return {k: np.asarray(v) for k, v in params.items() if k not in CONSERVED_PARAMS}
 
 
-def test_lr_conserved_zero_holds_eta_at_its_initial_value(model, sho_train):
+def test_lr_conserved_zero_holds_eta_at_its_initial_value(tiny_razor, tiny_sho):
     eta = {"conserved_W": np.array([[[0.3, -0.2], [0.1, 0.4]]], np.float32),
            "conserved_b": np.array([[0.05, -0.1]], np.float32)}
-    result = fit(model, sho_train, key=jax.random.key(1), init_params=eta,
+    result = fit(tiny_razor, tiny_sho, key=jax.random.key(1), init_params=eta,
                  **{**FIT, "lr_conserved": 0.0})
     for name, value in eta.items():
         np.testing.assert_array_equal(np.asarray(result.params[name]), value)
-    moved = fit(model, sho_train, key=jax.random.key(1), init_params=eta, **FIT)
+    moved = fit(tiny_razor, tiny_sho, key=jax.random.key(1), init_params=eta, **FIT)
     assert not np.array_equal(np.asarray(moved.params["conserved_W"]), eta["conserved_W"])
     # θ starts where it would have: the first loss is the same with η held or moving.
     assert result.losses[0] == moved.losses[0]
 
 
-def test_refit_keeps_eta_bit_for_bit_and_fits_theta_again(model, sho_train, first):
-    again = refit_posterior(first, sho_train, key=jax.random.key(4), **THETA)
+def test_refit_keeps_eta_bit_for_bit_and_fits_theta_again(tiny_razor, tiny_sho, first):
+    again = refit_posterior(first, tiny_sho, key=jax.random.key(4), **THETA)
     for name in CONSERVED_PARAMS:
         np.testing.assert_array_equal(np.asarray(again.params[name]),
                                       np.asarray(first.params[name]))
@@ -58,7 +46,7 @@ def test_refit_keeps_eta_bit_for_bit_and_fits_theta_again(model, sho_train, firs
     assert again.model is first.model and again.model.learns_conserved
     # It is exactly fit() from that key with η given and held.
     eta = {name: np.asarray(first.params[name]) for name in CONSERVED_PARAMS}
-    direct = fit(model, sho_train, key=jax.random.key(4), init_params=eta,
+    direct = fit(tiny_razor, tiny_sho, key=jax.random.key(4), init_params=eta,
                  **{**FIT, "lr_conserved": 0.0})
     np.testing.assert_array_equal(again.losses, direct.losses)
     theta_a, theta_f = _theta(again.params), _theta(first.params)
@@ -66,14 +54,14 @@ def test_refit_keeps_eta_bit_for_bit_and_fits_theta_again(model, sho_train, firs
     assert any(not np.array_equal(theta_a[k], theta_f[k]) for k in theta_a)
 
 
-def test_fit_restarts_keeps_the_higher_elbo_of_fit_and_refit(model, sho_train, first):
+def test_fit_restarts_keeps_the_higher_elbo_of_fit_and_refit(tiny_razor, tiny_sho, first):
     key = jax.random.key(3)
     for refit_kwargs, steps in ((None, 30), ({"num_steps": 5}, 5)):
-        best = fit_restarts(model, sho_train, key=key, refit=True, refit_kwargs=refit_kwargs,
+        best = fit_restarts(tiny_razor, tiny_sho, key=key, refit=True, refit_kwargs=refit_kwargs,
                             **FIT)
         record = best.info["refit"]
         assert record["fit_neg_elbo_per_n"] == pytest.approx(final_neg_elbo(first), rel=1e-6)
-        again = refit_posterior(first, sho_train, key=key, **{**THETA, **(refit_kwargs or {})})
+        again = refit_posterior(first, tiny_sho, key=key, **{**THETA, **(refit_kwargs or {})})
         assert record["refit_neg_elbo_per_n"] == pytest.approx(final_neg_elbo(again), rel=1e-6)
         assert record["steps"] == steps and not record["diverged"]
         kept = again if record["kept"] == "refit" else first
@@ -85,39 +73,39 @@ def test_fit_restarts_keeps_the_higher_elbo_of_fit_and_refit(model, sho_train, f
     assert record["kept"] == "fit"
 
 
-def test_a_diverged_refit_keeps_the_fit(model, sho_train, first, monkeypatch):
+def test_a_diverged_refit_keeps_the_fit(tiny_razor, tiny_sho, first, monkeypatch):
     def diverges(result, data, *, key, **kwargs):
         raise DivergenceError(4, fit(result.model, data, key=key, **{**THETA, "num_steps": 4}))
 
     monkeypatch.setattr(restarts_module, "refit_posterior", diverges)
-    best = fit_restarts(model, sho_train, key=jax.random.key(3), refit=True, **FIT)
+    best = fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(3), refit=True, **FIT)
     assert best.info["refit"]["diverged"] and best.info["refit"]["kept"] == "fit"
     assert best.info["refit"]["steps"] == 4
     np.testing.assert_array_equal(best.losses, first.losses)
 
 
-def test_bad_refit_arguments(model, sho_train, first):
+def test_bad_refit_arguments(tiny_razor, tiny_sho, first):
     vanilla = NoetherRazor(ModelSpec(hidden=(8,), n_conserved=0, substeps=2), phase_dim=2)
     oracle = NoetherRazor(ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2),
                           phase_dim=2, generators=systems.HarmonicOscillator().generators())
     for m in (vanilla, oracle):
         with pytest.raises(ValueError, match="refit"):
-            fit_restarts(m, sho_train, key=jax.random.key(0), refit=True, **FIT)
+            fit_restarts(m, tiny_sho, key=jax.random.key(0), refit=True, **FIT)
     with pytest.raises(ValueError, match="refit_kwargs"):
-        fit_restarts(model, sho_train, key=jax.random.key(0), refit_kwargs={"lr": 1e-3}, **FIT)
+        fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(0), refit_kwargs={"lr": 1e-3}, **FIT)
     with pytest.raises(ValueError, match="refit"):
-        fit_restarts(model, sho_train, key=jax.random.key(0), refit=1, **FIT)
+        fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(0), refit=1, **FIT)
     with pytest.raises(ValueError, match="lr_conserved"):  # refused before any fit
-        fit_restarts(model, "not data", key=jax.random.key(0), refit=True,
+        fit_restarts(tiny_razor, "not data", key=jax.random.key(0), refit=True,
                      refit_kwargs={"lr_conserved": 1e-3}, **FIT)
     with pytest.raises(ValueError, match="lr_conserved"):
-        refit_posterior(first, sho_train, key=jax.random.key(0), **FIT)
+        refit_posterior(first, tiny_sho, key=jax.random.key(0), **FIT)
     with pytest.raises(ValueError, match="init_params"):
-        refit_posterior(first, sho_train, key=jax.random.key(0), init_params={}, num_steps=3)
+        refit_posterior(first, tiny_sho, key=jax.random.key(0), init_params={}, num_steps=3)
     with pytest.raises(ValueError, match="FitResult"):
-        refit_posterior("run", sho_train, key=jax.random.key(0), num_steps=3)
-    plain = fit(vanilla, sho_train, key=jax.random.key(0), **FIT)
+        refit_posterior("run", tiny_sho, key=jax.random.key(0), num_steps=3)
+    plain = fit(vanilla, tiny_sho, key=jax.random.key(0), **FIT)
     with pytest.raises(ValueError, match="vanilla"):
-        refit_posterior(plain, sho_train, key=jax.random.key(0), num_steps=3)
+        refit_posterior(plain, tiny_sho, key=jax.random.key(0), num_steps=3)
     with pytest.raises(ValueError, match="lr_conserved"):
-        fit(model, sho_train, key=jax.random.key(0), **{**FIT, "lr_conserved": -1.0})
+        fit(tiny_razor, tiny_sho, key=jax.random.key(0), **{**FIT, "lr_conserved": -1.0})

@@ -2,7 +2,6 @@ import jax
 import numpy as np
 import pytest
 
-from noether_ppl import systems
 from noether_ppl.inference import DivergenceError, fit
 from noether_ppl.inference import restarts as restarts_module
 from noether_ppl.inference.restarts import final_neg_elbo, fit_restarts
@@ -11,34 +10,22 @@ from noether_ppl.models import ModelSpec, NoetherRazor
 FIT = dict(num_steps=30, lr=3e-3, lr_conserved=1e-2, progress_bar=False)
 
 
-@pytest.fixture(scope="module")
-def sho_train():
-    return systems.HarmonicOscillator().simulate(jax.random.key(0), n_trajectories=3,
-                                                 n_steps=3, dt=0.2)
-
-
-@pytest.fixture(scope="module")
-def model():
-    spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
-    return NoetherRazor(spec, phase_dim=2)
-
-
 def _same_params(a, b):
     return a.keys() == b.keys() and all(np.array_equal(np.asarray(a[k]), np.asarray(b[k]))
                                         for k in a)
 
 
-def test_one_restart_is_exactly_fit(model, sho_train):
+def test_one_restart_is_exactly_fit(tiny_razor, tiny_sho):
     key = jax.random.key(5)
-    single = fit(model, sho_train, key=key, **FIT)
-    best = fit_restarts(model, sho_train, key=key, restarts=1, **FIT)
+    single = fit(tiny_razor, tiny_sho, key=key, **FIT)
+    best = fit_restarts(tiny_razor, tiny_sho, key=key, restarts=1, **FIT)
     assert _same_params(single.params, best.params)
     assert best.info["restart"] == 0 and len(best.info["restarts"]) == 1
 
 
-def test_keeps_the_restart_with_the_lowest_final_loss(model, sho_train):
+def test_keeps_the_restart_with_the_lowest_final_loss(tiny_razor, tiny_sho):
     key = jax.random.key(6)
-    best = fit_restarts(model, sho_train, key=key, restarts=3, **FIT)
+    best = fit_restarts(tiny_razor, tiny_sho, key=key, restarts=3, **FIT)
     records = best.info["restarts"]
     assert [r["restart"] for r in records] == [0, 1, 2]
     scores = [r["neg_elbo_per_n"] for r in records]
@@ -46,22 +33,22 @@ def test_keeps_the_restart_with_the_lowest_final_loss(model, sho_train):
     # Each restart is the plain fit from its own key: recompute every one independently.
     for r, score in enumerate(scores):
         k = key if r == 0 else jax.random.fold_in(key, r)
-        again = fit(model, sho_train, key=k, **FIT)
+        again = fit(tiny_razor, tiny_sho, key=k, **FIT)
         assert final_neg_elbo(again) == pytest.approx(score, rel=1e-6)
         if r == best.info["restart"]:
             assert _same_params(again.params, best.params)
     assert len(set(scores)) == 3  # independent initialisations, different optima
 
 
-def test_final_neg_elbo_is_the_mean_of_the_last_steps(model, sho_train):
-    result = fit(model, sho_train, key=jax.random.key(7), **FIT)
+def test_final_neg_elbo_is_the_mean_of_the_last_steps(tiny_razor, tiny_sho):
+    result = fit(tiny_razor, tiny_sho, key=jax.random.key(7), **FIT)
     losses = np.asarray(result.losses, dtype=np.float64)
     assert final_neg_elbo(result, 0.1) == pytest.approx(losses[-3:].mean())
     assert final_neg_elbo(result, 1e-6) == pytest.approx(losses[-1])
     assert final_neg_elbo(result, 1.0) == pytest.approx(losses.mean())
 
 
-def test_a_diverged_restart_is_recorded_and_skipped(model, sho_train, monkeypatch):
+def test_a_diverged_restart_is_recorded_and_skipped(tiny_razor, tiny_sho, monkeypatch):
     real_fit = restarts_module.fit
     calls = 0
 
@@ -74,16 +61,16 @@ def test_a_diverged_restart_is_recorded_and_skipped(model, sho_train, monkeypatc
         return result
 
     monkeypatch.setattr(restarts_module, "fit", first_diverges)
-    best = fit_restarts(model, sho_train, key=jax.random.key(8), restarts=2, **FIT)
+    best = fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(8), restarts=2, **FIT)
     first, second = best.info["restarts"]
     assert first["diverged"] and first["neg_elbo_per_n"] is None and first["steps"] == 7
     assert not second["diverged"] and best.info["restart"] == 1
 
 
-def test_all_restarts_diverging_raises(sho_train):
+def test_all_restarts_diverging_raises(tiny_sho):
     vanilla = NoetherRazor(ModelSpec(hidden=(8,), n_conserved=0, substeps=2), phase_dim=2)
     with pytest.raises(DivergenceError):
-        fit_restarts(vanilla, sho_train, key=jax.random.key(0), restarts=2, num_steps=200,
+        fit_restarts(vanilla, tiny_sho, key=jax.random.key(0), restarts=2, num_steps=200,
                      lr=1e6, schedule="constant", progress_bar=False, chunk_size=50)
 
 
@@ -94,7 +81,7 @@ def test_all_restarts_diverging_raises(sho_train):
     ({"score_fraction": 0.0}, "score_fraction"),
     ({"score_fraction": 2.0}, "score_fraction"),
 ])
-def test_bad_arguments_are_refused_before_fitting(model, sho_train, kwargs, match):
+def test_bad_arguments_are_refused_before_fitting(tiny_razor, tiny_sho, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        fit_restarts(model, sho_train, key=jax.random.key(0), **{"restarts": 2, **kwargs},
+        fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(0), **{"restarts": 2, **kwargs},
                      **FIT)
