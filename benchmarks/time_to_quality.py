@@ -74,8 +74,15 @@ CANDIDATES = {
                                          init_scale=0.03, budget_fraction=0.3),
     "rk2-1-lattice-init0.03-short": dict(integrator="rk2", substeps=1, sampling="lattice",
                                          init_scale=0.03, budget_fraction=0.3),
+    # The guide's Cholesky off-diagonals at a tenth of the learning rate (fit's lr_offdiag):
+    # the rate at which the demo's refit stopped running away (REPRODUCTION.md, demo section).
+    "plain-offdiag": dict(lr_offdiag=3e-4),
+    "rk4-1-lattice-offdiag": dict(integrator="rk4", substeps=1, sampling="lattice",
+                                  lr_offdiag=3e-4),
+    "rk2-1-lattice-offdiag": dict(integrator="rk2", substeps=1, sampling="lattice",
+                                  lr_offdiag=3e-4),
 }
-FIT_OVERRIDES = ("init_scale", "budget_fraction")
+FIT_OVERRIDES = ("init_scale", "budget_fraction", "lr_offdiag")
 """Candidate settings that go to the fit, not to the ModelSpec."""
 
 
@@ -123,8 +130,8 @@ def run_candidate(ds: dict, name: str, train, test, *, seed: int, targets=None,
 
     fit(model, train, key=jax.random.key(seed), guide=guide, elbo=elbo,
         num_steps=budget, batch_size=ds["batch_size"], lr=ds["fit"]["lr"],
-        lr_conserved=ds["fit"]["lr_conserved"], progress_bar=False, chunk_size=ds["chunk"],
-        callback=evaluate)
+        lr_conserved=ds["fit"]["lr_conserved"], lr_offdiag=fit_overrides.get("lr_offdiag"),
+        progress_bar=False, chunk_size=ds["chunk"], callback=evaluate)
     reached = trace[-1] if targets and evaluate_hit(trace[-1], targets) else None
     return {"candidate": name, "spec": spec.to_dict(),
             "fit": {"num_steps": budget, **fit_overrides}, "trace": trace, "reached": reached}
