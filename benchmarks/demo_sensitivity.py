@@ -49,6 +49,7 @@ def parse_settings(pairs: list[str]) -> DemoSettings:
     """``DemoSettings`` with ``name=value`` overrides, each converted to the field's type."""
     defaults = DemoSettings()
     fields = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(DemoSettings)}
+    optional = {f.name for f in dataclasses.fields(DemoSettings) if "None" in str(f.type)}
     overrides = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -60,8 +61,10 @@ def parse_settings(pairs: list[str]) -> DemoSettings:
             if value.lower() not in ("true", "false"):
                 raise SystemExit(f"--set {name} expects true or false, got {value!r}")
             overrides[name] = value.lower() == "true"
-        elif current is None or "lr" in name:  # optional rates
-            overrides[name] = None if value.lower() == "none" else float(value)
+        elif name in optional and value.lower() == "none":
+            overrides[name] = None
+        elif current is None:  # the optional fields without a default are rates
+            overrides[name] = float(value)
         elif isinstance(current, tuple):
             overrides[name] = tuple(int(v) for v in value.split(","))
         else:

@@ -328,8 +328,9 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
             progress_bar=progress_bar, chunk_size=inf.chunk_size, batch_size=inf.batch_size,
             lr=inf.lr, lr_conserved=inf.lr_conserved, schedule=inf.schedule,
             num_particles=inf.num_particles,
-            **({} if inf.init_scale is None else {"init_scale": inf.init_scale}),
-            **({} if inf.lr_offdiag is None else {"lr_offdiag": inf.lr_offdiag}))
+            # optional settings only when set, so run.json and the fingerprint are unchanged
+            **{k: v for k, v in (("init_scale", inf.init_scale), ("lr_offdiag", inf.lr_offdiag))
+               if v is not None})
         run = open_run(folder, result=result)
         if analyze and run.metrics is None:
             metrics_v = analyze_run(

@@ -119,12 +119,10 @@ def _refit(result: FitResult, data, key, score: float, score_fraction: float,
         result.info["refit"] = record
         return result
     refit_score = final_neg_elbo(second, score_fraction)
+    kept = second if refit_score < score else result
     record.update(refit_neg_elbo_per_n=refit_score, steps=second.steps, diverged=False,
                   wall_time_s=second.info.get("wall_time_s"),
-                  kept="refit" if refit_score < score else "fit")
-    if record["kept"] == "fit":
-        result.info["refit"] = record
-        return result
-    second.info.update(restart=result.info["restart"], restarts=result.info["restarts"],
-                       refit=record)
-    return second
+                  kept="refit" if kept is second else "fit")
+    kept.info.update(restart=result.info["restart"], restarts=result.info["restarts"],
+                     refit=record)
+    return kept
