@@ -23,7 +23,7 @@ from . import systems
 from ._io import atomic_write_json
 from .analysis.symmetry import DEFAULT_THRESHOLD, symmetry_report
 from .analysis.tables import format_table
-from .inference.restarts import fit_restarts
+from .inference.restarts import fit_restarts, refit_summary
 from .models import ModelSpec, NoetherRazor
 from .runs.analysis import analyze_run, comparison_figures
 from .runs.folder import open_run, save_run
@@ -158,12 +158,8 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
     echo(str(report))
     for name in models:
         if "refit" in metrics[name]:
-            rf = metrics[name]["refit"]
-            second = ("diverged" if rf["diverged"]
-                      else f"{rf['refit_neg_elbo_per_n']:.2f}")
-            echo(f"{labels[name]}: final -ELBO/N {rf['fit_neg_elbo_per_n']:.2f} of the joint fit, "
-                 f"{second} of the posterior refitted at its learned conserved quantity; kept "
-                 f"the {'refit' if rf['kept'] == 'refit' else 'joint fit'} (higher ELBO).")
+            echo(refit_summary(labels[name], metrics[name]["refit"],
+                               n_conserved=models[name].n_conserved))
     if settings.restarts > 1:
         echo("")
         for name in models:

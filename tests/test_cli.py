@@ -236,7 +236,9 @@ def test_fit_on_user_data_without_a_system(tmp_path, capsys):
                                 "0.1", "--no-progress", "--no-analysis", "--out", out)
     assert code == 0, err
     assert "variant 'so2'" in stdout and "not fitted on your data" in stdout
-    assert sorted(os.listdir(out)) == ["data", "experiment.json", "experiment.toml", "learned"]
+    # sho-cpu refits the learned model (inference.refit = true)
+    assert sorted(os.listdir(out)) == ["data", "experiment.json", "experiment.toml", "learned",
+                                       "learned-refit"]
     with open(os.path.join(out, "experiment.json")) as f:
         exp = json.load(f)
     assert exp["data"]["source"] == "user" and exp["variants"] == ["learned"]
@@ -252,7 +254,8 @@ def test_a_killed_fit_process_resumes_to_the_uninterrupted_result(tmp_path):
     steps = "inference.num_steps=3000"
     args = ["sho-cpu", "--variant", "learned", *tiny("sho-cpu"), "--set", steps,
             "--set", "inference.checkpoint_every=100", "--set", "inference.init_scale=0.02",
-            "--set", "inference.lr_offdiag=1e-3", "--no-progress", "--no-analysis"]
+            "--set", "inference.lr_offdiag=1e-3", "--set", "inference.refit=false",
+            "--no-progress", "--no-analysis"]
     killed = str(tmp_path / "killed")
     env = {**os.environ, "JAX_ENABLE_X64": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "noether_ppl.cli", "fit", *args, "--out",
@@ -287,3 +290,65 @@ def test_a_killed_fit_process_resumes_to_the_uninterrupted_result(tmp_path):
     assert set(a.files) == set(b.files)
     for k in a.files:
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_refit_runs_after_the_learned_variant_and_resumes(tmp_path, capsys):
+    """`[inference] refit = true`: a run folder `learned-refit` holding the posterior refitted
+    at the learned η (η bit for bit the learned run's), equal to `refit_posterior` on the same
+    data and key; the printed comparison is the final −ELBO/N of both traces; a removed refit
+    is redone identically on resume."""
+    import shutil
+
+    from noether_ppl.experiments import load_experiment
+    from noether_ppl.inference import refit_posterior
+    from noether_ppl.models.razor import CONSERVED_PARAMS
+    from noether_ppl.runs.folder import open_run
+
+    sets = ["--set", "inference.refit=true", "--set", "inference.refit_lr_offdiag=3e-4"]
+    out = str(tmp_path / "refit")
+    code, stdout, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned",
+                                *tiny("sho-cpu"), *sets, "--no-progress", "--no-analysis",
+                                "--out", out)
+    assert code == 0, err
+    joint, second = open_run(os.path.join(out, "learned")), open_run(os.path.join(out,
+                                                                                 "learned-refit"))
+    assert second.meta["refit_of"] == "learned" and second.info["status"] == "complete"
+    assert second.info["fit"]["lr_conserved"] == 0.0 and second.info["fit"]["lr_offdiag"] == 3e-4
+    assert second.info["fit"]["init_params"] == sorted(CONSERVED_PARAMS)
+    for name in CONSERVED_PARAMS:
+        np.testing.assert_array_equal(second.result.params[name], joint.result.params[name])
+
+    # the same refit in memory
+    exp = load_experiment("sho-cpu").replace(
+        [s for s in tiny("sho-cpu") if s != "--set"] + ["inference.refit=true",
+                                                         "inference.refit_lr_offdiag=3e-4"])
+    _, k_fit, _ = exp.keys()
+    inf = exp.inference
+    ref = refit_posterior(joint.result, joint.train, key=k_fit, num_steps=inf.num_steps,
+                          lr=inf.lr, lr_offdiag=3e-4, schedule=inf.schedule,
+                          num_particles=inf.num_particles, progress_bar=False)
+    for name, value in ref.params.items():
+        np.testing.assert_allclose(second.result.params[name], value, rtol=1e-6, atol=1e-7)
+
+    # the printed line: the mean loss over the last 5 % (here: the last step) of each trace
+    line = [s for s in stdout.splitlines() if "of the posterior refitted" in s]
+    assert len(line) == 1
+    assert (f"final -ELBO/N {joint.result.losses[-1]:.2f} of the joint fit, "
+            f"{second.result.losses[-1]:.2f} of the posterior refitted") in line[0]
+    which = "refit" if second.result.losses[-1] < joint.result.losses[-1] else "joint fit"
+    assert line[0].endswith(f"the {which} has the higher ELBO.")
+
+    # resume: the complete learned run is kept, a missing refit is fitted again, identically
+    before = {k: np.asarray(v) for k, v in second.result.params.items()}
+    shutil.rmtree(os.path.join(out, "learned-refit"))
+    code, stdout, err = run_cli(capsys, "fit", "--resume", out, "--no-progress",
+                                "--no-analysis")
+    assert code == 0, err
+    assert "Refitting the posterior" in stdout
+    again = open_run(os.path.join(out, "learned-refit"))
+    for name, value in before.items():
+        np.testing.assert_array_equal(again.result.params[name], value)
+    # report prints both runs' rows and the same comparison
+    code, stdout, err = run_cli(capsys, "report", out, "--no-figures")
+    assert code == 0, err
+    assert "HNN + learned symmetry (refit)" in stdout and line[0] in stdout

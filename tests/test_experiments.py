@@ -152,6 +152,8 @@ def test_any_path_works_and_epochs_become_steps(tmp_path):
         (("batch_size = 3", "batch_size = 9"), "inference.batch_size"),
         (("[inference]", "[inference]\ninit_scale = 0.0"), "inference.init_scale"),
         (("[inference]", '[inference]\nlr_offdiag = "small"'), "inference.lr_offdiag"),
+        (("[inference]", '[inference]\nrefit = "yes"'), "inference.refit"),
+        (("[inference]", "[inference]\nrefit_lr_offdiag = 0"), "inference.refit_lr_offdiag"),
         (("[data.train]", "[data.other]"), "data.train"),
     ],
 )

@@ -26,6 +26,10 @@ the optimiser settings, the analysis and a seed::
     [analysis]
     threshold = 0.05
 
+``[inference] refit = true`` adds, after each learned variant, a run with its posterior over θ
+fitted again at the learned conserved quantities (``<variant>-refit``; see
+:class:`InferenceSettings`).
+
 Variants: ``"vanilla"`` (K = 0, the plain HNN), ``"learned"`` (K = ``model.n_conserved``
 learned conserved quantities), ``"oracle"`` (the system's ground-truth generators, App. B) or
 a fixed group by name: ``"so2"`` (harmonic oscillator), ``"u(n)"`` or e.g. ``"u(3)"`` (n
@@ -185,6 +189,8 @@ INFERENCE_KEYS: dict[str, _Spec] = {
     "num_particles": POS_INT,
     "init_scale": POS_REAL,
     "lr_offdiag": POS_REAL,
+    "refit": BOOL,
+    "refit_lr_offdiag": POS_REAL,
     "chunk_size": POS_INT,
     "checkpoint_every": POS_INT,
 }
@@ -253,7 +259,11 @@ class InferenceSettings:
     (default: a tenth of the run). ``init_scale``: the guide's initial posterior standard
     deviation (None: :class:`~noether_ppl.inference.AutoMatrixNormal`'s default).
     ``lr_offdiag``: learning rate of the guide's Cholesky off-diagonals (None: ``lr``;
-    :func:`~noether_ppl.inference.make_optimizer`).
+    :func:`~noether_ppl.inference.make_optimizer`). ``refit``: after each learned variant, fit
+    its posterior over θ again with η held at the learned η̂ (a run folder of its own,
+    ``<variant>-refit``; :func:`~noether_ppl.inference.refit_posterior`), at the rate
+    ``refit_lr_offdiag`` for the Cholesky off-diagonals (None: ``lr_offdiag``; used only with
+    ``refit``, so ``--set inference.refit=false`` turns a file's refit off); None is off.
     """
 
     num_steps: int | None = None
@@ -265,6 +275,8 @@ class InferenceSettings:
     num_particles: int = 1
     init_scale: float | None = None
     lr_offdiag: float | None = None
+    refit: bool | None = None
+    refit_lr_offdiag: float | None = None
     chunk_size: int | None = None
     checkpoint_every: int | None = None
 

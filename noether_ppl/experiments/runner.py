@@ -221,6 +221,9 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         from their last checkpoint, missing ones start. The stored configuration must match.
     analyze : evaluate each run and write metrics, the ArviZ file and figures.
     """
+    from ..inference.fit import DivergenceError
+    from ..inference.refit import held_conserved
+    from ..inference.restarts import refit_record, refit_summary
     from ..models import NoetherRazor
     from ..runs.analysis import analyze_run, comparison_figures, table_row
     from ..runs.folder import fit_in_folder, open_run
@@ -309,8 +312,29 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
     num_steps = inf.steps_for(train.n_trajectories)
     _, k_fit, k_eval = experiment.keys()
     an = experiment.analysis
-    runs, metrics = {}, {}
-    for order, v in enumerate(resolved):
+    # optional settings only when set, so run.json and the fingerprint are unchanged
+    fit_settings = dict(
+        num_steps=num_steps, checkpoint_every=inf.checkpoint_interval(num_steps),
+        resume=resume, tests=test_sets, reference=reference, reference_names=reference_names,
+        progress_bar=progress_bar, chunk_size=inf.chunk_size, batch_size=inf.batch_size,
+        lr=inf.lr, lr_conserved=inf.lr_conserved, schedule=inf.schedule,
+        num_particles=inf.num_particles,
+        **{k: v for k, v in (("init_scale", inf.init_scale), ("lr_offdiag", inf.lr_offdiag))
+           if v is not None})
+
+    def analysed(run):
+        if not analyze or run.metrics is not None:
+            return run
+        metrics_v = analyze_run(
+            run, key=k_eval, system=system, threshold=an.threshold,
+            min_parallelness=an.min_parallelness, arviz_samples=an.arviz_samples,
+            figures=an.figures, num_samples=an.num_samples, num_repeats=an.num_repeats,
+            rollouts=an.rollouts, rollout_steps=an.rollout_steps,
+            rollout_trajectories=an.rollout_trajectories)
+        return dataclasses.replace(run, metrics=metrics_v)
+
+    runs, order = {}, 0
+    for v in resolved:
         folder = os.path.join(out, v.slug)
         spec = specs[v.slug]
         gens = None
@@ -320,34 +344,38 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         meta = {"experiment": experiment.name, "variant": v.name, "label": v.label,
                 "order": order, "system": None if system is None else dict(experiment.system),
                 "analysis": dataclasses.asdict(an), "data_source": record["source"]}
+        order += 1
         echo(f"Fitting {v.label} ({v.slug}): {num_steps} steps, K = {model.n_conserved} ...")
-        result = fit_in_folder(
-            model, train, folder, key=k_fit, num_steps=num_steps,
-            checkpoint_every=inf.checkpoint_interval(num_steps), resume=resume,
-            tests=test_sets, reference=reference, reference_names=reference_names, meta=meta,
-            progress_bar=progress_bar, chunk_size=inf.chunk_size, batch_size=inf.batch_size,
-            lr=inf.lr, lr_conserved=inf.lr_conserved, schedule=inf.schedule,
-            num_particles=inf.num_particles,
-            # optional settings only when set, so run.json and the fingerprint are unchanged
-            **{k: v for k, v in (("init_scale", inf.init_scale), ("lr_offdiag", inf.lr_offdiag))
-               if v is not None})
-        run = open_run(folder, result=result)
-        if analyze and run.metrics is None:
-            metrics_v = analyze_run(
-                run, key=k_eval, system=system, threshold=an.threshold,
-                min_parallelness=an.min_parallelness, arviz_samples=an.arviz_samples,
-                figures=an.figures, num_samples=an.num_samples, num_repeats=an.num_repeats,
-                rollouts=an.rollouts, rollout_steps=an.rollout_steps,
-                rollout_trajectories=an.rollout_trajectories)
-            run = dataclasses.replace(run, metrics=metrics_v)
-        runs[v.slug] = run
-        metrics[v.slug] = run.metrics
+        result = fit_in_folder(model, train, folder, key=k_fit, meta=meta, **fit_settings)
+        runs[v.slug] = analysed(open_run(folder, result=result))
+        if inf.refit and v.kind == "learned":
+            slug = f"{v.slug}-refit"
+            meta = {**meta, "variant": slug, "label": f"{v.label} (refit)", "order": order,
+                    "refit_of": v.slug}
+            order += 1
+            echo(f"Refitting the posterior of {v.label} at its learned conserved quantities "
+                 f"({slug}): {num_steps} steps ...")
+            settings = {**fit_settings, **held_conserved(result)}
+            if inf.refit_lr_offdiag is not None:
+                settings["lr_offdiag"] = inf.refit_lr_offdiag
+            try:
+                second = fit_in_folder(model, train, os.path.join(out, slug), key=k_fit,
+                                       meta=meta, **settings)
+            except DivergenceError as err:
+                second = None
+                echo(f"The refit of {v.label} diverged at step {err.step}; its last finite "
+                     f"state is in {os.path.join(out, slug)!r}, left out of the table.")
+            else:
+                runs[slug] = analysed(open_run(os.path.join(out, slug), result=second))
+            echo(refit_summary(v.label, refit_record(result, second),
+                               n_conserved=model.n_conserved, kept=False))
+    metrics = {slug: run.metrics for slug, run in runs.items()}
 
     table = ""
     if analyze:
         from ..analysis.tables import format_table
 
-        rows = {runs[v.slug].label: table_row(metrics[v.slug]) for v in resolved}
+        rows = {run.label: table_row(metrics[slug]) for slug, run in runs.items()}
         table = format_table(rows, table_title(experiment.name, experiment.system["name"]
                                                if system is not None else None),
                              layout=table_layout(test_sets))

@@ -16,7 +16,7 @@ from .arviz import (
 from .elbo import MatrixNormalELBO
 from .fit import DivergenceError, fit, make_optimizer
 from .guide import AutoMatrixNormal, init_to_lecun
-from .refit import refit_posterior
+from .refit import held_conserved, refit_posterior
 from .restarts import final_neg_elbo, fit_restarts
 from .result import FitResult
 
@@ -28,6 +28,7 @@ __all__ = [
     "make_optimizer",
     "fit_restarts",
     "refit_posterior",
+    "held_conserved",
     "final_neg_elbo",
     "DivergenceError",
     "FitResult",

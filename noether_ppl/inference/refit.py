@@ -20,9 +20,21 @@ from ..models.razor import CONSERVED_PARAMS
 from .fit import fit
 from .result import FitResult
 
-__all__ = ["refit_posterior"]
+__all__ = ["refit_posterior", "held_conserved"]
 
 _SET_BY_REFIT = ("init_params", "lr_conserved", "init_state", "start_step")
+
+
+def held_conserved(result: FitResult) -> dict:
+    """The :func:`~noether_ppl.inference.fit` arguments that hold η at ``result``'s learned
+    value: ``init_params`` (every conserved-quantity parameter) and ``lr_conserved=0``."""
+    if not isinstance(result, FitResult):
+        raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
+    if not result.model.learns_conserved:
+        raise ValueError(f"`result` is a fit of the {result.variant!r} model, which has no "
+                         "learned conserved quantities to refit the posterior at.")
+    return {"init_params": {name: np.asarray(result.params[name]) for name in CONSERVED_PARAMS},
+            "lr_conserved": 0.0}
 
 
 def refit_posterior(result: FitResult, data: Trajectories, *, key: jax.Array,
@@ -36,14 +48,9 @@ def refit_posterior(result: FitResult, data: Trajectories, *, key: jax.Array,
     returned result is of the same model (it still "learns" η, at rate 0): its generators are
     ``result``'s, bit for bit.
     """
-    if not isinstance(result, FitResult):
-        raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
-    if not result.model.learns_conserved:
-        raise ValueError(f"`result` is a fit of the {result.variant!r} model, which has no "
-                         "learned conserved quantities to refit the posterior at.")
+    held = held_conserved(result)
     given = sorted(set(fit_kwargs) & set(_SET_BY_REFIT))
     if given:
         raise ValueError(f"refit_posterior sets {given} itself (η is held at the fitted "
                          "value); leave them out.")
-    eta = {name: np.asarray(result.params[name]) for name in CONSERVED_PARAMS}
-    return fit(result.model, data, key=key, init_params=eta, lr_conserved=0.0, **fit_kwargs)
+    return fit(result.model, data, key=key, **held, **fit_kwargs)

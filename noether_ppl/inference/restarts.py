@@ -21,7 +21,7 @@ from .fit import DivergenceError, fit
 from .refit import _SET_BY_REFIT, refit_posterior
 from .result import FitResult
 
-__all__ = ["fit_restarts", "final_neg_elbo"]
+__all__ = ["fit_restarts", "final_neg_elbo", "refit_record", "refit_summary"]
 
 
 def _check_fraction(name: str, value) -> None:
@@ -98,31 +98,54 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
             best = (score, r, result)
     if best is None:
         raise first_error
-    score, r, result = best
+    _, r, result = best
     result.info.update(restart=r, restarts=records)
     if refit:
         # the fit's own η settings (lr_conserved, init_params) were for finding η̂
         kwargs = {k: v for k, v in fit_kwargs.items() if k not in _SET_BY_REFIT}
-        result = _refit(result, data, key if r == 0 else jax.random.fold_in(key, r), score,
+        result = _refit(result, data, key if r == 0 else jax.random.fold_in(key, r),
                         score_fraction, {**kwargs, **(refit_kwargs or {})})
     return result
 
 
-def _refit(result: FitResult, data, key, score: float, score_fraction: float,
+def refit_record(fit_result: FitResult, refit_result: FitResult | None,
+                 score_fraction: float = 0.05) -> dict:
+    """The choice between a fit and its refit at η̂ (:func:`refit_posterior`; None: the refit
+    diverged): both :func:`final_neg_elbo` scores and ``"kept"``, ``"refit"`` when its ELBO is
+    the higher, else ``"fit"``."""
+    score = final_neg_elbo(fit_result, score_fraction)
+    if refit_result is None:
+        return {"fit_neg_elbo_per_n": score, "refit_neg_elbo_per_n": None, "diverged": True,
+                "kept": "fit"}
+    refit_score = final_neg_elbo(refit_result, score_fraction)
+    return {"fit_neg_elbo_per_n": score, "refit_neg_elbo_per_n": refit_score,
+            "diverged": False, "kept": "refit" if refit_score < score else "fit"}
+
+
+def refit_summary(label: str, record: dict, *, n_conserved: int = 1, kept: bool = True) -> str:
+    """One line for a :func:`refit_record`: both scores and which fit has the higher ELBO
+    (``kept``: that fit is the one kept, as in ``fit_restarts(refit=True)``)."""
+    second = ("diverged" if record["diverged"]
+              else f"{record['refit_neg_elbo_per_n']:.2f}")
+    which = "refit" if record["kept"] == "refit" else "joint fit"
+    what = "quantity" if n_conserved == 1 else "quantities"
+    choice = f"kept the {which} (higher ELBO)" if kept else f"the {which} has the higher ELBO"
+    return (f"{label}: final -ELBO/N {record['fit_neg_elbo_per_n']:.2f} of the joint fit, "
+            f"{second} of the posterior refitted at its learned conserved {what}; {choice}.")
+
+
+def _refit(result: FitResult, data, key, score_fraction: float,
            fit_kwargs: dict) -> FitResult:
-    record = {"fit_neg_elbo_per_n": score}
     try:
         second = refit_posterior(result, data, key=key, **fit_kwargs)
     except DivergenceError as err:
-        record.update(refit_neg_elbo_per_n=None, steps=err.step, diverged=True, kept="fit",
-                      wall_time_s=err.result.info.get("wall_time_s"))
+        record = refit_record(result, None, score_fraction)
+        record.update(steps=err.step, wall_time_s=err.result.info.get("wall_time_s"))
         result.info["refit"] = record
         return result
-    refit_score = final_neg_elbo(second, score_fraction)
-    kept = second if refit_score < score else result
-    record.update(refit_neg_elbo_per_n=refit_score, steps=second.steps, diverged=False,
-                  wall_time_s=second.info.get("wall_time_s"),
-                  kept="refit" if kept is second else "fit")
+    record = refit_record(result, second, score_fraction)
+    record.update(steps=second.steps, wall_time_s=second.info.get("wall_time_s"))
+    kept = second if record["kept"] == "refit" else result
     kept.info.update(restart=result.info["restart"], restarts=result.info["restarts"],
                      refit=record)
     return kept

@@ -415,7 +415,8 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
                   checkpoint_every: int | None = None, resume: bool = False,
                   tests: dict | None = None, reference=None, reference_names=None,
                   meta: dict | None = None, progress_bar: bool = True,
-                  chunk_size: int | None = None, **fit_kwargs):
+                  chunk_size: int | None = None, init_params: dict | None = None,
+                  **fit_kwargs):
     """:func:`~noether_ppl.inference.fit` into a run folder, with periodic checkpoints.
 
     Writes ``run.json`` (status "running") and the data first, a checkpoint of the full SVI
@@ -426,7 +427,9 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     is refused unless ``resume=True``, and a checkpoint of another configuration is refused.
 
     ``fit_kwargs``: ``batch_size``, ``lr``, ``lr_conserved``, ``schedule``, ``num_particles``,
-    ``init_scale``, ``lr_offdiag``.
+    ``init_scale``, ``lr_offdiag``. ``init_params``: initial values of parameters by name (e.g.
+    a learned η held by ``lr_conserved=0``, :func:`~noether_ppl.inference.held_conserved`);
+    part of the configuration, by content.
     On divergence the last finite state is saved with status "diverged" and the
     :class:`~noether_ppl.inference.DivergenceError` is raised.
     """
@@ -446,13 +449,21 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
         raise ValueError(f"Expected `checkpoint_every` to be a positive int, got "
                          f"{checkpoint_every!r}.")
+    if init_params is not None and not (
+            isinstance(init_params, dict) and all(isinstance(k, str) for k in init_params)):
+        raise ValueError(f"Expected `init_params` to be a dict of arrays by parameter name, "
+                         f"got {type(init_params).__name__}.")
     folder = os.fspath(folder)
     settings = {"num_steps": int(num_steps), "checkpoint_every": int(every),
                 **{k: v for k, v in sorted(fit_kwargs.items())}}
+    # only when given, so the fingerprints of runs without them are unchanged
+    held = {} if init_params is None else {"init_params": dict(init_params)}
+    if held:
+        settings["init_params"] = sorted(init_params)
     fp = fingerprint(spec=model.spec.to_dict(), phase_dim=model.phase_dim,
                      generators=model.fixed_generators, train=np.asarray(train.states),
                      dt=train.dt, key=key, num_steps=int(num_steps),
-                     fit={k: v for k, v in fit_kwargs.items()})
+                     fit={k: v for k, v in fit_kwargs.items()}, **held)
     ckpt_path = os.path.join(folder, CHECKPOINT_FILE)
     start, prior_losses, prior_eta = 0, np.zeros(0), None
     if is_run_folder(folder):
@@ -514,7 +525,7 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
         result = fit(model, train, key=key, num_steps=int(num_steps),
                      init_state=restore if start else None, start_step=start,
                      chunk_size=_chunk_for(num_steps, every, progress_bar, chunk_size),
-                     progress_bar=progress_bar, callback=callback, **fit_kwargs)
+                     progress_bar=progress_bar, callback=callback, **held, **fit_kwargs)
     except DivergenceError as err:
         err.result = finish(err.result, "diverged")
         raise

@@ -75,6 +75,20 @@ def _symmetry_line(run: Run) -> str | None:
     return f"{run.label} [{os.path.basename(os.path.normpath(run.folder))}]\n{report}"
 
 
+def _refit_line(run: Run, runs) -> str | None:
+    """For a refit run (``meta["refit_of"]``, written by an experiment with ``[inference]
+    refit = true``): both fits' final −ELBO/N, when the joint fit is among ``runs``."""
+    from ..inference.restarts import refit_record, refit_summary
+
+    of = run.meta.get("refit_of")
+    parent = os.path.dirname(os.path.normpath(run.folder))
+    joint = [r for r in runs if of and os.path.normpath(r.folder) == os.path.join(parent, of)]
+    if not joint:
+        return None
+    return refit_summary(joint[0].label, refit_record(joint[0].result, run.result),
+                         n_conserved=run.result.model.n_conserved, kept=False)
+
+
 def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=print) -> str:
     """Print (via ``echo``) and return the table of the runs under ``paths``; with ``figures``
     redraw each run's figures and, for one experiment folder (or with ``out``), the comparison
@@ -124,6 +138,9 @@ def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=pri
         line = _symmetry_line(r)
         if line:
             echo("")
+            echo(line)
+        line = _refit_line(r, runs)
+        if line:
             echo(line)
         vi = (r.metrics or {}).get("vi")
         if vi:  # non-finite values are stored as strings ("inf", "nan") in JSON
