@@ -2,6 +2,8 @@
 
 Exit codes: 0 success, 1 a run failed (e.g. training diverged), 2 bad input (one line on
 stderr; ``--debug`` shows the traceback), 130 interrupted (resume with ``fit --resume``).
+Compiled programs are kept in JAX's persistent compilation cache
+(:mod:`noether_ppl.compilation_cache`; ``NOETHER_PPL_CACHE_DIR=off`` turns it off).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import dataclasses
 import os
 import sys
 import time
+
+from .compilation_cache import enable_compilation_cache
 
 __all__ = ["main", "build_parser"]
 
@@ -309,6 +313,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     debug = getattr(args, "debug", False)
+    # compiled programs on disk, before anything compiles ($NOETHER_PPL_CACHE_DIR=off: none)
+    enable_compilation_cache()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, IsADirectoryError) as err:
