@@ -98,8 +98,11 @@ print("variants:", settings["variants"])
 
 `run_experiment` simulates the data, fits each variant into its own run folder under `OUT`
 (parameters, loss trace, checkpoints, metrics, the ArviZ file and figures) and prints the
-table. Running the cell again reuses the finished runs (and continues interrupted ones) —
-the same as `noether-ppl fit sho-cpu --out DIR` and `noether-ppl fit --resume DIR`.
+table. The file sets `refit = true`, so after the learned model its posterior over θ is fitted
+again with the learned conserved quantity held fixed (a fourth row, `learned-refit`); both fits
+bound the same evidence, and the line under the table says which has the higher ELBO. Running
+the cell again reuses the finished runs (and continues interrupted ones) — the same as
+`noether-ppl fit sho-cpu --out DIR` and `noether-ppl fit --resume DIR`.
 """),
         ("code", '''
 result = run_experiment(experiment, OUT, resume=(OUT / "experiment.json").exists(),
