@@ -27,8 +27,10 @@ from noether_ppl.models import ModelSpec, NoetherRazor
 from noether_ppl.nn import mlp
 from noether_ppl.symmetrize import symmetrize
 
-SPEC = ModelSpec(hidden=(16,), elu_alpha=2.0, sym_samples=8, substeps=5, sampling="grid")
-"""Tiny CPU settings. ``sampling="grid"``: the oracle's S group elements are a fixed quadrature
+SPEC = ModelSpec(hidden=(16,), elu_alpha=2.0, sym_samples=8, integrator="euler", substeps=5,
+                 sampling="grid")
+"""Tiny CPU settings, with the paper's Euler sub-steps (written out in ``direct_one_step``).
+``sampling="grid"``: the oracle's S group elements are a fixed quadrature
 of SO(2), so its predictions do not depend on the key (vanilla has none)."""
 
 
