@@ -1,15 +1,15 @@
 """Maps that act on each data point independently: tiles in memory, shards across devices.
 
-The likelihood mean of Sec. 4.1 pushes every pair ``x_t`` through ``n`` Euler sub-steps of
-``J∇Ĥ``, each an MLP evaluation (and its input gradient) at ``S`` transformed points. Plain
-reverse mode stores every sub-step's activations for all ``S × B`` points: gigabytes at the
-paper's settings (App. C). But pair ``i``'s prediction depends only on ``x_t[i]`` and the shared
-parameters, so :func:`tiled_pointwise` runs the map over tiles of points and, in the backward
-pass, recomputes one tile at a time and pulls its cotangent back at once: the residuals of one
-tile stay cache-sized and the parameter cotangents are summed over tiles. The price is one
-extra forward pass. :func:`sharded_pointwise` splits the points of such a map across the
-devices of a mesh axis (``jax.shard_map``; parameters replicated, their cotangents summed
-across devices by ``shard_map``'s transpose).
+The likelihood mean of Sec. 4.1 pushes every pair ``x_t`` through ``n`` integrator sub-steps of
+``J∇Ĥ`` (the paper's: Euler), each made of MLP evaluations (and their input gradients) at ``S``
+transformed points. Plain reverse mode stores every sub-step's activations for all ``S × B``
+points: gigabytes at the paper's settings (App. C). But pair ``i``'s prediction depends only on
+``x_t[i]`` and the shared parameters, so :func:`tiled_pointwise` runs the map over tiles of
+points and, in the backward pass, recomputes one tile at a time and pulls its cotangent back at
+once: the residuals of one tile stay cache-sized and the parameter cotangents are summed over
+tiles. The price is one extra forward pass. :func:`sharded_pointwise` splits the points of such
+a map across the devices of a mesh axis (``jax.shard_map``; parameters replicated, their
+cotangents summed across devices by ``shard_map``'s transpose).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Graphical model: weights θ of the observable F_θ (one ``numpyro.sample`` site per layer,
 ``θ_l ~ N(0, v_l I)``), conserved quantities C_η (``numpyro.param`` sites: empirical-Bayes
 point parameters η = {W_k, b_k}, ``A_k = W_k + W_kᵀ``), the symmetrised Hamiltonian Ĥ (Eq. 14)
-and the data ``x_{t+Δt} ~ N(Euler_n(x_t; J∇Ĥ, Δt), σ² I)`` (Sec. 4.1; App. A.1 Eq. 13).
+and the data ``x_{t+Δt} ~ N(Φ_n(x_t; J∇Ĥ, Δt), σ² I)`` (Sec. 4.1; App. A.1 Eq. 13), ``Φ_n``
+``n`` sub-steps of the spec's integrator (the paper's: Euler, n = 20; the default: one RK2 step).
 
 K = 0 is the plain (Bayesian) HNN; ``generators=`` fixes the symmetry (the "oracle").
 """
@@ -199,7 +200,7 @@ class NoetherRazor:
         Phis = None if generators is None else self._group_elements_impl(key, generators)
         dt = jnp.asarray(dt, self.dtype)
 
-        # Each pair's Euler chain is independent: tiles of pairs, recomputed in the backward
+        # Each pair's chain of sub-steps is independent: tiles of pairs, recomputed in the backward
         # pass, keep reverse mode's memory at one tile; a mesh splits the pairs across devices
         # (noether_ppl.pointwise).
         def per_pairs(params, x):
