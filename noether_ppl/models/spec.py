@@ -54,8 +54,8 @@ class ModelSpec:
         the estimator that ``benchmarks/time_to_quality.py`` measured reaching the paper's
         estimator's test MSE and −ELBO/N fastest (median over 9 fits: 6.7× faster on the
         oscillator, 6.9× on three coupled oscillators; ``benchmarks/results.md``, "Several fit
-        keys"). For the paper's estimator pass ``sampling="iid", integrator="euler",
-        substeps=20`` (the packaged paper-scale experiment files do).
+        keys, and the defaults"). For the paper's estimator pass ``sampling="iid",
+        integrator="euler", substeps=20`` (the packaged paper-scale experiment files do).
     noise_variance : σ² of the Gaussian likelihood (paper: 1e-3), or ``"empirical"`` for the
         closed-form optimum, the mean squared residual of the batch (App. D.2).
     prior_variance : ``"optimal"`` (closed form, App. D.3–D.4) or a fixed float v for every
