@@ -41,6 +41,7 @@ import jax
 import numpy as np
 
 from noether_ppl import systems
+from noether_ppl._io import atomic_write_text
 from noether_ppl.analysis.evaluate import elbo_terms, one_step_mse
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.inference import AutoMatrixNormal, FitResult, MatrixNormalELBO, fit
@@ -252,13 +253,10 @@ def main(argv=None) -> int:
             lines.append(f"| {label} | {len(done)}/{len(runs)} | {steps:.0f} | {secs:.1f} | "
                          f"{plain_all / secs:.1f}× | {each} |")
         lines.append("")
-        with open(args.markdown + f".{name}.json", "w") as f:
-            json.dump({str(k): {"targets": t, "runs": r} for k, (t, r) in per_seed.items()},
-                      f, indent=1, default=float)
-    tmp = args.markdown + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, args.markdown)
+        atomic_write_text(args.markdown + f".{name}.json", json.dumps(
+            {str(k): {"targets": t, "runs": r} for k, (t, r) in per_seed.items()},
+            indent=1, default=float))
+    atomic_write_text(args.markdown, "\n".join(lines) + "\n")
     print(f"wrote {args.markdown}")
     return 0
 
