@@ -218,10 +218,24 @@ class HamiltonianSystem:
             )
         return self._generators
 
-    def generators(self) -> np.ndarray:
+    def generators(self, names=None) -> np.ndarray:
         """Ground-truth generators ``(L, M+1, M+1)`` float64, ``G = [[JA, Jb], [0, 0]]`` (Eq. 4,
-        App. B). Raises :class:`UnknownSymmetryError` when none are known."""
-        return self._require_generators().copy()
+        App. B). Raises :class:`UnknownSymmetryError` when none are known.
+
+        ``names``: optional sequence of :meth:`generator_names` entries; returns those
+        generators, in that order (e.g. SE(2)'s ``("T_x", "T_y", "R^ABS_xy")`` of the n-body
+        system's seven)."""
+        G = self._require_generators()
+        if names is None:
+            return G.copy()
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names) or not names:
+            raise ValueError(f"Expected `names` to be a non-empty sequence of generator names, "
+                             f"got {names!r}.")
+        unknown = [n for n in names if n not in self._names]
+        if unknown or len(set(names)) != len(names):
+            raise ValueError(f"Expected `names` to be distinct names among {list(self._names)}, "
+                             f"got {list(names)!r}.")
+        return G[[self._names.index(n) for n in names]].copy()
 
     def generator_names(self) -> list[str]:
         """One name per generator, in the order of :meth:`generators`."""

@@ -230,6 +230,21 @@ def test_psis_khat_recovers_the_tail_of_normal_importance_ratios(sigma_p, low, h
         psis_khat(log_w[:24])
 
 
+def test_psis_khat_flags_ratios_too_spread_to_fit():
+    """Log ratios spread over thousands of nats (a high-dimensional posterior against a poor
+    proposal): the Pareto fit breaks down. That is k̂ = inf (one draw carries the weight), not
+    the finite shape the failed fit would report, and no NumPy warnings reach the user."""
+    log_w = np.random.default_rng(0).normal(size=100) * 2000.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        khat, lw = psis_khat(log_w)
+    assert khat == np.inf
+    np.testing.assert_allclose(lw, log_w - np.logaddexp.reduce(log_w))
+    assert 1.0 / np.sum(np.exp(2 * lw)) == pytest.approx(1.0)  # ESS of one draw
+    # A moderately heavy tail still gets its fitted shape.
+    assert np.isfinite(psis_khat(np.random.default_rng(0).normal(size=100) * 5.0)[0])
+
+
 def test_summary_is_arviz_stats_summary():
     dt = tree("oracle")
     table = summary(dt)

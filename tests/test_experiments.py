@@ -222,7 +222,10 @@ def test_variants_by_name_map_to_the_systems_generators():
         osc.variant("so2")
     assert osc.variant("oracle").kind == "fixed"
     nb = load_experiment("nbody2d3-cpu")
-    assert nb.variant("se2").label == "HNN + fixed SE(2)"
+    se2 = nb.variant("se2")
+    assert se2.label == "HNN + fixed SE(2)" and se2.generators == ("T_x", "T_y", "R^ABS_xy")
+    assert nb.make_system().generators(se2.generators).shape == (3, 13, 13)
+    assert nb.variant("oracle").generators is None  # all seven of App. B.3
     # Without a simulated system (the user's data) only a reference can fix a symmetry.
     with pytest.raises(ValueError, match="ground truth of a simulated system"):
         nb.variant("se2", system=False)

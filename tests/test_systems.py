@@ -90,6 +90,22 @@ def test_paper_shapes_and_names():
     np.testing.assert_allclose(sho.generators()[0], [[0, 0.5, 0], [-0.5, 0, 0], [0, 0, 0]])
 
 
+def test_generators_by_name_select_a_closed_subalgebra():
+    # SE(2) = the translations and the rotation about the origin (the paper's Table 3 oracle):
+    # the rows of those names, in the order asked, and closed under commutators on their own
+    # ([R, T_x] ∝ T_y, [R, T_y] ∝ T_x, [T_x, T_y] = 0), i.e. a 3-dim Lie subalgebra of the 7.
+    G = NBODY.generators()
+    se2 = NBODY.generators(("T_x", "T_y", "R^ABS_xy"))
+    np.testing.assert_array_equal(se2, G[[0, 1, 2]])
+    np.testing.assert_array_equal(NBODY.generators(["R^ABS_xy", "T_x"]), G[[2, 0]])
+    assert geometry.closure_residual(se2) < 1e-12
+    # ... which R^COM and T_x are not: [R^COM, T_x] ∝ T_y, outside their span.
+    assert geometry.closure_residual(NBODY.generators(("T_x", "R^COM_xy"))) > 1e-3
+    for bad in ("T_x", [], ["T_x", "T_x"], ["T_z"], [0]):
+        with pytest.raises(ValueError, match="`names`"):
+            NBODY.generators(bad)
+
+
 def test_conserved_quantities_match_formulas():
     x = random_points(NBODY, n=5)
     C = np.asarray(NBODY.conserved_quantities(x))

@@ -33,9 +33,10 @@ fitted again at the learned conserved quantities (``<variant>-refit``; see
 Variants: ``"vanilla"`` (K = 0, the plain HNN), ``"learned"`` (K = ``model.n_conserved``
 learned conserved quantities), ``"oracle"`` (the system's ground-truth generators, App. B) or
 a fixed group by name: ``"so2"`` (harmonic oscillator), ``"u(n)"`` or e.g. ``"u(3)"`` (n
-coupled oscillators) and ``"se2"`` (n bodies in 2-D: the 7-dim algebra of App. B.3, whose
-orbits are SE(2)'s). Unknown keys, wrong types and unknown variants are ``ValueError``s that
-name the key and the file.
+coupled oscillators) and ``"se2"`` (n bodies in 2-D: SE(2)'s three generators, translations
+``T_x, T_y`` and the rotation ``R^ABS``, the oracle of the paper's Table 3; ``"oracle"`` fixes
+all seven generators of App. B.3's algebra, which has the same orbits). Unknown keys, wrong
+types and unknown variants are ``ValueError``s that name the key and the file.
 """
 
 from __future__ import annotations
@@ -323,9 +324,14 @@ class Variant:
     kind: str
     label: str
     slug: str
+    generators: tuple[str, ...] | None = None
+    """For a fixed group: the names of the system's generators it fixes (None: all of them)."""
 
 
 _GROUP_LABELS = {"so2": "SO(2)", "se2": "SE(2)"}
+_SE2 = ("T_x", "T_y", "R^ABS_xy")
+"""SE(2), the paper's fixed-symmetry oracle of Table 3: translations and the rotation about the
+origin, three of the seven generators of the algebra G with the same orbits (App. B.3)."""
 
 
 def _variant(name: str, system: dict | None, has_reference: bool = False) -> Variant:
@@ -359,7 +365,8 @@ def _variant(name: str, system: dict | None, has_reference: bool = False) -> Var
             if m.group(1) != "n" and int(m.group(1)) != n:
                 raise ValueError(f"variant {name!r} does not match system.n = {n}")
             return Variant(name, "fixed", f"HNN + fixed U({n})", f"u{n}")
-        return Variant(name, "fixed", f"HNN + fixed {_GROUP_LABELS[name]}", name)
+        return Variant(name, "fixed", f"HNN + fixed {_GROUP_LABELS[name]}", name,
+                       _SE2 if name == "se2" else None)
     raise ValueError(
         f"unknown variant {name!r}; expected 'vanilla', 'learned', 'oracle' or a group "
         f"name ('so2', 'u(n)', 'se2')"

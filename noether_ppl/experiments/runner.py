@@ -339,7 +339,7 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         spec = specs[v.slug]
         gens = None
         if v.kind == "fixed":
-            gens = system.generators() if system is not None else reference
+            gens = system.generators(v.generators) if system is not None else reference
         model = NoetherRazor(spec, phase_dim=train.phase_dim, generators=gens)
         meta = {"experiment": experiment.name, "variant": v.name, "label": v.label,
                 "order": order, "system": None if system is None else dict(experiment.system),

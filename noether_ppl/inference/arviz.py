@@ -454,7 +454,9 @@ def psis_khat(log_weights) -> tuple[float, np.ndarray]:
     normalised to ``logsumexp = 0``. (``arviz_stats``' ``psislw`` smooths ``exp(−input)``,
     its LOO convention, so it is given ``−log w``.) For a normal target ``N(0, σ_p²)`` and
     proposal ``N(0, σ_q²)`` with ``σ_q < σ_p`` the true shape is ``1 − σ_q²/σ_p²``; equal
-    ratios give ``-inf``."""
+    ratios give ``-inf``. Ratios spread over so many orders of magnitude that the fit breaks
+    down (all but one weight underflow next to the largest: one draw carries all the weight)
+    give ``+inf`` and the plain normalised log ratios, without NumPy's warnings."""
     from arviz_stats.base import array_stats
 
     log_w = np.asarray(log_weights, dtype=np.float64)
@@ -465,9 +467,13 @@ def psis_khat(log_weights) -> tuple[float, np.ndarray]:
         )
     if np.ptp(log_w) == 0.0:  # equal ratios: q is p up to a constant, no tail to fit
         return -math.inf, np.full_like(log_w, -math.log(log_w.size))
-    lw, khat = array_stats.psislw(-log_w, r_eff=1.0)
-    lw = np.asarray(lw, np.float64)
-    return float(khat), lw - np.logaddexp.reduce(lw)
+    with np.errstate(all="ignore"):
+        lw, khat = array_stats.psislw(-log_w, r_eff=1.0)
+        lw = np.asarray(lw, np.float64)
+        lw = lw - np.logaddexp.reduce(lw)
+    if not (np.isfinite(khat) and np.all(np.isfinite(lw))):
+        return math.inf, log_w - np.logaddexp.reduce(log_w)
+    return float(khat), lw
 
 
 def summary(tree, var_names=None, *, group: str = "posterior", ci_prob: float = 0.94,
