@@ -329,8 +329,9 @@ class Variant:
 
 
 _GROUP_LABELS = {"so2": "SO(2)", "se2": "SE(2)"}
-_SE2 = ("T_x", "T_y", "R^ABS_xy")
-"""SE(2), the paper's fixed-symmetry oracle of Table 3: translations and the rotation about the
+_GROUP_GENERATORS = {"se2": ("T_x", "T_y", "R^ABS_xy")}
+"""Groups that fix some of their system's generators, by name (the others fix all of them).
+SE(2), the paper's fixed-symmetry oracle of Table 3: translations and the rotation about the
 origin, three of the seven generators of the algebra G with the same orbits (App. B.3)."""
 
 
@@ -366,7 +367,7 @@ def _variant(name: str, system: dict | None, has_reference: bool = False) -> Var
                 raise ValueError(f"variant {name!r} does not match system.n = {n}")
             return Variant(name, "fixed", f"HNN + fixed U({n})", f"u{n}")
         return Variant(name, "fixed", f"HNN + fixed {_GROUP_LABELS[name]}", name,
-                       _SE2 if name == "se2" else None)
+                       _GROUP_GENERATORS.get(name))
     raise ValueError(
         f"unknown variant {name!r}; expected 'vanilla', 'learned', 'oracle' or a group "
         f"name ('so2', 'u(n)', 'se2')"
