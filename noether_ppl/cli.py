@@ -1,4 +1,4 @@
-"""The ``noether-ppl`` command line: ``fit``, ``report``, ``simulate``, ``demo``.
+"""The ``noether-ppl`` command line: ``fit``, ``report``, ``discover``, ``simulate``, ``demo``.
 
 Exit codes: 0 success, 1 a run failed (e.g. training diverged), 2 bad input (one line on
 stderr; ``--debug`` shows the traceback), 130 interrupted (resume with ``fit --resume``).
@@ -33,6 +33,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -201,6 +211,25 @@ def _cmd_report(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- discover
+def _cmd_discover(args) -> int:
+    from .runs.discovery import DISCOVERY_FILE, discover_run
+    from .runs.folder import open_run
+    from .runs.report import _system_for, find_runs
+
+    folders = [f for path in args.runs for f in find_runs(path)]
+    for i, folder in enumerate(folders):
+        run = open_run(folder)
+        found = discover_run(run, data=args.data, n_points=args.points,
+                             dimension="gap" if args.dimension is None else args.dimension,
+                             threshold=args.threshold, seed=args.seed, system=_system_for(run),
+                             figures=not args.no_figures)
+        print(("\n" if i else "") + f"{folder} ({run.label}), {args.data} data:")
+        print(found)
+        print(f"Wrote {os.path.join(folder, DISCOVERY_FILE)}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -268,6 +297,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="print the table only")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.set_defaults(func=_cmd_report)
+
+    p = add("discover", help="the conserved quadratic quantities of saved fits (Lie derivatives)",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            description="For each run folder, the quadratic observables C that the fitted "
+            "Hamiltonian conserves\n({H, C} = 0 at states of its data: the nullspace of the "
+            "Lie-derivative matrix),\nwith their parallelness to the reference generators. "
+            "Works for every variant,\nthe plain HNN included. Writes RUN/discovery.json and "
+            "RUN/figures/discovery.png.",
+            epilog="examples:\n"
+            "  noether-ppl discover runs/nb                  # every run of an experiment\n"
+            "  noether-ppl discover runs/nb/vanilla --data test --dimension 7")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run or experiment folder(s)")
+    p.add_argument("--data", default="train", metavar="NAME",
+                   help="data set whose states are the sample points (default: train)")
+    p.add_argument("--points", type=_positive_int, default=2000,
+                   help="at most this many states, drawn without replacement (default 2000)")
+    rule = p.add_mutually_exclusive_group()
+    rule.add_argument("--dimension", type=_nonnegative_int, metavar="K",
+                      help="take the K most conserved directions (default: as many as lie "
+                      "below the spectrum's largest gap)")
+    rule.add_argument("--threshold", type=_positive_float, metavar="T",
+                      help="conserved when sigma <= T x sigma_max, 0 < T < 1")
+    p.add_argument("--seed", type=int, default=0,
+                   help="draws the points and the symmetrisation samples (default 0)")
+    p.add_argument("--no-figures", action="store_true", help="no figure")
+    p.set_defaults(func=_cmd_discover)
 
     p = add("demo", help="harmonic oscillator: vanilla vs learned vs SO(2) (Table 1)",
             description="Fit the plain HNN, Noether's razor (K = 1) and the fixed SO(2) model "

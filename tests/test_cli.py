@@ -44,7 +44,7 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("command", ["fit", "report", "simulate", "demo"])
+@pytest.mark.parametrize("command", ["fit", "report", "discover", "simulate", "demo"])
 def test_every_command_has_help(capsys, command):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -118,6 +118,9 @@ def test_bad_toml_gives_one_line_and_exit_code_2(tmp_path, capsys, edit, expecte
          "No data file"),
         (["fit", "sho-cpu", "--out", "{o}", "--bogus"], "unrecognized arguments: --bogus"),
         (["report", "{o}"], "No folder"),
+        (["discover", "{o}"], "No folder"),
+        (["discover", "{o}", "--dimension", "2", "--threshold", "0.1"], "not allowed with"),
+        (["discover", "{o}", "--dimension", "-1"], "expected an integer >= 0"),
         (["simulate", "pendulum"], "invalid choice"),
     ],
 )
@@ -186,6 +189,22 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     assert table in stdout and "test MSE" in stdout and "fit " not in err
     assert "Learned symmetry: dimension" in stdout
 
+    # discover: the Lie-derivative nullspace of the saved fit's Hamiltonian, as computed here
+    code, stdout, err = run_cli(capsys, "discover", out, "--points", "10", "--seed", "3")
+    assert code == 0, err
+    assert "Discovered" in stdout and "largest gaps" in stdout
+    with open(os.path.join(out, "learned", "discovery.json")) as f:
+        found = json.load(f)
+    assert found["n_points"] == 10 and found["data"] == "train"
+    assert found["reference_dimension"] == 1 and len(found["singular_values"]) == 5
+    assert "learned/figures/discovery.png" in _files(out)
+    _check_discovery_against_a_direct_computation(os.path.join(out, "learned"), found, seed=3,
+                                                  n_points=10)
+    code, stdout, err = run_cli(capsys, "report", out, "--no-figures")
+    assert code == 0 and "HNN + learned symmetry: its H conserves" in stdout
+    code, _, err = run_cli(capsys, "discover", out, "--data", "nope")
+    assert code == 2 and "`data`" in _one_line_error(err) and "test, train" in err
+
     # resume of a complete experiment: nothing is refitted, the table is the same
     code, stdout, err = run_cli(capsys, "fit", "--resume", out, "--no-progress")
     assert code == 0, err
@@ -196,6 +215,24 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     # an existing run is never overwritten
     code, _, err = run_cli(capsys, "fit", "sho-cpu", "--out", out)
     assert code == 2 and "already holds" in _one_line_error(err)
+
+
+def _check_discovery_against_a_direct_computation(folder, found, *, seed, n_points):
+    """``analysis.discover`` on the loaded fit's posterior-mean H at the same states."""
+    import jax
+
+    from noether_ppl import analysis, systems
+    from noether_ppl.runs import open_run
+
+    run = open_run(folder)
+    states = np.asarray(run.train.states, np.float64).reshape(-1, 2)
+    idx = np.sort(np.random.default_rng(seed).choice(len(states), n_points, replace=False))
+    key = jax.random.key(seed)
+    direct = analysis.discover(lambda x: run.result.hamiltonian(x, key=key), states[idx],
+                               dimension="gap", reference=systems.HarmonicOscillator())
+    np.testing.assert_allclose(found["singular_values"], direct.singular_values, rtol=1e-5)
+    assert found["dimension"] == direct.dimension
+    np.testing.assert_allclose(found["parallelness"], direct.parallelness, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", [

@@ -85,6 +85,35 @@ def test_discover_nbody_finds_the_7_dim_span():
     np.testing.assert_allclose(values, np.broadcast_to(values[:, :1], values.shape), atol=1e-8)
 
 
+def test_spectral_gaps_is_the_ratio_of_neighbouring_singular_values():
+    s = np.array([1.0, 0.9, 0.5, 0.01, 0.005])
+    # by hand: 0.5/0.01 = 50 above the 2 smallest, 0.9/0.5 = 1.8 above 3, 0.01/0.005 = 2 above 1
+    gaps = analysis.spectral_gaps(s)
+    assert [k for k, _ in gaps] == [2, 1, 3, 4]
+    np.testing.assert_allclose([r for _, r in gaps], [50.0, 2.0, 1.8, 1.0 / 0.9], rtol=1e-12)
+    # round-off values are floored at 1e-12 σ_max: one gap at the nullspace, none inside it
+    gaps = analysis.spectral_gaps(np.array([1.0, 0.5, 3e-17, 1e-19, 0.0]))
+    assert gaps[0] == (3, pytest.approx(0.5e12)) and [r for _, r in gaps[1:]] == [2.0, 1.0, 1.0]
+    for bad in (np.array([0.1, 1.0]), np.array([1.0]), np.array([1.0, np.nan]),
+                np.ones((2, 2))):
+        with pytest.raises(ValueError, match="`singular_values`"):
+            analysis.spectral_gaps(bad)
+
+
+@pytest.mark.parametrize("name", ["oscillators2", "oscillators3", "nbody"])
+def test_gap_rule_agrees_with_the_threshold_on_exact_hamiltonians(name):
+    system = {"oscillators2": systems.CoupledOscillators(2),
+              "oscillators3": systems.CoupledOscillators(3),
+              "nbody": systems.NBody(n_bodies=3, dim=2)}[name]
+    points = system.sample_initial_conditions(jax.random.key(1), 300)
+    by_threshold = analysis.discover(system.hamiltonian, points, reference=system)
+    by_gap = analysis.discover(system.hamiltonian, points, dimension="gap", reference=system)
+    assert by_gap.dimension == by_threshold.dimension == by_gap.reference_dimension
+    assert by_gap.rule.startswith("largest gap") and by_gap.threshold is None
+    assert np.all(by_gap.parallelness > 0.999)
+    assert by_gap.to_dict()["gaps"][0][0] == by_gap.dimension
+
+
 def test_discover_so2_from_a_fitted_basis_model_of_the_oscillator():
     """Noisy oscillator data, degree-4 polynomial fit, then discover on the fitted H_w.
 
@@ -103,6 +132,10 @@ def test_discover_so2_from_a_fitted_basis_model_of_the_oscillator():
                               reference=systems.HarmonicOscillator())
     assert found.dimension == 1, found.normalized_singular_values
     assert found.parallelness[0] > 0.999
+    # the gap rule needs no threshold: the conserved direction sits under the largest gap
+    by_gap = analysis.discover(fit.hamiltonian, rng.normal(size=(200, 2)), dimension="gap",
+                               reference=systems.HarmonicOscillator())
+    assert by_gap.dimension == 1 and by_gap.parallelness[0] > 0.999
 
 
 # ------------------------------------------------------------------------------- enforce
@@ -207,6 +240,8 @@ BAD = {
     "generators": lambda m, d, G: analysis.enforce(m, np.zeros((1, 4, 4)), d, dt=DT),
     "candidates": lambda m, d, G: analysis.promote(m, G[:, :4, :4], d, 0.1, dt=DT),
     "points": lambda m, d, G: analysis.discover(u2_quartic, np.full((20, 4), np.nan)),
+    "dimension": lambda m, d, G: analysis.discover(u2_quartic, np.ones((20, 4)),
+                                                   dimension="largest"),
     "reference": lambda m, d, G: analysis.discover(
         u2_quartic, np.ones((20, 4)), reference=np.zeros((2, 3, 3))),
     "weight": lambda m, d, G: analysis.promote(m, G, d, -1.0, dt=DT),

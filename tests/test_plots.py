@@ -10,7 +10,8 @@ from test_arviz import tree
 from test_evaluate import fitted, oracle_evaluation, setup
 from test_symmetry_report import SYSTEMS, _hand_made_stack
 
-from noether_ppl.analysis import plots
+from noether_ppl import systems
+from noether_ppl.analysis import discover, plots
 from noether_ppl.analysis.symmetry import symmetry_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -44,6 +45,15 @@ def test_symmetry_figures(tmp_path):
     check_png(fig, path)
     path = tmp_path / "generators_no_reference.png"
     check_png(plots.plot_generators(fitted("oracle"), path=path), path, min_bytes=5_000)
+
+
+def test_discovery_figure(tmp_path):
+    nbody = systems.NBody(n_bodies=3, dim=2)
+    points = nbody.sample_initial_conditions(jax.random.key(0), 120)
+    found = {"with reference": discover(nbody.hamiltonian, points, reference=nbody),
+             "without": discover(nbody.hamiltonian, points, dimension="gap")}
+    path = tmp_path / "discovery.png"
+    check_png(plots.plot_discovery(found, path=path), path)
 
 
 def test_model_figures(tmp_path):
@@ -91,6 +101,7 @@ def test_arviz_figures(tmp_path):
         (lambda: plots.plot_training_curves({}), "runs"),
         (lambda: plots.plot_training_curves({"a": np.zeros((2, 2))}), "1-D"),
         (lambda: plots.plot_singular_values({}), "reports"),
+        (lambda: plots.plot_discovery({"a": object()}), "Discovery"),
         (lambda: plots.plot_rollouts({"a": 1}), "RolloutMetrics"),
         (lambda: plots.plot_ppc(object()), "posterior_predictive"),
     ],

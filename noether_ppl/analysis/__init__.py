@@ -26,6 +26,7 @@ from .lie import (
     lie_derivatives,
     promote,
     quadratic_basis,
+    spectral_gaps,
 )
 from .symmetry import (
     DEFAULT_THRESHOLD,
@@ -51,5 +52,5 @@ __all__ = [
     # Lie-derivative toolkit
     "lie", "DEFAULT_DISCOVER_THRESHOLD", "Discovery", "PromotionReport", "QuadraticBasis",
     "basis_lie_derivatives", "discover", "enforce", "invariant_subspace", "lie_derivatives",
-    "promote", "quadratic_basis",
+    "promote", "quadratic_basis", "spectral_gaps",
 ]

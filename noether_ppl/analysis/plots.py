@@ -4,6 +4,8 @@
 - :func:`plot_phase_space_hamiltonians`: learned vs true ``H`` on 2-D phase space (Fig. 2).
 - :func:`plot_singular_values`: singular values and parallelness across runs (Figs. 3–4).
 - :func:`plot_generators`: generator heat-maps and their SVD (Fig. 5).
+- :func:`plot_discovery`: the Lie-derivative spectrum of a Hamiltonian and the parallelness of
+  the conserved quadratic quantities it has (seed 000's "discover").
 - :func:`plot_rollouts`: rollouts against ground truth, error growth, energy and
   conserved-quantity drift.
 - :func:`plot_training_curves`: −ELBO/N, NLL/N, KL/N and ‖η‖ per step.
@@ -26,6 +28,7 @@ __all__ = [
     "plot_phase_space_hamiltonians",
     "plot_singular_values",
     "plot_generators",
+    "plot_discovery",
     "plot_rollouts",
     "plot_training_curves",
     "plot_ppc",
@@ -215,6 +218,56 @@ def plot_generators(generators, *, reference=None, coord_names=None, path=None):
 
 
 # ----------------------------------------------------------------------------- rollouts
+def plot_discovery(discoveries: Mapping, *, path=None):
+    """The spectrum of :func:`~noether_ppl.analysis.discover` — RMS Lie derivatives
+    ``σ_k/σ_max`` of ``H`` along unit quadratic observables, smallest first, log scale, the
+    conserved ones filled — and the parallelness of each conserved quantity to the reference
+    span, one colour per entry of ``discoveries`` (``{label: Discovery}``)."""
+    from .lie.discover import Discovery
+
+    _check_mapping("discoveries", discoveries, "Discovery")
+    for label, d in discoveries.items():
+        if not isinstance(d, Discovery):
+            raise ValueError(f"Expected `discoveries` to map names to Discovery results, got "
+                             f"{type(d).__name__} for {label!r}.")
+    plt = _pyplot()
+    fig, (ax_s, ax_p) = plt.subplots(1, 2, figsize=(10, 3.6))
+    n = len(discoveries)
+    width = 0.8 / n
+    for j, (label, d) in enumerate(discoveries.items()):
+        s = d.normalized_singular_values[::-1]  # ascending: the most conserved first
+        s = np.maximum(s, np.finfo(np.float64).tiny)  # exact zeros on the log axis
+        idx = np.arange(1, s.size + 1)
+        (line,) = ax_s.plot(idx, s, "-", lw=1, label=f"{label} ({d.dimension} conserved)")
+        c = line.get_color()
+        ax_s.plot(idx[: d.dimension], s[: d.dimension], "o", ms=4, color=c)
+        ax_s.plot(idx[d.dimension:], s[d.dimension:], "o", ms=4, mfc="none", color=c)
+        if d.parallelness is not None and d.dimension:
+            k = np.arange(1, d.dimension + 1)
+            ax_p.bar(k + (j - (n - 1) / 2) * width, d.parallelness, width, color=c,
+                     label=label)
+    ax_s.set_yscale("log")
+    ax_s.set_xlabel("quadratic direction k (most conserved first)")
+    ax_s.set_ylabel(r"$\sigma_k / \sigma_{max}$ (RMS $\{H, C_k\}$)")
+    ax_s.set_title("Lie-derivative spectrum (filled: conserved)")
+    ax_s.legend(fontsize=8)
+    ax_p.set_ylim(0, 1.05)
+    ax_p.axhline(0.99, color="k", ls=":", lw=0.8)
+    ax_p.set_xlabel("conserved quantity k")
+    ax_p.set_ylabel(r"parallelness $\|P v_k\|$")
+    ax_p.set_title("in the reference span")
+    if any(d.parallelness is not None and d.dimension for d in discoveries.values()):
+        ax_p.legend(fontsize=8)
+        from matplotlib.ticker import MaxNLocator
+
+        ax_p.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax_p.text(0.5, 0.5, "no reference generators", ha="center", va="center",
+                  transform=ax_p.transAxes)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def plot_rollouts(rollouts, *, trajectory: int = 0, coords=(0,), path=None):
     """Rollouts against ground truth for one or more models (``{label: RolloutMetrics}`` or
     one :class:`~noether_ppl.analysis.RolloutMetrics`): the states ``coords`` of

@@ -1,8 +1,10 @@
 """Run folders: fitted models on disk (parameters, traces, data, metrics, ArviZ file, figures),
-checkpoints of the full SVI state for resuming, and reports rebuilt without refitting."""
+checkpoints of the full SVI state for resuming, reports rebuilt without refitting, and the
+conserved quantities of a saved fit (:func:`discover_run`)."""
 
 from .analysis import analyze_run, comparison_figures, run_figures
 from .checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
+from .discovery import discover_run
 from .folder import Run, fit_in_folder, is_run_folder, load_run, open_run, save_run
 from .report import find_runs, report
 
@@ -18,6 +20,7 @@ __all__ = [
     "comparison_figures",
     "report",
     "find_runs",
+    "discover_run",
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",

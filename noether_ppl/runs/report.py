@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
-from .folder import Run, is_run_folder, open_run, read_run_info
+from .folder import Run, is_run_folder, open_run, read_json, read_run_info
 
 __all__ = ["find_runs", "report"]
 
@@ -73,6 +73,20 @@ def _symmetry_line(run: Run) -> str | None:
     report = symmetry_report(run.result, reference=run.reference, names=run.reference_names,
                              threshold=an.get("threshold", DEFAULT_THRESHOLD))
     return f"{run.label} [{os.path.basename(os.path.normpath(run.folder))}]\n{report}"
+
+
+def _discovery_line(run: Run) -> str | None:
+    """What ``noether-ppl discover`` found for this run, when it has been run on it."""
+    from .discovery import DISCOVERY_FILE
+
+    path = os.path.join(run.folder, DISCOVERY_FILE)
+    if not os.path.exists(path):
+        return None
+    d = read_json(path, "discovery file")
+    par = d.get("parallelness")
+    par = "" if not par else ", parallelness " + ", ".join(f"{p:.3f}" for p in par)
+    return (f"{run.label}: its H conserves {d['dimension']} quadratic quantities ({d['rule']}; "
+            f"{d['n_points']} {d['data']} states{par}; from {DISCOVERY_FILE})")
 
 
 def _refit_line(run: Run, runs) -> str | None:
@@ -139,9 +153,9 @@ def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=pri
         if line:
             echo("")
             echo(line)
-        line = _refit_line(r, runs)
-        if line:
-            echo(line)
+        for line in (_refit_line(r, runs), _discovery_line(r)):
+            if line:
+                echo(line)
         vi = (r.metrics or {}).get("vi")
         if vi:  # non-finite values are stored as strings ("inf", "nan") in JSON
             echo(f"{r.label}: VI diagnostics: Pareto k-hat {float(vi['pareto_k']):.3f} "

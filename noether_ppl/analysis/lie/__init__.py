@@ -4,7 +4,7 @@ quantities of any Hamiltonian, enforce known symmetries on basis-function models
 symmetry with a nuclear-norm penalty."""
 
 from .derivative import basis_lie_derivatives, lie_derivatives
-from .discover import DEFAULT_DISCOVER_THRESHOLD, Discovery, discover
+from .discover import DEFAULT_DISCOVER_THRESHOLD, Discovery, discover, spectral_gaps
 from .enforce import enforce, invariant_subspace
 from .promote import ADMMState, PromotionReport, promote
 from .quadratic import QuadraticBasis, quadratic_basis
@@ -16,6 +16,7 @@ __all__ = [
     "basis_lie_derivatives",
     "Discovery",
     "discover",
+    "spectral_gaps",
     "DEFAULT_DISCOVER_THRESHOLD",
     "invariant_subspace",
     "enforce",

@@ -5,7 +5,9 @@ For sample points ``x_i`` (``i < N``) and the orthonormal quadratic basis ``C_k`
 ``B[i, k] = {H, C_k}(x_i) / √N``. A quadratic ``C = Σ_k c_k C_k`` is conserved by ``H`` at the
 points iff ``B c = 0``; the singular values of ``B`` are root-mean-square Lie derivatives of ``H``
 along unit-norm ``C``. The conserved quantities are the right singular vectors whose singular
-value falls under the threshold rule. One SVD, no training.
+value falls under the threshold rule (``dimension="gap"``: at the spectrum's largest ratio
+between neighbouring singular values, for fitted Hamiltonians whose conserved directions are
+small rather than zero). One SVD, no training.
 """
 
 from __future__ import annotations
@@ -20,12 +22,38 @@ from ..symmetry import _reference_from, describe_generator, parallelness
 from .derivative import check_hamiltonian, check_points, lie_derivatives
 from .quadratic import QuadraticBasis, quadratic_basis
 
-__all__ = ["Discovery", "discover", "DEFAULT_DISCOVER_THRESHOLD"]
+__all__ = ["Discovery", "discover", "spectral_gaps", "DEFAULT_DISCOVER_THRESHOLD"]
 
 DEFAULT_DISCOVER_THRESHOLD = 1e-6
 """Default rule: ``C`` is conserved when its singular value is ``<= 1e-6 · σ_max`` (suits
 Hamiltonians known in closed form; for fitted models read the spectrum and set ``threshold``
-or ``dimension``)."""
+or ``dimension``, or use ``dimension="gap"``)."""
+
+GAP_FLOOR = 1e-12
+"""Singular values below ``GAP_FLOOR · σ_max`` count as zero (round-off) in the gap rule, so that
+ratios between two round-off values are not read as gaps."""
+
+
+def spectral_gaps(singular_values, top: int | None = None) -> list[tuple[int, float]]:
+    """Gaps of a descending spectrum ``σ_1 >= … >= σ_P`` as ``(K, σ_{P-K} / σ_{P-K+1})``: the
+    ratio between the ``K``-th smallest singular value and the next larger one, for
+    ``K = 1 … P-1``, largest ratio first (``top``: only the first ``top``). Values below
+    ``GAP_FLOOR · σ_1`` are raised to it first, so an exact nullspace of dimension ``K`` shows
+    one gap of ``σ_{P-K}/(GAP_FLOOR · σ_1)`` and none inside it."""
+    s = np.asarray(singular_values, dtype=np.float64)
+    if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(
+            np.diff(s) > 0):
+        raise ValueError("Expected `singular_values` to be a descending 1-D array of at least "
+                         f"two finite non-negative values, got {s!r}.")
+    if s[0] == 0:
+        return []
+    s = np.maximum(s, GAP_FLOOR * s[0])
+    P = s.size
+    ratios = s[:-1] / s[1:]  # ratios[j] = σ_{j+1} / σ_{j+2} (1-based): K = P - 1 - j
+    gaps = [(P - 1 - j, float(ratios[j])) for j in range(P - 1)]
+    gaps.sort(key=lambda g: (-g[1], g[0]))
+    return gaps if top is None else gaps[:top]
+
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -79,6 +107,10 @@ class Discovery:
         """Values of the discovered ``C_k(x)`` for ``x (..., M)``: ``(..., K)``."""
         return self.basis.observables(x) @ self.coefficients.T
 
+    def gaps(self, top: int | None = 3) -> list[tuple[int, float]]:
+        """The spectrum's largest gaps ``(K, σ ratio)`` (:func:`spectral_gaps`)."""
+        return spectral_gaps(self.singular_values, top)
+
     def to_dict(self) -> dict:
         return {
             "singular_values": self.singular_values.tolist(),
@@ -89,6 +121,7 @@ class Discovery:
             "parallelness": None if self.parallelness is None else self.parallelness.tolist(),
             "reference_dimension": self.reference_dimension,
             "descriptions": self.descriptions,
+            "gaps": [list(g) for g in self.gaps()],
         }
 
     def __str__(self) -> str:
@@ -107,6 +140,10 @@ class Discovery:
         if broken.size:
             lines.append(f"  not conserved: {broken.size} directions, sigma/sigma_max from "
                          f"{broken[-1]:.3e} to {broken[0]:.3e}")
+        gaps = self.gaps()
+        if gaps:
+            lines.append("  largest gaps: " + ", ".join(
+                f"x{r:.3g} above the {k} smallest" for k, r in gaps))
         return "\n".join(lines)
 
 
@@ -124,7 +161,7 @@ def discover(
     points,
     *,
     threshold: float = DEFAULT_DISCOVER_THRESHOLD,
-    dimension: int | None = None,
+    dimension: int | str | None = None,
     reference=None,
     names: Sequence[str] | None = None,
 ) -> Discovery:
@@ -138,7 +175,8 @@ def discover(
     points : ``(N, M)`` finite sample points, ``N >= P = M(M+1)/2 + M`` (fewer would leave
         spurious null directions).
     threshold : relative rule ``σ_k <= threshold · σ_max`` ⇒ conserved.
-    dimension : instead of the threshold: take the ``dimension`` smallest singular values.
+    dimension : instead of the threshold: take the ``dimension`` smallest singular values, or
+        ``"gap"``: as many as lie below the spectrum's largest gap (:func:`spectral_gaps`).
     reference : generators ``(L, M+1, M+1)`` or a system, for parallelness (Sec. 5.1).
     names : names of the reference generators (default: the system's).
     """
@@ -151,6 +189,10 @@ def discover(
                          f"quadratic observables on R^{M}), got {N}.")
     if dimension is None:
         threshold = _check_threshold(threshold)
+    elif isinstance(dimension, str):
+        if dimension != "gap":
+            raise ValueError(f"Expected `dimension` to be an integer or 'gap', got "
+                             f"{dimension!r}.")
     elif isinstance(dimension, bool) or not isinstance(dimension, (int, np.integer)) or not (
         0 <= dimension <= P
     ):
@@ -168,6 +210,11 @@ def discover(
     if dimension is None:
         K = int(np.sum(s <= threshold * s[0])) if s[0] > 0 else P
         rule = f"sigma <= {threshold:g} x sigma_max"
+    elif dimension == "gap":
+        gaps = spectral_gaps(s, 1)
+        K, ratio = gaps[0] if gaps else (P, float("inf"))
+        threshold = None
+        rule = f"largest gap, x{ratio:.3g}"
     else:
         K = int(dimension)
         threshold = None
