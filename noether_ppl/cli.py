@@ -214,11 +214,21 @@ def _cmd_report(args) -> int:
 # ----------------------------------------------------------------------------- discover
 def _cmd_discover(args) -> int:
     from .runs.discovery import DISCOVERY_FILE, discover_run
-    from .runs.folder import open_run
+    from .runs.folder import open_run, read_run_info
     from .runs.report import _system_for, find_runs
 
     folders = [f for path in args.runs for f in find_runs(path)]
-    for i, folder in enumerate(folders):
+    complete = []
+    for folder in folders:
+        info = read_run_info(folder)
+        if info["status"] == "complete":
+            complete.append(folder)
+        else:
+            print(f"note: {folder} is not complete (status {info['status']!r}, step "
+                  f"{info.get('steps', 0)}); left out.", file=sys.stderr)
+    if not complete:
+        raise ValueError("No complete run to read the Hamiltonian of.")
+    for i, folder in enumerate(complete):
         run = open_run(folder)
         found = discover_run(run, data=args.data, n_points=args.points,
                              dimension="gap" if args.dimension is None else args.dimension,

@@ -3,6 +3,7 @@ few steps from the CLI, fit -> report without refitting, resume, and a real kill
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -204,6 +205,16 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     assert code == 0 and "HNN + learned symmetry: its H conserves" in stdout
     code, _, err = run_cli(capsys, "discover", out, "--data", "nope")
     assert code == 2 and "`data`" in _one_line_error(err) and "test, train" in err
+    # a run that did not finish (here: marked diverged) is left out, as by report
+    stopped = str(tmp_path / "stopped")
+    shutil.copytree(os.path.join(out, "learned"), stopped)
+    with open(os.path.join(stopped, "run.json")) as f:
+        info = json.load(f)
+    with open(os.path.join(stopped, "run.json"), "w") as f:
+        json.dump(info | {"status": "diverged"}, f)
+    code, _, err = run_cli(capsys, "discover", stopped)
+    assert code == 2 and "is not complete (status 'diverged'" in err
+    assert "No complete run" in err.strip().splitlines()[-1]
 
     # resume of a complete experiment: nothing is refitted, the table is the same
     code, stdout, err = run_cli(capsys, "fit", "--resume", out, "--no-progress")
