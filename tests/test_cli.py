@@ -165,8 +165,10 @@ def _files(folder):
 
 def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, capsys):
     out = str(tmp_path / "sho")
+    # (runaway_factor = inf: JSON has no inf, so the resume below checks its round trip)
     code, stdout, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned",
-                                *tiny("sho-cpu"), *ANALYSIS, "--no-progress", "--out", out)
+                                *tiny("sho-cpu"), *ANALYSIS, "--set",
+                                "inference.runaway_factor=inf", "--no-progress", "--out", out)
     assert code == 0, err
     assert "(paper Table 1 layout)" in stdout and "HNN + learned symmetry" in stdout
     files = _files(out)
@@ -181,6 +183,8 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     with open(os.path.join(out, "learned", "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["steps"] == 4 and metrics["symmetry"]["reference_dimension"] == 1
+    with open(os.path.join(out, "learned", "run.json")) as f:
+        assert json.load(f)["fit"]["runaway_factor"] == "inf"
     with open(os.path.join(out, "table.txt")) as f:
         table = f.read().strip()
 

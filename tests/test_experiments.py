@@ -154,6 +154,8 @@ def test_any_path_works_and_epochs_become_steps(tmp_path):
         (("[inference]", '[inference]\nlr_offdiag = "small"'), "inference.lr_offdiag"),
         (("[inference]", '[inference]\nrefit = "yes"'), "inference.refit"),
         (("[inference]", "[inference]\nrefit_lr_offdiag = 0"), "inference.refit_lr_offdiag"),
+        (("[inference]", "[inference]\nrunaway_factor = 0"), "inference.runaway_factor"),
+        (("[inference]", "[inference]\nrunaway_factor = nan"), "inference.runaway_factor"),
         (("[data.train]", "[data.other]"), "data.train"),
     ],
 )
@@ -184,13 +186,15 @@ def test_overrides_are_typed_validated_and_never_ignored(tmp_path):
     exp = load_experiment(path, ["model.hidden=[16, 16]", "model.activation=tanh",
                                  "inference.num_steps=7", "analysis.figures=false",
                                  "data.train.dt=0.25", "seed=9", "inference.init_scale=0.03",
-                                 "inference.lr_offdiag=3e-4"])
+                                 "inference.lr_offdiag=3e-4", "inference.runaway_factor=inf"])
     assert exp.model.hidden == (16, 16) and exp.model.activation == "tanh"
     # num_steps replaces the file's epochs (they are alternatives)
     assert exp.inference.num_steps == 7 and exp.inference.epochs is None
     assert exp.analysis.figures is False and exp.data["train"].dt == 0.25 and exp.seed == 9
     assert exp.inference.init_scale == 0.03 and load_experiment(path).inference.init_scale is None
     assert exp.inference.lr_offdiag == 3e-4 and load_experiment(path).inference.lr_offdiag is None
+    assert exp.inference.runaway_factor == float("inf")
+    assert load_experiment(path).inference.runaway_factor is None
     assert exp.overrides[0] == "model.hidden=[16, 16]"
     with pytest.raises(ValueError, match=r"inference\.num_step \(from --set\): unknown key"):
         load_experiment(path, ["inference.num_step=7"])

@@ -105,6 +105,9 @@ NONNEG_INT = _typed("an integer >= 0", lambda v: _is_int(v) and v >= 0)
 REAL = _typed("a finite number", lambda v: _is_real(v) and math.isfinite(v), float)
 POS_REAL = _typed("a positive finite number",
                   lambda v: _is_real(v) and math.isfinite(v) and v > 0, float)
+POS_REAL_OR_INF = _typed("a positive number (inf allowed)",
+                         # "inf": how a run's experiment.json stores it (JSON has no inf)
+                         lambda v: (_is_real(v) and v > 0) or v == "inf", float)
 NONNEG_REAL = _typed("a finite number >= 0",
                      lambda v: _is_real(v) and math.isfinite(v) and v >= 0, float)
 UNIT = _typed("a number in (0, 1)", lambda v: _is_real(v) and 0 < v < 1, float)
@@ -192,6 +195,7 @@ INFERENCE_KEYS: dict[str, _Spec] = {
     "lr_offdiag": POS_REAL,
     "refit": BOOL,
     "refit_lr_offdiag": POS_REAL,
+    "runaway_factor": POS_REAL_OR_INF,
     "chunk_size": POS_INT,
     "checkpoint_every": POS_INT,
 }
@@ -265,6 +269,8 @@ class InferenceSettings:
     ``<variant>-refit``; :func:`~noether_ppl.inference.refit_posterior`), at the rate
     ``refit_lr_offdiag`` for the Cholesky off-diagonals (None: ``lr_offdiag``; used only with
     ``refit``, so ``--set inference.refit=false`` turns a file's refit off); None is off.
+    ``runaway_factor``: when a run whose loss grows by orders of magnitude is stopped
+    (:func:`~noether_ppl.inference.fit`; None: its default, ``inf``: never).
     """
 
     num_steps: int | None = None
@@ -278,6 +284,7 @@ class InferenceSettings:
     lr_offdiag: float | None = None
     refit: bool | None = None
     refit_lr_offdiag: float | None = None
+    runaway_factor: float | None = None
     chunk_size: int | None = None
     checkpoint_every: int | None = None
 

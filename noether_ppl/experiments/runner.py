@@ -226,7 +226,7 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
     from ..inference.restarts import refit_record, refit_summary
     from ..models import NoetherRazor
     from ..runs.analysis import analyze_run, comparison_figures, table_row
-    from ..runs.folder import fit_in_folder, open_run
+    from ..runs.folder import _jsonable, fit_in_folder, open_run
 
     if not isinstance(experiment, Experiment):
         raise ValueError(f"Expected `experiment` to be an Experiment, got "
@@ -248,7 +248,7 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         if stored.get("kind") != EXPERIMENT_KIND or "experiment" not in stored \
                 or "data" not in stored:
             raise ValueError(f"{exp_path!r} is not a noether-ppl experiment file.")
-        diff = _diff(stored["experiment"], experiment.to_dict())
+        diff = _diff(stored["experiment"], _jsonable(experiment.to_dict()))  # as stored
         if diff:
             raise ValueError(f"{exp_path!r} was run with a different configuration ({diff}); "
                              f"refusing to resume it.")
@@ -319,7 +319,8 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         progress_bar=progress_bar, chunk_size=inf.chunk_size, batch_size=inf.batch_size,
         lr=inf.lr, lr_conserved=inf.lr_conserved, schedule=inf.schedule,
         num_particles=inf.num_particles,
-        **{k: v for k, v in (("init_scale", inf.init_scale), ("lr_offdiag", inf.lr_offdiag))
+        **{k: v for k, v in (("init_scale", inf.init_scale), ("lr_offdiag", inf.lr_offdiag),
+                             ("runaway_factor", inf.runaway_factor))
            if v is not None})
 
     def analysed(run):

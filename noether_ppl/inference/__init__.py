@@ -14,7 +14,7 @@ from .arviz import (
     vi_diagnostics,
 )
 from .elbo import MatrixNormalELBO
-from .fit import DivergenceError, fit, make_optimizer
+from .fit import DivergenceError, RunawayError, fit, make_optimizer
 from .guide import AutoMatrixNormal, init_to_lecun
 from .refit import held_conserved, refit_posterior
 from .restarts import final_neg_elbo, fit_restarts
@@ -31,6 +31,7 @@ __all__ = [
     "held_conserved",
     "final_neg_elbo",
     "DivergenceError",
+    "RunawayError",
     "FitResult",
     "to_arviz",
     "VIDiagnostics",

@@ -436,7 +436,7 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     from ..inference.fit import DivergenceError, fit
 
     allowed = {"batch_size", "lr", "lr_conserved", "schedule", "num_particles", "init_scale",
-               "lr_offdiag"}
+               "lr_offdiag", "runaway_factor"}
     unknown = set(fit_kwargs) - allowed
     if unknown:
         raise ValueError(f"Unknown fit argument(s) {sorted(unknown)}; expected {sorted(allowed)}.")
