@@ -84,7 +84,7 @@ def _discovery_line(run: Run) -> str | None:
         return None
     d = read_json(path, "discovery file")
     par = d.get("parallelness")
-    par = "" if not par else ", parallelness " + ", ".join(f"{p:.3f}" for p in par)
+    par = "" if not par else ", parallelness " + ", ".join(f"{p:.4f}" for p in par)
     return (f"{run.label}: its H conserves {d['dimension']} quadratic quantities ({d['rule']}; "
             f"{d['n_points']} {d['data']} states{par}; from {DISCOVERY_FILE})")
 
