@@ -119,6 +119,22 @@ def _as_report(value, reference=None):
     return symmetry_report(value, reference=reference)
 
 
+def _label_spectrum_axes(ax_s, ax_p, s_xlabel, s_ylabel, s_title, p_xlabel, p_ylabel,
+                         p_title) -> None:
+    """A log-scale spectrum with its legend beside parallelness bars in [0, 1.05] with the
+    paper's 0.99 line."""
+    ax_s.set_yscale("log")
+    ax_s.set_xlabel(s_xlabel)
+    ax_s.set_ylabel(s_ylabel)
+    ax_s.set_title(s_title)
+    ax_s.legend(fontsize=8)
+    ax_p.set_ylim(0, 1.05)
+    ax_p.axhline(0.99, color="k", ls=":", lw=0.8)
+    ax_p.set_xlabel(p_xlabel)
+    ax_p.set_ylabel(p_ylabel)
+    ax_p.set_title(p_title)
+
+
 def plot_singular_values(reports: Mapping, *, path=None):
     """Normalised singular values ``σ_i/σ_1`` of the learned generators (log scale, with each
     report's threshold) and the parallelness ``‖P v_i‖`` of every right singular vector
@@ -147,16 +163,9 @@ def plot_singular_values(reports: Mapping, *, path=None):
     for ax in (ax_p, ax_s):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0.4, k_max + 0.6)
-    ax_s.set_yscale("log")
-    ax_s.set_xlabel("singular vector i")
-    ax_s.set_ylabel(r"$\sigma_i / \sigma_1$")
-    ax_s.set_title("singular values (dotted: threshold)")
-    ax_s.legend(fontsize=8)
-    ax_p.set_ylim(0, 1.05)
-    ax_p.axhline(0.99, color="k", ls=":", lw=0.8)
-    ax_p.set_xlabel("singular vector i")
-    ax_p.set_ylabel(r"parallelness $\|P v_i\|$")
-    ax_p.set_title("parallelness (faded: inactive)")
+    _label_spectrum_axes(ax_s, ax_p, "singular vector i", r"$\sigma_i / \sigma_1$",
+                         "singular values (dotted: threshold)", "singular vector i",
+                         r"parallelness $\|P v_i\|$", "parallelness (faded: inactive)")
     if any(r.all_parallelness is not None for r in reports.values()):
         ax_p.legend(fontsize=8)
     else:
@@ -246,16 +255,10 @@ def plot_discovery(discoveries: Mapping, *, path=None):
             k = np.arange(1, d.dimension + 1)
             ax_p.bar(k + (j - (n - 1) / 2) * width, d.parallelness, width, color=c,
                      label=label)
-    ax_s.set_yscale("log")
-    ax_s.set_xlabel("quadratic direction k (most conserved first)")
-    ax_s.set_ylabel(r"$\sigma_k / \sigma_{max}$ (RMS $\{H, C_k\}$)")
-    ax_s.set_title("Lie-derivative spectrum (filled: conserved)")
-    ax_s.legend(fontsize=8)
-    ax_p.set_ylim(0, 1.05)
-    ax_p.axhline(0.99, color="k", ls=":", lw=0.8)
-    ax_p.set_xlabel("conserved quantity k")
-    ax_p.set_ylabel(r"parallelness $\|P v_k\|$")
-    ax_p.set_title("in the reference span")
+    _label_spectrum_axes(ax_s, ax_p, "quadratic direction k (most conserved first)",
+                         r"$\sigma_k / \sigma_{max}$ (RMS $\{H, C_k\}$)",
+                         "Lie-derivative spectrum (filled: conserved)", "conserved quantity k",
+                         r"parallelness $\|P v_k\|$", "in the reference span")
     if any(d.parallelness is not None and d.dimension for d in discoveries.values()):
         ax_p.legend(fontsize=8)
         from matplotlib.ticker import MaxNLocator
