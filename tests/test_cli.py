@@ -202,6 +202,8 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
         found = json.load(f)
     assert found["n_points"] == 10 and found["data"] == "train"
     assert found["reference_dimension"] == 1 and len(found["singular_values"]) == 5
+    K = found["dimension"]
+    assert np.shape(found["generators"]) == (K, 3, 3) and np.shape(found["coefficients"]) == (K, 5)
     assert "learned/figures/discovery.png" in _files(out)
     _check_discovery_against_a_direct_computation(os.path.join(out, "learned"), found, seed=3,
                                                   n_points=10)

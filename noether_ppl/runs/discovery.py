@@ -6,7 +6,9 @@ This works for every variant — the plain HNN included — because it reads the
 (posterior-mean weights, the fit's own symmetrisation), not the learned generators η: where
 Noether's razor symmetrises along its learned ``C_η`` (Sec. 5.1 reads those), this asks which
 quadratic ``C`` the fitted ``Ĥ`` conserves, ``{Ĥ, C} ≈ 0`` on the data.
-:func:`discover_run` writes ``discovery.json`` and ``figures/discovery.png`` into the run folder.
+:func:`discover_run` writes ``discovery.json`` (the spectrum, the rule, parallelness and the
+conserved quantities as generators ``(K, M+1, M+1)``) and ``figures/discovery.png`` into the
+run folder.
 """
 
 from __future__ import annotations
@@ -87,7 +89,10 @@ def discover_run(folder, *, data: str = "train", n_points: int = DEFAULT_POINTS,
             "data": data, "n_points": int(x.shape[0]), "seed": int(seed),
             "hamiltonian": "posterior mean" + (
                 "" if elements is None else f", {elements.shape[0]} symmetrisation samples"),
-            **found.to_dict()})
+            **found.to_dict(),
+            # the conserved quantities themselves, for reuse (e.g. as fixed generators)
+            "coefficients": found.coefficients.tolist(),
+            "generators": found.generators.tolist()})
         if figures:
             import matplotlib.pyplot as plt
 
