@@ -328,8 +328,9 @@ part of it.
 
 In the paper, seven clearly non-zero singular values, and each of the top seven singular
 vectors lies in the span of the ground-truth generators (parallelness > 0.95). The CPU twin
-does not get there: its learned span keeps all $K$ directions active, and only the leading
-ones (rotations) lie in the span — `REPRODUCTION.md` has the measurements.
+does not get there: its learned span keeps all $K$ directions active, none of them in the
+span at the file's settings — `REPRODUCTION.md` has the measurements, and what more data and
+steps change.
 """),
         ("code", '''
 learned = result.runs["learned"].result
