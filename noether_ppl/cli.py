@@ -136,7 +136,12 @@ def _named_files(values, dt):
 def _cmd_fit(args) -> int:
     from .experiments import load_experiment, run_experiment
     from .experiments.config import Experiment
-    from .experiments.runner import EXPERIMENT_FILE, load_reference, load_user_data
+    from .experiments.runner import (
+        EXPERIMENT_FILE,
+        load_init_conserved,
+        load_reference,
+        load_user_data,
+    )
     from .runs.folder import read_json
 
     if args.resume is not None:
@@ -174,6 +179,7 @@ def _cmd_fit(args) -> int:
     reference = names = None
     if args.reference is not None:
         reference, names = load_reference(args.reference)
+    init = None if args.init_conserved is None else load_init_conserved(args.init_conserved)
     print(f"Experiment {experiment.name} ({experiment.source}"
           + (f"; --set {' '.join(experiment.overrides)}" if experiment.overrides else "")
           + f") -> {out}", flush=True)
@@ -181,7 +187,8 @@ def _cmd_fit(args) -> int:
     res = run_experiment(experiment, out, variants=_variants(args.variant), data=data,
                          tests=tests, reference=reference, reference_names=names,
                          data_source=None if args.data is None else os.path.abspath(args.data),
-                         resume=args.resume is not None, progress_bar=not args.no_progress,
+                         resume=args.resume is not None, init_conserved=init,
+                         progress_bar=not args.no_progress,
                          analyze=not args.no_analysis)
     if res.table:
         print("")
@@ -268,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--out runs/sho\n"
             "  noether-ppl fit --resume runs/nb            # continue an interrupted run\n"
             "  noether-ppl fit sho-cpu --data mine.npy --dt 0.1 --out runs/mine\n"
+            "  noether-ppl fit nbody2d3-cpu --variant learned --out runs/nb-warm \\\n"
+            "      --init-conserved runs/nb/vanilla/discovery.json   # after discover\n"
             "\n--set takes dotted keys of the experiment file; values are TOML (8, 1e-3,\n"
             "[64, 64], true, \"ball\"; bare words are strings). Setting inference.num_steps\n"
             "replaces inference.epochs and vice versa.")
@@ -290,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="FILE",
                    help="reference generators (L, M+1, M+1) (.npy, or .npz with 'generators' "
                    "and 'names') for your data: parallelness and the 'oracle' variant")
+    p.add_argument("--init-conserved", metavar="FILE",
+                   help="start the learned variants' conserved quantities at these generators: "
+                   "a discovery.json of `noether-ppl discover` (e.g. of a plain HNN's run), "
+                   "or (L, M+1, M+1) in .npy/.npz; the other K - L start at random")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-analysis", action="store_true",
                    help="fit only: no metrics, ArviZ file, figures or table")

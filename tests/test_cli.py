@@ -209,6 +209,42 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
                                                   n_points=10)
     code, stdout, err = run_cli(capsys, "report", out, "--no-figures")
     assert code == 0 and "HNN + learned symmetry: its H conserves" in stdout
+
+    # fit --init-conserved: the learned model starts η at the discovered quantities (and stays
+    # there at lr_conserved = 1e-9: Adam moves it by about that a step), kept for resuming
+    warm = str(tmp_path / "warm")
+    disc = os.path.join(out, "learned", "discovery.json")
+    if K > 1:  # the gap rule's dimension on this tiny fit (2, measured) is above sho's K = 1
+        code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned",
+                               "--init-conserved", disc, "--out", str(tmp_path / "k"))
+        assert code == 2 and (f"{K} initial conserved quantities, but the variant 'learned' "
+                              "learns K = 1") in _one_line_error(err)
+    code, _, err = run_cli(capsys, "discover", out, "--points", "10", "--dimension", "1",
+                           "--no-figures")  # sho-cpu learns K = 1
+    assert code == 0, err
+    with open(disc) as f:
+        found = json.load(f)
+    K = found["dimension"]
+    warm_args = ["sho-cpu", "--variant", "learned", *tiny("sho-cpu"), "--set",
+                 "inference.lr_conserved=1e-9", "--set", "inference.refit=false", "--no-progress",
+                 "--no-analysis"]
+    code, _, err = run_cli(capsys, "fit", *warm_args, "--init-conserved", disc, "--out", warm)
+    assert code == 0, err
+    from noether_ppl.runs import load_run
+
+    fitted = load_run(os.path.join(warm, "learned"))
+    G = np.asarray(fitted.model.generators_from_params(fitted.params))
+    np.testing.assert_allclose(G[:K], found["generators"], rtol=0, atol=1e-6)
+    assert os.path.exists(os.path.join(warm, "data", "init_conserved.npz"))
+    code, _, err = run_cli(capsys, "fit", "--resume", warm, "--no-progress", "--no-analysis")
+    assert code == 0, err
+    np.save(tmp_path / "other.npy", 2 * np.asarray(found["generators"]))
+    code, _, err = run_cli(capsys, "fit", "--resume", warm, "--init-conserved",
+                           str(tmp_path / "other.npy"))
+    assert code == 2 and "other initial conserved quantities" in _one_line_error(err)
+    code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "vanilla", "--init-conserved",
+                           disc, "--out", str(tmp_path / "v"))
+    assert code == 2 and "are for the learned variants" in _one_line_error(err)
     code, _, err = run_cli(capsys, "discover", out, "--data", "nope")
     assert code == 2 and "`data`" in _one_line_error(err) and "test, train" in err
     # a run that did not finish (here: marked diverged) is left out, as by report

@@ -18,15 +18,20 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from .._io import atomic_write_text
+import jax
+import numpy as np
+
+from .._io import atomic_open, atomic_write_text
 from ..data import Trajectories
 from ..runs.folder import file_sha256, read_json, write_json
 from .config import Experiment, source_text
 
 __all__ = ["run_experiment", "ExperimentResult", "table_layout", "EXPERIMENT_FILE",
-           "load_user_data", "load_reference"]
+           "load_user_data", "load_reference", "load_init_conserved", "INIT_CONSERVED_FILE"]
 
 EXPERIMENT_FILE = "experiment.json"
+INIT_CONSERVED_FILE = "init_conserved.npz"
+"""In ``DIR/data/``: the generators the learned variants started η at (``init_conserved``)."""
 EXPERIMENT_KIND = "noether-ppl experiment"
 TABLE_NUMBER = {"harmonic_oscillator": 1, "coupled_oscillators": 2, "nbody": 3}
 
@@ -64,8 +69,6 @@ def load_user_data(path, dt: float | None = None) -> Trajectories:
     """Trajectories from a user file: ``.npz`` with ``states`` and ``dt`` (as written by
     ``Trajectories.save`` or ``noether-ppl simulate``), or ``.npy`` holding ``(N, T+1, M)``
     (or one ``(T+1, M)`` trajectory) with ``dt`` given."""
-    import numpy as np
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No data file at {path!r}.")
@@ -91,8 +94,6 @@ def load_user_data(path, dt: float | None = None) -> Trajectories:
 def load_reference(path):
     """Reference generators ``(L, M+1, M+1)`` from ``.npy``, or ``.npz`` with ``generators``
     (and optional ``names``). Returns ``(generators, names or None)``."""
-    import numpy as np
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No reference file at {path!r}.")
@@ -119,6 +120,24 @@ def load_reference(path):
     if names is not None and len(names) != G.shape[0]:
         raise ValueError(f"{path!r}: {len(names)} names for {G.shape[0]} generators.")
     return G, names
+
+
+def load_init_conserved(path):
+    """Generators ``(L, M+1, M+1)`` to start η at: the ``generators`` of a ``discovery.json``
+    (``noether-ppl discover``), or a ``.npy``/``.npz`` file as :func:`load_reference` reads."""
+    path = os.fspath(path)
+    if not path.endswith(".json"):
+        return load_reference(path)[0]
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No file at {path!r}.")
+    found = read_json(path, "discovery file")
+    G = np.asarray(found.get("generators", np.zeros(0)), dtype=np.float64)
+    if "generators" not in found or G.ndim != 3 or G.shape[0] < 1 or G.shape[1] != G.shape[2]:
+        raise ValueError(f"{path!r}: expected 'generators' of shape (L, M+1, M+1) with L >= 1 "
+                         f"(a discovery.json of `noether-ppl discover`), got shape {G.shape}.")
+    if not np.all(np.isfinite(G)):
+        raise ValueError(f"{path!r}: the generators are not finite.")
+    return G
 
 
 # ----------------------------------------------------------------------------- the run
@@ -204,8 +223,8 @@ def _prepare_data(experiment, out, *, data, tests, system, resume, stored, echo)
 def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajectories | None = None,
                    tests: dict | None = None, reference=None, reference_names=None,
                    data_source: str | None = None, resume: bool = False,
-                   progress_bar: bool = True, analyze: bool = True, echo=print
-                   ) -> ExperimentResult:
+                   init_conserved=None, progress_bar: bool = True, analyze: bool = True,
+                   echo=print) -> ExperimentResult:
     """Fit the variants of ``experiment`` into ``out`` (see the module docstring).
 
     Parameters
@@ -219,12 +238,17 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         (parallelness; the variant ``"oracle"`` fixes them).
     resume : continue the run in ``out``: complete variants are kept, interrupted ones continue
         from their last checkpoint, missing ones start. The stored configuration must match.
+    init_conserved : generators ``(L, M+1, M+1)`` at which the learned variants start η (the
+        first ``L <= K`` conserved quantities; the others start at random as usual), e.g. the
+        ``generators`` of a ``discovery.json`` from ``noether-ppl discover``
+        (:func:`~noether_ppl.models.conserved_params_from_generators`). Saved as
+        ``data/init_conserved.npz`` and used again on resume.
     analyze : evaluate each run and write metrics, the ArviZ file and figures.
     """
     from ..inference.fit import DivergenceError
     from ..inference.refit import held_conserved
     from ..inference.restarts import refit_record, refit_summary
-    from ..models import NoetherRazor
+    from ..models import NoetherRazor, conserved_params_from_generators
     from ..runs.analysis import analyze_run, comparison_figures, table_row
     from ..runs.folder import _jsonable, fit_in_folder, open_run
 
@@ -259,6 +283,17 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
             variants = stored["variants"]
     elif resume:
         raise FileNotFoundError(f"Nothing to resume: {exp_path!r} does not exist.")
+    init_path = os.path.join(out, "data", INIT_CONSERVED_FILE)
+    if stored is not None and "init_conserved" in stored["data"]:
+        saved, _ = load_reference(init_path)
+        if init_conserved is not None and not np.array_equal(
+                np.asarray(init_conserved, np.float64), saved):
+            raise ValueError(f"{out!r} was run with other initial conserved quantities "
+                             f"({init_path!r}); refusing to resume it with these.")
+        init_conserved = saved
+    elif stored is not None and init_conserved is not None:
+        raise ValueError(f"{out!r} was run without initial conserved quantities; refusing to "
+                         f"resume it with them.")
     if user_data and reference is None and stored is not None:
         ref_path = os.path.join(out, "data", "reference.npz")
         if os.path.exists(ref_path):
@@ -270,6 +305,24 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
                                  has_reference=reference is not None, echo=echo)
     # Everything is checked before anything is written.
     specs = {v.slug: experiment.spec_for(v) for v in resolved}
+    if init_conserved is not None:
+        init_conserved = np.asarray(init_conserved, np.float64)
+        learned = [v for v in resolved if v.kind == "learned"]
+        if not learned:
+            raise ValueError("Initial conserved quantities are for the learned variants; none "
+                             f"of {[v.name for v in resolved]} is one.")
+        phase_dim = data.phase_dim if data is not None else experiment.make_system().phase_dim
+        if init_conserved.shape[-1] != phase_dim + 1:
+            raise ValueError(f"The initial conserved quantities are generators of size "
+                             f"{init_conserved.shape[-1]}, the phase space has dimension "
+                             f"{phase_dim} (expected {phase_dim + 1}).")
+        for v in learned:  # their form and L <= K, before anything is written
+            K = specs[v.slug].n_conserved
+            if len(init_conserved) > K:
+                raise ValueError(f"{len(init_conserved)} initial conserved quantities, but the "
+                                 f"variant {v.name!r} learns K = {K} (model.n_conserved).")
+            conserved_params_from_generators(init_conserved, K, key=jax.random.key(0),
+                                             scale=1.0)
     inf = experiment.inference
     if data is not None:
         for name, t in (tests or {}).items():
@@ -298,6 +351,11 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
             ref_path = write_reference(os.path.join(out, "data"), reference, reference_names)
             record["files"]["reference"] = {"path": "data/reference.npz",
                                             "sha256": file_sha256(ref_path)}
+        if init_conserved is not None:
+            with atomic_open(init_path) as f:
+                np.savez(f, generators=init_conserved)
+            record["init_conserved"] = {"path": f"data/{INIT_CONSERVED_FILE}",
+                                        "sha256": file_sha256(init_path)}
         write_json(exp_path, {
             "kind": EXPERIMENT_KIND, "version": 1, "experiment": experiment.to_dict(),
             "source": experiment.source, "overrides": list(experiment.overrides),
@@ -347,7 +405,13 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
                 "analysis": dataclasses.asdict(an), "data_source": record["source"]}
         order += 1
         echo(f"Fitting {v.label} ({v.slug}): {num_steps} steps, K = {model.n_conserved} ...")
-        result = fit_in_folder(model, train, folder, key=k_fit, meta=meta, **fit_settings)
+        start = {}
+        if init_conserved is not None and v.kind == "learned":
+            start["init_params"] = conserved_params_from_generators(
+                init_conserved, spec.n_conserved, key=jax.random.fold_in(k_fit, 1),
+                scale=spec.conserved_init_scale, dtype=spec.dtype)
+        result = fit_in_folder(model, train, folder, key=k_fit, meta=meta, **fit_settings,
+                               **start)
         runs[v.slug] = analysed(open_run(folder, result=result))
         if inf.refit and v.kind == "learned":
             slug = f"{v.slug}-refit"
