@@ -236,6 +236,8 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     G = np.asarray(fitted.model.generators_from_params(fitted.params))
     np.testing.assert_allclose(G[:K], found["generators"], rtol=0, atol=1e-6)
     assert os.path.exists(os.path.join(warm, "data", "init_conserved.npz"))
+    with open(os.path.join(warm, "learned", "run.json")) as f:
+        assert json.load(f)["meta"]["label"] == "HNN + learned symmetry (η started at 1 given)"
     code, _, err = run_cli(capsys, "fit", "--resume", warm, "--no-progress", "--no-analysis")
     assert code == 0, err
     np.save(tmp_path / "other.npy", 2 * np.asarray(found["generators"]))

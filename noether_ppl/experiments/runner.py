@@ -400,11 +400,14 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         if v.kind == "fixed":
             gens = system.generators(v.generators) if system is not None else reference
         model = NoetherRazor(spec, phase_dim=train.phase_dim, generators=gens)
-        meta = {"experiment": experiment.name, "variant": v.name, "label": v.label,
+        label = v.label
+        if init_conserved is not None and v.kind == "learned":
+            label += f" (η started at {len(init_conserved)} given)"
+        meta = {"experiment": experiment.name, "variant": v.name, "label": label,
                 "order": order, "system": None if system is None else dict(experiment.system),
                 "analysis": dataclasses.asdict(an), "data_source": record["source"]}
         order += 1
-        echo(f"Fitting {v.label} ({v.slug}): {num_steps} steps, K = {model.n_conserved} ...")
+        echo(f"Fitting {label} ({v.slug}): {num_steps} steps, K = {model.n_conserved} ...")
         start = {}
         if init_conserved is not None and v.kind == "learned":
             start["init_params"] = conserved_params_from_generators(
@@ -415,7 +418,7 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
         runs[v.slug] = analysed(open_run(folder, result=result))
         if inf.refit and v.kind == "learned":
             slug = f"{v.slug}-refit"
-            meta = {**meta, "variant": slug, "label": f"{v.label} (refit)", "order": order,
+            meta = {**meta, "variant": slug, "label": f"{label} (refit)", "order": order,
                     "refit_of": v.slug}
             order += 1
             echo(f"Refitting the posterior of {v.label} at its learned conserved quantities "
