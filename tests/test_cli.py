@@ -214,11 +214,14 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     # there at lr_conserved = 1e-9: Adam moves it by about that a step), kept for resuming
     warm = str(tmp_path / "warm")
     disc = os.path.join(out, "learned", "discovery.json")
-    if K > 1:  # the gap rule's dimension on this tiny fit (2, measured) is above sho's K = 1
-        code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned",
-                               "--init-conserved", disc, "--out", str(tmp_path / "k"))
-        assert code == 2 and (f"{K} initial conserved quantities, but the variant 'learned' "
-                              "learns K = 1") in _one_line_error(err)
+    two = np.stack([np.asarray(found["generators"][0])] * 2)
+    np.save(tmp_path / "two.npy", two)
+    code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned",
+                           "--init-conserved", str(tmp_path / "two.npy"), "--out",
+                           str(tmp_path / "k"))
+    assert code == 2 and ("2 initial conserved quantities, but the variant 'learned' learns "
+                          "K = 1") in _one_line_error(err)
+    assert not (tmp_path / "k").exists()
     code, _, err = run_cli(capsys, "discover", out, "--points", "10", "--dimension", "1",
                            "--no-figures")  # sho-cpu learns K = 1
     assert code == 0, err

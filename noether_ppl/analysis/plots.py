@@ -226,7 +226,6 @@ def plot_generators(generators, *, reference=None, coord_names=None, path=None):
     return _finish(fig, path)
 
 
-# ----------------------------------------------------------------------------- rollouts
 def plot_discovery(discoveries: Mapping, *, path=None):
     """The spectrum of :func:`~noether_ppl.analysis.discover` — RMS Lie derivatives
     ``σ_k/σ_max`` of ``H`` along unit quadratic observables, smallest first, log scale, the
@@ -271,6 +270,7 @@ def plot_discovery(discoveries: Mapping, *, path=None):
     return _finish(fig, path)
 
 
+# ----------------------------------------------------------------------------- rollouts
 def plot_rollouts(rollouts, *, trajectory: int = 0, coords=(0,), path=None):
     """Rollouts against ground truth for one or more models (``{label: RolloutMetrics}`` or
     one :class:`~noether_ppl.analysis.RolloutMetrics`): the states ``coords`` of

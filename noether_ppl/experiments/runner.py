@@ -91,6 +91,19 @@ def load_user_data(path, dt: float | None = None) -> Trajectories:
     raise ValueError(f"Expected a .npz or .npy data file, got {path!r}.")
 
 
+def _checked_generators(G, path: str) -> np.ndarray:
+    """``G`` as finite float64 generators ``(L, M+1, M+1)``, ``L >= 1``, read from ``path``."""
+    G = np.asarray(G, dtype=np.float64)
+    if G.ndim == 2:
+        G = G[None]
+    if G.ndim != 3 or G.shape[1] != G.shape[2] or G.shape[0] < 1:
+        raise ValueError(f"{path!r}: expected generators of shape (L, M+1, M+1), got "
+                         f"{G.shape}.")
+    if not np.all(np.isfinite(G)):
+        raise ValueError(f"{path!r}: the generators are not finite.")
+    return G
+
+
 def load_reference(path):
     """Reference generators ``(L, M+1, M+1)`` from ``.npy``, or ``.npz`` with ``generators``
     (and optional ``names``). Returns ``(generators, names or None)``."""
@@ -109,14 +122,7 @@ def load_reference(path):
             G, names = obj, None
     except (OSError, ValueError, EOFError) as err:
         raise ValueError(f"Could not read reference generators from {path!r}: {err}") from None
-    G = np.asarray(G, dtype=np.float64)
-    if G.ndim == 2:
-        G = G[None]
-    if G.ndim != 3 or G.shape[1] != G.shape[2] or G.shape[0] < 1:
-        raise ValueError(f"{path!r}: expected generators of shape (L, M+1, M+1), got "
-                         f"{G.shape}.")
-    if not np.all(np.isfinite(G)):
-        raise ValueError(f"{path!r}: the generators are not finite.")
+    G = _checked_generators(G, path)
     if names is not None and len(names) != G.shape[0]:
         raise ValueError(f"{path!r}: {len(names)} names for {G.shape[0]} generators.")
     return G, names
@@ -131,13 +137,10 @@ def load_init_conserved(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"No file at {path!r}.")
     found = read_json(path, "discovery file")
-    G = np.asarray(found.get("generators", np.zeros(0)), dtype=np.float64)
-    if "generators" not in found or G.ndim != 3 or G.shape[0] < 1 or G.shape[1] != G.shape[2]:
-        raise ValueError(f"{path!r}: expected 'generators' of shape (L, M+1, M+1) with L >= 1 "
-                         f"(a discovery.json of `noether-ppl discover`), got shape {G.shape}.")
-    if not np.all(np.isfinite(G)):
-        raise ValueError(f"{path!r}: the generators are not finite.")
-    return G
+    if "generators" not in found:
+        raise ValueError(f"{path!r} holds no 'generators' (expected a discovery.json of "
+                         f"`noether-ppl discover`).")
+    return _checked_generators(found["generators"], path)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -248,7 +251,11 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
     from ..inference.fit import DivergenceError
     from ..inference.refit import held_conserved
     from ..inference.restarts import refit_record, refit_summary
-    from ..models import NoetherRazor, conserved_params_from_generators
+    from ..models import (
+        NoetherRazor,
+        conserved_params_from_generators,
+        quadratic_from_generators,
+    )
     from ..runs.analysis import analyze_run, comparison_figures, table_row
     from ..runs.folder import _jsonable, fit_in_folder, open_run
 
@@ -316,13 +323,12 @@ def run_experiment(experiment: Experiment, out, *, variants=None, data: Trajecto
             raise ValueError(f"The initial conserved quantities are generators of size "
                              f"{init_conserved.shape[-1]}, the phase space has dimension "
                              f"{phase_dim} (expected {phase_dim + 1}).")
-        for v in learned:  # their form and L <= K, before anything is written
+        quadratic_from_generators(init_conserved)  # their form, before anything is written
+        for v in learned:
             K = specs[v.slug].n_conserved
             if len(init_conserved) > K:
                 raise ValueError(f"{len(init_conserved)} initial conserved quantities, but the "
                                  f"variant {v.name!r} learns K = {K} (model.n_conserved).")
-            conserved_params_from_generators(init_conserved, K, key=jax.random.key(0),
-                                             scale=1.0)
     inf = experiment.inference
     if data is not None:
         for name, t in (tests or {}).items():

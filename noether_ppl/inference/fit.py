@@ -446,7 +446,8 @@ def fit(
             losses.append(chunk_losses)
             norms.append(chunk_norms)
             step += n
-            if guard is not None and guard.ran_away(step, float(np.median(chunk_losses)), state):
+            median = float(np.median(chunk_losses))
+            if guard is not None and guard.ran_away(step, median, state):
                 kept = guard.best_step - start_step
                 result = FitResult.from_svi(
                     model, guide, elbo, svi, guard.best_state, np.concatenate(losses)[:kept],
@@ -455,8 +456,8 @@ def fit(
                     eta_norms=None if not model.learns_conserved
                     else np.concatenate(norms)[:kept],
                 )
-                raise RunawayError(step, result, median=float(np.median(chunk_losses)),
-                                   best=guard.best, limit=guard.limit())
+                raise RunawayError(step, result, median=median, best=guard.best,
+                                   limit=guard.limit())
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix({"-ELBO/N": f"{chunk_losses[-1]:.4g}"})

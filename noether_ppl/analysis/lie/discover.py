@@ -55,7 +55,6 @@ def spectral_gaps(singular_values, top: int | None = None) -> list[tuple[int, fl
     return gaps if top is None else gaps[:top]
 
 
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Discovery:
     """The result of :func:`discover`.
