@@ -19,7 +19,8 @@ generator's parallelness with SO(2), the ratio of learned to oracle test MSE on 
 and the largest training loss (−ELBO/N of a step) after the first quarter of the steps next to
 the loss at the end, which shows a run that left a good state for a much worse one, and for a
 refitted model the joint fit's and the refit's final −ELBO/N and which was kept. Writes
-``benchmarks/demo_sensitivity.md`` (``--markdown``) and the raw records as JSON beside it.
+``benchmarks/records/demo-sensitivity/table.md`` (``--markdown``) and the raw records as JSON
+beside it.
 """
 
 from __future__ import annotations
@@ -164,8 +165,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trace-every", type=int, default=None, metavar="STEPS",
                         help="record the learned generator's parallelness with SO(2) and the "
                         "mean loss every STEPS steps (learned fits; one restart)")
-    parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__),
-                                                           "demo_sensitivity.md"))
+    parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__), "records",
+                                                           "demo-sensitivity", "table.md"))
     args = parser.parse_args(argv)
     settings = parse_settings(args.overrides)
     if args.trace_every is not None and (args.trace_every < 1 or settings.restarts > 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Record the GPU figures of benchmarks/results.md and REPRODUCTION.md on one CUDA machine,
-# within a time budget, into OUT (at most eight files: logs, tables, run folders as archives).
+# Record the GPU figures of benchmarks/records/step-time-gpu/ (and the fits of REPRODUCTION.md)
+# on one CUDA machine, within a time budget, into OUT (at most eight files: logs, tables, run
+# folders as archives).
 #
 #     pip install -e '.[cuda13]'          # or '.[cuda12]'; see the README
 #     bash benchmarks/gpu_record.sh OUT [SECONDS]

@@ -1,6 +1,6 @@
 """Time one jitted SVI step (loss and all gradients) of Noether's razor.
 
-    python benchmarks/step_time.py                       # every configuration -> results.md
+    python benchmarks/step_time.py             # every configuration -> records/step-time/table.md
     python benchmarks/step_time.py --config sho-paper --json out.json
     python benchmarks/step_time.py --config sho-paper --set sym_samples=50 --set particles=4
     XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
                         help="without --config: run just these configurations, each in a fresh "
                         "process (default: all)")
     parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__),
-                                                           "results.md"))
+                                                           "records", "step-time", "table.md"))
     args = parser.parse_args(argv)
     if args.config:
         results = [run(name, settings_for(name, args.set)) for name in args.config]

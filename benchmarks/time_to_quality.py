@@ -1,7 +1,7 @@
 """Wall time for Noether's razor to reach a fixed quality: the paper's plain estimator against
 cheaper ones.
 
-    python benchmarks/time_to_quality.py                      # both data sets -> time_to_quality.md
+    python benchmarks/time_to_quality.py          # both data sets -> records/time-to-quality/
     python benchmarks/time_to_quality.py --dataset oscillator --candidate rk4-1
     python benchmarks/time_to_quality.py --seeds 0,1,2 --candidate rk2-1-lattice   # medians
     python benchmarks/time_to_quality.py --compilation-cache /tmp/xla   # compiling left out
@@ -21,11 +21,11 @@ high-learning-rate phase, to −ELBO/N of 250–530, and none reached the target
 One seed's race is noisy: the step at which a fit first meets a target moves by hundreds of
 steps with the last bits of its arithmetic, so ``--seeds`` repeats the race on other data.
 The final quality of one fit is noisy too: on the same data, plain's final test MSE moves by
-a factor of several between fit keys (``benchmarks/results.md``, "Several fit keys, and the
-defaults"), so a target set by one plain fit is one draw of that spread. ``--fit-keys`` runs
-every estimator from several fit keys on each seed's data; the targets are then the median
-over those keys of plain's final values (times ``1 + slack``), a run that never meets them
-counts as slower than every run that does, and the table gives medians over all runs.
+a factor of several between fit keys (``benchmarks/records/time-to-quality/``), so a target
+set by one plain fit is one draw of that spread. ``--fit-keys`` runs every estimator from
+several fit keys on each seed's data; the targets are then the median over those keys of
+plain's final values (times ``1 + slack``), a run that never meets them counts as slower than
+every run that does, and the table gives medians over all runs.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ CANDIDATES = {
     "rk2-1-lattice-init0.03-short": dict(integrator="rk2", substeps=1, sampling="lattice",
                                          init_scale=0.03, budget_fraction=0.3),
     # The guide's Cholesky off-diagonals at a tenth of the learning rate (fit's lr_offdiag):
-    # the rate at which the demo's refit stopped running away (REPRODUCTION.md, demo section).
+    # the rate of the demo's refit (records/demo-sensitivity/).
     "plain-offdiag": dict(lr_offdiag=3e-4),
     "rk4-1-lattice-offdiag": dict(integrator="rk4", substeps=1, sampling="lattice",
                                   lr_offdiag=3e-4),
@@ -197,8 +197,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-keys", default=None,
                         help="comma-separated fit keys run on every seed's data (default: "
                         "the seed itself); the targets are plain's median over them")
-    parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__),
-                                                           "time_to_quality.md"))
+    parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__), "records",
+                                                           "time-to-quality", "table.md"))
     parser.add_argument("--compilation-cache", metavar="DIR",
                         help="keep compiled programs in this persistent cache and compile "
                         "every fit once, untimed, before its timed run: the times then leave "

@@ -1,7 +1,10 @@
 """The ``noether-ppl`` command line: ``fit``, ``report``, ``discover``, ``simulate``, ``demo``.
 
-Exit codes: 0 success, 1 a run failed (e.g. training diverged), 2 bad input (one line on
-stderr; ``--debug`` shows the traceback), 130 interrupted (resume with ``fit --resume``).
+Exit codes: 0 success, 1 a run failed (training diverged; an operating-system error while a
+run was under way, e.g. a full disk: the run stays resumable), 2 bad input (a bad argument,
+setting, file or path; a folder that holds another run or is being written by another process),
+130 interrupted (resume with ``fit --resume``). Every error is one line on stderr naming what
+was wrong; ``--debug`` shows the traceback.
 Compiled programs are kept in JAX's persistent compilation cache
 (:mod:`noether_ppl.compilation_cache`; ``NOETHER_PPL_CACHE_DIR=off`` turns it off).
 """
@@ -10,10 +13,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import time
 
+from ._io import (
+    RUN_FAILURE_ERRNOS,
+    RunIOError,
+    check_folder_path,
+    check_writable_folder,
+    describe_os_error,
+)
 from .compilation_cache import enable_compilation_cache
 
 __all__ = ["main", "build_parser"]
@@ -26,33 +37,48 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _int_at_least(minimum: int, expected: str):
-    """An argparse ``type``: an integer >= ``minimum``, else ``expected ..., got ...``."""
+MAX_INT = 2**31 - 1  # counts become int32 indices in JAX
+MAX_SEED = 2**32 - 1  # what jax.random.key keeps of a seed without x64
+
+
+def _int_in(minimum: int, maximum: int, expected: str):
+    """An argparse ``type``: an integer in [``minimum``, ``maximum``], else
+    ``expected ..., got ...`` (checked before the value reaches NumPy or JAX)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
+        if value is None or not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse
 
 
-_positive_int = _int_at_least(1, "a positive integer")
-_nonnegative_int = _int_at_least(0, "an integer >= 0")
+_positive_int = _int_in(1, MAX_INT, f"a positive integer <= {MAX_INT}")
+_nonnegative_int = _int_in(0, MAX_INT, f"an integer >= 0 and <= {MAX_INT}")
+_seed = _int_in(0, MAX_SEED, f"a seed in [0, {MAX_SEED}]")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _float_where(ok, expected: str):
+    """An argparse ``type``: a float with ``ok(value)``, else ``expected ..., got ...``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_float = _float_where(lambda v: v > 0, "a positive finite number")
+_unit_float = _float_where(lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
 # ----------------------------------------------------------------------------- demo
@@ -90,6 +116,10 @@ def _cmd_simulate(args) -> int:
 
     from .analysis.plots import plot_phase_space_hamiltonians
 
+    if args.trajectories * (args.steps + 1) > MAX_INT:
+        raise ValueError(f"--trajectories {args.trajectories} x (--steps {args.steps} + 1) = "
+                         f"{args.trajectories * (args.steps + 1)} states, more than {MAX_INT}.")
+    check_writable_folder(args.out, "output folder (--out)")
     system = _make_system(args.system, args.n, args.dim)
     data = system.simulate(jax.random.key(args.seed), n_trajectories=args.trajectories,
                            n_steps=args.steps, dt=args.dt)
@@ -141,23 +171,29 @@ def _cmd_fit(args) -> int:
         load_init_conserved,
         load_reference,
         load_user_data,
+        read_experiment_record,
     )
-    from .runs.folder import read_json
+    from .runs.folder import is_run_folder
 
+    if args.auto:  # one setting, as --set writes it: stored with the run and used on resume
+        args.set = [*(args.set or []), "inference.select=true"]
     if args.resume is not None:
         out = args.resume
         if args.out is not None and os.path.abspath(args.out) != os.path.abspath(out):
             raise ValueError("--resume continues a run in its own folder; drop --out or give "
                              "the same folder.")
+        if args.overwrite:
+            raise ValueError("--overwrite starts a run afresh and --resume continues one; give "
+                             "one of them.")
         stored_path = os.path.join(out, EXPERIMENT_FILE)
         if not os.path.exists(stored_path):
-            raise FileNotFoundError(f"Nothing to resume in {out!r}: no {EXPERIMENT_FILE}.")
+            hint = (" (it is the run folder of one model: resume the experiment folder above "
+                    "it)" if is_run_folder(out) else "")
+            raise FileNotFoundError(f"Nothing to resume in {out!r}: no {EXPERIMENT_FILE}{hint}.")
         if args.experiment is not None:
             experiment = load_experiment(args.experiment, args.set)
         else:
-            stored = read_json(stored_path, "experiment file")
-            if "experiment" not in stored:
-                raise ValueError(f"{stored_path!r} is not a noether-ppl experiment file.")
+            stored = read_experiment_record(stored_path)
             experiment = Experiment.from_dict(stored["experiment"], source=stored_path,
                                               overrides=stored.get("overrides", ()))
             if args.set:
@@ -187,8 +223,8 @@ def _cmd_fit(args) -> int:
     res = run_experiment(experiment, out, variants=_variants(args.variant), data=data,
                          tests=tests, reference=reference, reference_names=names,
                          data_source=None if args.data is None else os.path.abspath(args.data),
-                         resume=args.resume is not None, init_conserved=init,
-                         progress_bar=not args.no_progress,
+                         resume=args.resume is not None, overwrite=args.overwrite,
+                         init_conserved=init, progress_bar=not args.no_progress,
                          analyze=not args.no_analysis)
     if res.table:
         print("")
@@ -203,8 +239,9 @@ def _cmd_fit(args) -> int:
                 text += (f", reference dimension {sym['reference_dimension']}, parallelness "
                          f"{', '.join(f'{p:.3f}' for p in par)}")
             print(text)
-    print(f"\nWrote {out} ({time.perf_counter() - t0:.0f} s). Rebuild the table and figures "
-          f"with: noether-ppl report {out}")
+    if not res.already_complete:
+        print(f"\nWrote {out} ({time.perf_counter() - t0:.0f} s). Rebuild the table and figures "
+              f"with: noether-ppl report {out}")
     return 0
 
 
@@ -212,6 +249,8 @@ def _cmd_fit(args) -> int:
 def _cmd_report(args) -> int:
     from .runs.report import report
 
+    if args.out is not None:
+        check_folder_path(args.out, "figures folder (--out)")
     report(args.runs, figures=not args.no_figures, out=args.out,
            fmt="markdown" if args.markdown else "text")
     return 0
@@ -234,6 +273,10 @@ def _cmd_discover(args) -> int:
                   f"{info.get('steps', 0)}); left out.", file=sys.stderr)
     if not complete:
         raise ValueError("No complete run to read the Hamiltonian of.")
+    for folder in complete:  # every folder writable before anything is computed
+        check_writable_folder(folder, "run folder")
+        if not args.no_figures:
+            check_folder_path(os.path.join(folder, "figures"), "figures folder")
     for i, folder in enumerate(complete):
         run = open_run(folder)
         found = discover_run(run, data=args.data, n_points=args.points,
@@ -287,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(repeat or comma-separate; default: the experiment's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. inference.num_steps=500 or model.hidden=[32]")
-    p.add_argument("--out", metavar="DIR", help="output folder (must not hold a run yet)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder: new or empty (a folder holding another run is refused)")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR from its last checkpoints")
     p.add_argument("--data", metavar="FILE",
@@ -303,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start the learned variants' conserved quantities at these generators: "
                    "a discovery.json of `noether-ppl discover` (e.g. of a plain HNN's run), "
                    "or (L, M+1, M+1) in .npy/.npz; the other K - L start at random")
+    p.add_argument("--auto", action="store_true",
+                   help="the recommended pipeline for the learned variants (= --set "
+                   "inference.select=true): the plain HNN's discovery as a second start, the "
+                   "start with the higher ELBO kept, then only the quantities the fitted H "
+                   "conserves, into <variant>-selected (fits 'vanilla' too)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="when --out already holds a run (or other files), move it aside to "
+                   "DIR.replaced-<time> and start afresh")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-analysis", action="store_true",
                    help="fit only: no metrics, ArviZ file, figures or table")
@@ -339,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("--dimension", type=_nonnegative_int, metavar="K",
                       help="take the K most conserved directions (default: as many as lie "
                       "below the spectrum's largest gap)")
-    rule.add_argument("--threshold", type=_positive_float, metavar="T",
+    rule.add_argument("--threshold", type=_unit_float, metavar="T",
                       help="conserved when sigma <= T x sigma_max, 0 < T < 1")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="draws the points and the symmetrisation samples (default 0)")
     p.add_argument("--no-figures", action="store_true", help="no figure")
     p.set_defaults(func=_cmd_discover)
@@ -360,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the learned model's joint fit (by default its posterior is "
                         "also fitted again at the learned conserved quantity and the fit with "
                         "the higher ELBO is kept; one more fit)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
@@ -373,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectories", type=_positive_int, default=100)
     p.add_argument("--steps", type=_positive_int, default=20, help="Δt steps per trajectory")
     p.add_argument("--dt", type=_positive_float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/simulate")
     p.set_defaults(func=_cmd_simulate)
     return parser
@@ -390,19 +442,38 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     debug = getattr(args, "debug", False)
-    # compiled programs on disk, before anything compiles ($NOETHER_PPL_CACHE_DIR=off: none)
-    enable_compilation_cache()
+    prog = f"noether-ppl {args.command}"
     try:
+        # compiled programs on disk, before anything compiles ($NOETHER_PPL_CACHE_DIR=off: none)
+        enable_compilation_cache()
         return args.func(args)
-    except (ValueError, FileNotFoundError, IsADirectoryError) as err:
+    except RunIOError as err:  # the OS failed a run under way (e.g. a full disk): resumable
         if debug:
             raise
-        print(f"noether-ppl {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
+        print(f"{prog}: {_one_line(err)}", file=sys.stderr)
+        return 1
     except (FloatingPointError, RuntimeError) as err:  # diverged training, failed simulation
         if debug:
             raise
-        print(f"noether-ppl {args.command}: {_one_line(err)}", file=sys.stderr)
+        print(f"{prog}: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as err:  # bad input: arguments, settings, files, paths
+        if debug:
+            raise
+        code = 2
+        if isinstance(err, OSError):
+            message = describe_os_error(err)
+            if err.errno in RUN_FAILURE_ERRNOS:  # the machine, not the path given
+                code = 1
+        else:
+            message = _one_line(err)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return code
+    except MemoryError:
+        if debug:
+            raise
+        print(f"{prog}: out of memory; try smaller settings (data sizes, widths, samples).",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         hint = ""
@@ -411,6 +482,13 @@ def main(argv=None) -> int:
             hint = f"; continue with: noether-ppl fit --resume {folder}"
         print(f"interrupted{hint}", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: still one line (the traceback with --debug)
+        if debug:
+            raise
+        print(f"{prog}: internal error: {type(err).__name__}: {_one_line(err)} (this is a bug "
+              f"in noether-ppl; run with --debug for the traceback and report it)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
-"""``noether-ppl demo``: Table 1 and Fig. 2 of the paper at CPU scale.
+"""``noether-ppl demo``: a CPU-scale twin of the paper's Table 1 and Fig. 2.
 
-Simulates the 1-D harmonic oscillator data set of App. C.1 (7 initial conditions; 4 pairs
-Δt = 0.2 apart where the paper has 4 points, i.e. 3 pairs: see ``sho-cpu.toml``; test: 100
-initial conditions × 20 steps), fits the plain HNN (K = 0), Noether's razor with one learned
-conserved quantity (K = 1) and the fixed SO(2) "oracle", prints a table like Table 1 with the
-learned generator's alignment with SO(2), and writes ``metrics.json``, ``hamiltonians.png``
-(Fig. 2), ``training_curves.png`` and one run folder per model (with its ArviZ file
-``posterior.nc``, metrics and figures) into the output folder;
+Simulates 1-D harmonic-oscillator data like App. C.1's: 7 initial conditions ~ N(0, I), 5
+points Δt = 0.2 apart, i.e. 4 pairs each (the paper has 4 points, 3 pairs: ``sho.toml``); test:
+100 initial conditions × 20 steps. Fits the plain HNN (K = 0), Noether's razor with one learned
+conserved quantity (K = 1) and the fixed SO(2) "oracle", prints a table in Table 1's layout
+with the learned generator's alignment with SO(2), and writes ``metrics.json``,
+``hamiltonians.png`` (Fig. 2's layout), ``training_curves.png`` and one run folder per model
+(with its ArviZ file ``posterior.nc``, metrics and figures) into the output folder;
 ``noether-ppl report`` rebuilds the table from the run folders.
 """
 
@@ -38,13 +38,13 @@ class DemoSettings:
     ``restarts``: every model is fitted this many times from independent keys and the fit with
     the highest ELBO is kept (:func:`~noether_ppl.inference.restarts.fit_restarts`; restart 0
     is the single fit of ``restarts = 1``). At this scale one fit's outcome depends on its key
-    (``benchmarks/demo_sensitivity.md``); each restart costs a full fit.
+    (``benchmarks/records/demo-sensitivity/``); each restart costs a full fit.
 
     ``refit``: the learned model's posterior over θ is fitted again at its learned conserved
     quantity, with the off-diagonals of the guide's Cholesky factors at ``refit_lr_offdiag``
     (:func:`~noether_ppl.inference.refit_posterior`), and the fit with the higher ELBO is
-    kept (one more fit; ``REPRODUCTION.md``, demo section). ``lr_offdiag``: that rate for
-    every fit (None: ``lr``).
+    kept (one more fit; ``benchmarks/records/demo-sensitivity/``). ``lr_offdiag``: that rate
+    for every fit (None: ``lr``).
     """
 
     hidden: tuple[int, ...] = (64, 64)

@@ -30,6 +30,8 @@ __all__ = [
     "quadratic_vector_field",
     "generator_from_quadratic",
     "quadratic_from_generator",
+    "check_quadratic_generators",
+    "QUADRATIC_FORM_RTOL",
     "expm",
     "flow",
     "apply_flow",
@@ -157,6 +159,59 @@ def quadratic_from_generator(G: jax.Array) -> tuple[jax.Array, jax.Array]:
     return A, b
 
 
+QUADRATIC_FORM_RTOL = 1e-6
+"""Default tolerance of :func:`check_quadratic_generators`, relative to each generator's largest
+entry: a few float32 round-offs, so generators stored in float32 pass."""
+
+
+def check_quadratic_generators(generators, *, name: str = "generators", phase_dim=None,
+                               rtol: float = QUADRATIC_FORM_RTOL) -> np.ndarray:
+    """Check that ``generators`` are generators of quadratic observables and return them.
+
+    A generator of ``C(x) = ½ xᵀAx + bᵀx`` is ``G = [[JA, Jb], [0, 0]]`` with ``A`` symmetric
+    (Eq. 4). Accepts ``(M+1, M+1)`` or ``(L, M+1, M+1)`` (``L >= 0``, ``M`` even, equal to
+    ``phase_dim`` when given); returns them as float64 ``(L, M+1, M+1)``, unchanged. Raises
+    ``ValueError`` naming ``name``, the first offending generator and what is wrong: a bottom
+    row that is not zero, or ``A = −J G[:M, :M]`` not symmetric, beyond ``rtol`` times that
+    generator's largest entry (a zero generator passes).
+    """
+    if not (isinstance(rtol, (int, float, np.floating)) and not isinstance(rtol, bool)
+            and 0 <= rtol < 1):
+        raise ValueError(f"Expected 0 <= `rtol` < 1, got {rtol!r}.")
+    try:
+        G = np.asarray(generators, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Expected `{name}` to be a real array: {err}") from None
+    if G.ndim == 2:
+        G = G[None]
+    if G.ndim != 3 or G.shape[1] != G.shape[2] or G.shape[1] < 3 or (G.shape[1] - 1) % 2:
+        want = "(L, M+1, M+1) with M even" if phase_dim is None else (
+            f"(L, {phase_dim + 1}, {phase_dim + 1}) for phase_dim={phase_dim}")
+        raise ValueError(f"Expected `{name}` of shape {want}, got {np.shape(generators)}.")
+    M = G.shape[1] - 1
+    if phase_dim is not None and M != _check_phase_dim(phase_dim):
+        raise ValueError(f"Expected `{name}` of shape (L, {phase_dim + 1}, {phase_dim + 1}) for "
+                         f"phase_dim={phase_dim}, got {np.shape(generators)}.")
+    if not np.all(np.isfinite(G)):
+        raise ValueError(f"Expected finite `{name}`.")
+    d = M // 2
+    # A = −J G[:M, :M] with J = [[0, I], [−I, 0]]: A's rows are (−G[d:M], G[:d]).
+    A = np.concatenate([-G[:, d:M, :M], G[:, :d, :M]], axis=1)
+    scale = np.max(np.abs(G), axis=(1, 2))
+    bottom = np.max(np.abs(G[:, M, :]), axis=1)
+    asym = np.max(np.abs(A - np.swapaxes(A, 1, 2)), axis=(1, 2))
+    form = f"`{name}` of quadratic observables, [[J A, J b], [0, 0]] with A symmetric (Eq. 4)"
+    for what, err in (("a non-zero bottom row: max |G[M, :]|", bottom),
+                      ("A = -J G[:M, :M] not symmetric: max |A - Aᵀ|", asym)):
+        bad = np.flatnonzero(err > rtol * scale)
+        if bad.size:
+            k = int(bad[0])
+            raise ValueError(
+                f"Expected {form}; generator {k} has {what} = {err[k]:.3g} > {rtol:g} × "
+                f"max |G| ({scale[k]:.3g}).")
+    return G
+
+
 EXPM_TAYLOR_DEGREE = 16
 """Degree of the Taylor polynomial in :func:`expm` (error ≤ ‖B‖^17/17! ≈ 2e-20 for ‖B‖ ≤ ½)."""
 EXPM_MAX_SQUARINGS = 64
@@ -261,7 +316,7 @@ def span_basis(generators: jax.Array, rtol: float = 1e-8) -> np.ndarray:
     G = np.asarray(generators, dtype=np.float64)
     if G.ndim != 3 or G.shape[-1] != G.shape[-2]:
         raise ValueError(f"Expected `generators` of shape (L, M+1, M+1), got {G.shape}.")
-    flat = G.reshape(G.shape[0], -1)
+    flat = G.reshape(G.shape[0], G.shape[1] * G.shape[2])  # also for L = 0
     if flat.shape[0] == 0:
         return np.zeros((0, flat.shape[1]))
     _, s, vt = np.linalg.svd(flat, full_matrices=False)

@@ -9,7 +9,8 @@ points and, in the backward pass, recomputes one tile at a time and pulls its co
 once: the residuals of one tile stay cache-sized and the parameter cotangents are summed over
 tiles. The price is one extra forward pass. :func:`sharded_pointwise` splits the points of such
 a map across the devices of a mesh axis (``jax.shard_map``; parameters replicated, their
-cotangents summed across devices by ``shard_map``'s transpose).
+cotangents summed across devices by ``shard_map``'s transpose). :func:`map_points` runs such a
+map in chunks inside a traced program when only its values are needed (e.g. on probe points).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 from jax.sharding import AxisType
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["tiled_pointwise", "sharded_pointwise", "PAIRS_AXIS", "pairs_mesh"]
+__all__ = ["tiled_pointwise", "sharded_pointwise", "map_points", "PAIRS_AXIS", "pairs_mesh"]
 
 PAIRS_AXIS = "pairs"
 """Name of the mesh axis over which :func:`sharded_pointwise` splits the points."""
@@ -81,6 +82,22 @@ def tiled_pointwise(fn: Callable, params, x: jax.Array, tile: int | None) -> jax
 
     apply.defvjp(apply_fwd, apply_bwd)
     return apply(params, x)
+
+
+def map_points(fn: Callable, x: jax.Array, chunk: int) -> jax.Array:
+    """``fn(x)`` for ``x (n, ...)`` whose row ``i`` of the output depends on ``x[i]`` only, in
+    chunks of ``chunk`` rows under ``lax.map`` (inside a traced program: memory of one chunk).
+
+    The last chunk is padded with copies of the first row; the padded rows are dropped.
+    """
+    n = x.shape[0]
+    if n <= chunk:
+        return fn(x)
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+    xp = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])], axis=0)
+    out = jax.lax.map(fn, xp.reshape((n_chunks, chunk) + x.shape[1:]))
+    return out.reshape((n_chunks * chunk,) + out.shape[2:])[:n]
 
 
 def pairs_mesh(devices=None) -> jax.sharding.Mesh:

@@ -59,9 +59,10 @@ Hamiltonian neural networks:
   $C_\\eta$, chosen by maximising the ELBO;
 * **HNN + fixed SO(2)** — the reference oracle with the true symmetry built in.
 
-and compare their predictions (Table 1) and learned Hamiltonians (Fig. 2). The first code cell
-picks the scale: `NOETHER_PPL_NOTEBOOK_SCALE=cpu` (default, a few minutes on a laptop),
-`paper` (the paper's settings, for a GPU) or `tiny` (a smoke test).
+and compare their predictions (Table 1's layout) and learned Hamiltonians (Fig. 2's). The first
+code cell picks the scale: `NOETHER_PPL_NOTEBOOK_SCALE=cpu` (default: the CPU-scale twin
+`sho-cpu`, several minutes on two CPU cores), `paper` (the paper's settings, for a GPU) or
+`tiny` (a smoke test).
 """),
         ("code", PARAMETERS),
         ("code", f'''
@@ -112,15 +113,18 @@ result = run_experiment(experiment, OUT, resume=(OUT / "experiment.json").exists
 ## Table 1
 
 Train MSE, NLL/N, KL/N and −ELBO/N on the training data and the one-step test MSE with the
-posterior-mean weights. Noether's razor should reach the oracle's −ELBO/N and test MSE, both
-below the plain HNN's (at the tiny scale the numbers mean nothing).
+posterior-mean weights, for this run. In the paper's Table 1 (quoted in `REPRODUCTION.md`) the
+learned model's test MSE equals the oracle's and both are below the plain HNN's; the table below
+says where this run's models stand. At CPU scale one fit's outcome depends on its key
+(`benchmarks/records/demo-sensitivity/`); at the tiny scale the numbers mean nothing.
 """),
         ("code", "print(result.table)"),
         ("md", """
 ## Fig. 2: learned Hamiltonians on phase space
 
 The symmetrised Hamiltonians of the three models next to the true one (each shifted to its
-minimum). With the learned symmetry the contours become circles, as with the built-in SO(2).
+minimum). The true H has circular contours, and so does any SO(2)-invariant Ĥ: how round the
+learned model's contours are shows how much of SO(2) it has picked up.
 """),
         ("code", '''
 import jax
@@ -183,13 +187,16 @@ def oscillators() -> nbformat.NotebookNode:
 
 $n$ isotropic oscillators $H = \\tfrac12\\|p\\|^2 + \\tfrac12\\|q\\|^2$ are symmetric under the
 unitary group U(n), of dimension $n^2$ (App. B.2): the conserved quantities are the energies
-$H_i$, the angular momenta $R_{ij}$ and the $F_{ij}$. Noether's razor with $K \\ge n^2$
-learnable quadratic conserved quantities should find exactly $n^2$ of them (Sec. 5.3):
+$H_i$, the angular momenta $R_{ij}$ and the $F_{ij}$. In the paper (Sec. 5.3), Noether's razor
+with $K \\ge n^2$ learnable quadratic conserved quantities finds exactly $n^2$ of them:
 $n^2$ clearly non-zero singular values of the stacked generators, each singular vector in the
-span of U(n) (parallelness > 0.99).
+span of U(n) (parallelness > 0.99). The cells below show what this run finds.
 
 1. **Table 2**: vanilla HNN, learned symmetry and the fixed U(3) oracle on 3 oscillators.
 2. **Fig. 3**: the learned symmetry for $n = 1, \\dots, 4$.
+
+At the default `cpu` scale these are the CPU-scale twin `oscillators3-cpu` (several fits, each
+minutes on two CPU cores); no run of this notebook is recorded (`REPRODUCTION.md`).
 """),
         ("code", PARAMETERS),
         ("code", f'''
@@ -280,10 +287,12 @@ Three bodies with softened gravity in the plane. The Hamiltonian depends on mome
 their norms and on positions through distances, so it is invariant under rototranslations
 SE(2). Its quadratic conserved quantities generate a 7-dimensional group with the same orbits
 as SE(2): translations $T_x, T_y$, the rotations $R^{ABS}$ and $R^{COM}$ and the
-momentum-dependent translations $P_x, P_y, Q_{xy}$ (App. B.3). Noether's razor with $K = 10$
-should find all seven (Sec. 5.4: 7 singular values above 0.05, parallelness > 0.95), and
-predict as well as the model with SE(2) built in — on the training distribution and on test
-sets moved away from it or spread wider (Table 3).
+momentum-dependent translations $P_x, P_y, Q_{xy}$ (App. B.3). In the paper (Sec. 5.4,
+Table 3), Noether's razor with $K = 10$ finds all seven (7 singular values above 0.05,
+parallelness > 0.95) and predicts as well as the model with SE(2) built in — on the training
+distribution and on test sets moved away from it or spread wider. The cells below show what
+this run finds; at the default `cpu` scale it is the CPU-scale twin `nbody2d3-cpu`, and no run
+of it is recorded (`REPRODUCTION.md`).
 """),
         ("code", PARAMETERS),
         ("code", f'''
@@ -327,10 +336,9 @@ part of it.
 ## Fig. 4: singular values and parallelness
 
 In the paper, seven clearly non-zero singular values, and each of the top seven singular
-vectors lies in the span of the ground-truth generators (parallelness > 0.95). The CPU twin
-does not get there: its learned span keeps all $K$ directions active, none of them in the
-span at the file's settings — `REPRODUCTION.md` has the measurements, and what more data and
-steps change.
+vectors lies in the span of the ground-truth generators (parallelness > 0.95). Below: this
+run's singular values and parallelness. In development runs of the CPU twin (not recorded;
+`REPRODUCTION.md`, "What was tried") the learned span did not reach the 7-dimensional algebra.
 """),
         ("code", '''
 learned = result.runs["learned"].result
@@ -353,8 +361,9 @@ The learned generators are one reading of the symmetry; the fitted $\\hat H$ its
 another. For every model, the quadratic observables $C$ with $\\{\\hat H, C\\} \\approx 0$ at
 the test states are the nullspace of a matrix of Lie derivatives (Otto et al., 2023; the
 same as `noether-ppl discover DIR`). Below: the seven most conserved directions of each
-model and their parallelness to the 7-dimensional ground-truth algebra; the spectrum shows how
-far they stand from the rest.
+model (the number is forced to 7 here) and their parallelness to the 7-dimensional
+ground-truth algebra; the spectrum and its largest gaps show whether seven directions stand
+apart from the rest or the cut falls elsewhere.
 """),
         ("code", '''
 from noether_ppl.runs import discover_run

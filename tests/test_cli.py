@@ -447,3 +447,53 @@ def test_refit_runs_after_the_learned_variant_and_resumes(tmp_path, capsys):
     code, stdout, err = run_cli(capsys, "report", out, "--no-figures")
     assert code == 0, err
     assert "HNN + learned symmetry (refit)" in stdout and line[0] in stdout
+
+
+@pytest.mark.slow
+def test_auto_selects_into_a_run_folder_and_resume_keeps_it(tmp_path, capsys):
+    """`fit --auto` (= `--set inference.select=true`): the plain HNN is fitted too, the
+    selection lands in `learned-selected` with `selection.json`, and is equal to
+    `select_from_fits` on the stored fits; a resume of the finished run does nothing."""
+    from noether_ppl.analysis import select_from_fits
+    from noether_ppl.experiments import load_experiment
+    from noether_ppl.runs.folder import open_run
+
+    out = str(tmp_path / "auto")
+    code, stdout, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned", "--auto",
+                                *tiny("sho-cpu"), "--no-progress", "--no-analysis",
+                                "--out", out)
+    assert code == 0, err
+    assert "fitting variant 'vanilla' too" in stdout
+    with open(os.path.join(out, "learned-selected", "selection.json")) as f:
+        stored = json.load(f)
+    sel = open_run(os.path.join(out, "learned-selected"))
+    assert sel.meta["selected_from"] == "learned"
+    assert sel.result.model.n_conserved == stored["dimension"]
+    exp = load_experiment("sho-cpu").replace(
+        [s for s in tiny("sho-cpu") if s != "--set"] + ["inference.select=true"])
+    _, k_fit, _ = exp.keys()
+    hnn, learned = (open_run(os.path.join(out, v)).result for v in ("vanilla", "learned"))
+    settings = dict(sel.info["fit"])
+    steps = settings.pop("select_steps")
+    again = select_from_fits(hnn, learned, learned_train(out), key=jax_fold(k_fit, 2),
+                             num_steps=exp.inference.steps_for(4), select_steps=steps,
+                             **settings)
+    assert again.dimension == stored["dimension"]
+    for name, value in sel.result.params.items():
+        np.testing.assert_array_equal(np.asarray(again.result.params[name]), value)
+    code, stdout, err = run_cli(capsys, "fit", "--resume", out, "--no-progress",
+                                "--no-analysis")
+    assert code == 0, err
+    assert "nothing to do" in stdout
+
+
+def learned_train(out):
+    from noether_ppl.runs.folder import open_run
+
+    return open_run(os.path.join(out, "learned")).train
+
+
+def jax_fold(key, n):
+    import jax
+
+    return jax.random.fold_in(key, n)

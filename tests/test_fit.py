@@ -212,3 +212,14 @@ def test_compiled_init_equals_numpyro_svi_init(sho_train, n_conserved, generator
     for a, b in zip(*leaves, strict=True):
         assert a.dtype == b.dtype and a.weak_type == b.weak_type
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_unknown_init_params_names_are_refused(sho_train):
+    """SVI.init ignores init_params names that are no param site; fit names them (a typo
+    such as ``conserved_w`` would otherwise start η at random without a word)."""
+    model = NoetherRazor(ModelSpec(hidden=(4,), n_conserved=1, sym_samples=2, substeps=1),
+                         phase_dim=2)
+    W = np.zeros((1, 2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"\['conserved_w'\].*'conserved_W'"):
+        fit(model, sho_train, key=jax.random.key(0), num_steps=1, progress_bar=False,
+            init_params={"conserved_w": W, "conserved_b": W[0]})

@@ -242,3 +242,42 @@ def test_expm_gradient_is_the_adjoint_frechet_derivative_for_mixed_batches(rng):
     ref = np.stack([scipy.linalg.expm(a) for a in A])
     err = np.abs(np.asarray(jax.vmap(geometry.expm)(jnp.asarray(A))) - ref)
     assert (err / np.abs(ref).max(axis=(1, 2), keepdims=True)).max() < 1e-12
+
+
+def test_check_quadratic_generators_accepts_quadratics_and_names_what_is_wrong(rng):
+    """Generators of quadratic observables (Eq. 4) pass, including float32-rounded ones and the
+    zero generator; a non-symmetric A or a non-zero bottom row is refused with the argument's
+    name, the generator's index and the defect, as in symmetry_report's ``reference``."""
+    from noether_ppl.analysis import symmetry_report
+
+    quads = [random_quadratic(rng) for _ in range(3)]
+    G = np.asarray(geometry.generator_from_quadratic(np.stack([A for A, _ in quads]),
+                                                     np.stack([b for _, b in quads])))
+    G = np.concatenate([G, np.zeros((1, M + 1, M + 1))])
+    out = geometry.check_quadratic_generators(G, phase_dim=M)
+    assert out.dtype == np.float64 and out.shape == (4, M + 1, M + 1)
+    np.testing.assert_array_equal(out, G)
+    assert geometry.check_quadratic_generators(G[0]).shape == (1, M + 1, M + 1)
+    geometry.check_quadratic_generators(G.astype(np.float32))
+    # A = -J G[:M, :M]: perturb one off-diagonal entry of A by 1e-3 of the largest entry.
+    A, b = quads[1]
+    A_bad = A.copy()
+    A_bad[0, 3] += 1e-3 * np.abs(G[1]).max()
+    bad = G.copy()
+    bad[1] = np.asarray(geometry.generator_from_quadratic(A_bad, b))
+    with pytest.raises(ValueError, match=r"`reference`.*generator 1 has A = -J G\[:M, :M\] "
+                                         r"not symmetric"):
+        geometry.check_quadratic_generators(bad, name="reference")
+    geometry.check_quadratic_generators(bad, rtol=2e-3)           # within a looser tolerance
+    bad = G.copy()
+    bad[2, M, 0] = 0.1
+    with pytest.raises(ValueError, match="`generators`.*generator 2 has a non-zero bottom row"):
+        geometry.check_quadratic_generators(bad)
+    with pytest.raises(ValueError, match="M even"):
+        geometry.check_quadratic_generators(np.zeros((2, 4, 4)))
+    for wrong, match in ((np.zeros((1, 3, 3)), "phase_dim=4"),
+                         (np.full((1, 5, 5), np.nan), "finite")):
+        with pytest.raises(ValueError, match=match):
+            geometry.check_quadratic_generators(wrong, phase_dim=M)
+    with pytest.raises(ValueError, match="reference.*bottom row"):
+        symmetry_report(G[:3], reference=bad)

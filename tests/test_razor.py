@@ -137,3 +137,91 @@ def test_spec_replace_and_round_trip():
     assert spec.replace(n_conserved=0).n_conserved == 0
     with pytest.raises(ValueError, match="widht"):
         spec.replace(widht=3)
+
+
+def _weights(model, seed=0):
+    rng = np.random.default_rng(seed)
+    return {n: jnp.asarray(0.7 * rng.normal(size=s)) for n, s in zip(model.site_names,
+                                                                    model.shapes, strict=True)}
+
+
+def test_symmetry_times_are_a_site_and_zero_times_give_the_plain_hnn():
+    """τ (S, K) is the deterministic site "symmetry_times"; handlers.substitute fixes it, and
+    at τ = 0 every group element is the identity, so Ĥ = F_θ and the likelihood mean is the
+    plain HNN's (K = 0) with the same weights, to round-off of the mean over S equal terms."""
+    S = 4
+    spec = ModelSpec(hidden=(6, 5), n_conserved=2, sym_samples=S, sampling="iid",
+                     substeps=3, dtype="float64")
+    model = NoetherRazor(spec, phase_dim=4)
+    hnn = NoetherRazor(spec.replace(n_conserved=0), phase_dim=4)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(7, 4)))
+    data = _weights(model)
+    seeded = handlers.seed(handlers.substitute(model, data), 3)
+    tr = handlers.trace(seeded).get_trace(x, dt=0.2)
+    first = seeded(x, dt=0.2)
+    site = tr["symmetry_times"]
+    assert site["type"] == "deterministic" and site["value"].shape == (S, 2)
+    assert model.symmetry_times(jax.random.key(0)).shape == (S, 2)
+    assert float(jnp.max(jnp.abs(site["value"]))) > 0.1
+    eta = {k: tr[k]["value"] for k in ("conserved_W", "conserved_b")}
+    # The recorded times are the ones used: substituted into a call with another seed, they
+    # give the same mean; other times give another.
+    fixed = {**data, **eta, "symmetry_times": site["value"]}
+    again = handlers.seed(handlers.substitute(model, fixed), 11)(x, dt=0.2)
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(first))
+    other = handlers.seed(handlers.substitute(model, {**data, **eta}), 11)(x, dt=0.2)
+    assert not np.allclose(np.asarray(other), np.asarray(again))
+    zero = {**data, **eta, "symmetry_times": jnp.zeros((S, 2))}
+    pred = handlers.seed(handlers.substitute(model, zero), 5)(x, dt=0.2)
+    plain = handlers.seed(handlers.substitute(hnn, data), 5)(x, dt=0.2)
+    np.testing.assert_allclose(np.asarray(pred), np.asarray(plain), rtol=1e-13, atol=1e-15)
+
+
+def test_unseeded_calls_raise_the_packages_error_and_substituted_sites_need_no_seed():
+    """NumPyro fails on a bare AssertionError at the first sample site of an unseeded call; the
+    model says what to do instead. With every random site substituted (as
+    numpyro.infer.util.log_likelihood does) it runs without a seed."""
+    from numpyro.infer.util import log_likelihood
+
+    spec = ModelSpec(hidden=(4,), n_conserved=1, sym_samples=3, substeps=1, prior_variance=1.0,
+                     dtype="float64")
+    x = jnp.ones((3, 2))
+    G = np.zeros((1, 3, 3))
+    G[0, 0, 1], G[0, 1, 0] = 1.0, -1.0                                   # SO(2): H = |x|²/2
+    for model in (NoetherRazor(spec, phase_dim=2), NoetherRazor(spec.replace(n_conserved=0),
+                                                                phase_dim=2),
+                  NoetherRazor(spec, phase_dim=2, generators=G)):
+        with pytest.raises(ValueError, match="handlers.seed"):
+            model(x, x, dt=0.1)
+        with pytest.raises(ValueError, match="handlers.seed"):
+            handlers.trace(model).get_trace(x, x, dt=0.1)
+    oracle = model
+    data = _weights(oracle)
+    with pytest.raises(ValueError, match="symmetry_times"):                 # τ not supplied
+        handlers.substitute(oracle, data)(x, x, dt=0.1)
+    with pytest.raises(ValueError, match=r"symmetry_times.*\(3, 1\)"):      # wrong shape
+        handlers.seed(handlers.substitute(oracle, {**data, "symmetry_times": jnp.zeros(3)}),
+                      0)(x, x, dt=0.1)
+    taus = jnp.asarray([[-1.0], [0.3], [2.0]])
+    samples = {k: v[None] for k, v in {**data, "symmetry_times": taus}.items()}
+    ll = log_likelihood(oracle, samples, x, 1.1 * x, dt=0.1)["x_next"]
+    lp, _ = log_density(handlers.seed(oracle, 0), (x, 1.1 * x), {"dt": 0.1},
+                        {**data, "symmetry_times": taus})
+    prior = sum(float(jnp.sum(-0.5 * w**2 / 1.0 - 0.5 * jnp.log(2 * jnp.pi)))
+                for w in data.values())                         # N(0, 1): prior_variance 1.0
+    assert ll.shape == (1, 3)
+    np.testing.assert_allclose(float(jnp.sum(ll)) + prior, float(lp), rtol=1e-12)
+
+
+@pytest.mark.parametrize("defect,match", [("asymmetric", "not symmetric"),
+                                          ("bottom", "bottom row")])
+def test_fixed_generators_must_be_quadratic(defect, match):
+    G = np.zeros((2, 5, 5))
+    G[:, 0, 2] = 1.0                                              # C = p_0²/2 (A symmetric)
+    NoetherRazor(ModelSpec(hidden=(4,)), phase_dim=4, generators=G)
+    if defect == "asymmetric":
+        G[1, 0, 1] = 0.3                                          # J A with A[2, 1] ≠ A[1, 2]
+    else:
+        G[1, 4, 0] = 0.3
+    with pytest.raises(ValueError, match=f"`generators`.*generator 1.*{match}"):
+        NoetherRazor(ModelSpec(hidden=(4,)), phase_dim=4, generators=G)

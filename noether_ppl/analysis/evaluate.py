@@ -27,8 +27,9 @@ import numpy as np
 
 from ..data import Trajectories, _check_key
 from ..geometry import quadratic_from_generator, quadratic_observable
+from ..inference.evidence import DEFAULT_REPEATS, elbo_estimate
 from ..integrators import rollout
-from ..systems import _x64
+from ..precision import float64 as _x64
 
 __all__ = [
     "one_step_mse",
@@ -94,21 +95,6 @@ def _check_system(system, result):
 
 
 # ----------------------------------------------------------------------------- kernels
-def _map_points(fn, x: jax.Array, chunk: int) -> jax.Array:
-    """``fn`` on ``x (n, M)`` in fixed-size chunks under ``lax.map`` (inside a traced program).
-
-    The last chunk is padded with copies of the first point; the padded rows are dropped.
-    """
-    n = x.shape[0]
-    if n <= chunk:
-        return fn(x)
-    n_chunks = -(-n // chunk)
-    pad = n_chunks * chunk - n
-    xp = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])], axis=0)
-    out = jax.lax.map(fn, xp.reshape((n_chunks, chunk) + x.shape[1:]))
-    return out.reshape((n_chunks * chunk,) + out.shape[2:])[:n]
-
-
 def _over_chunks(fn, x, chunk: int, axis: int = 0) -> np.ndarray:
     """``fn`` (a compiled kernel on ``(chunk, M)`` points) over ``x (n, M)`` chunk by chunk;
     outputs are joined along ``axis`` (the points axis of ``fn``'s output) as float64.
@@ -148,17 +134,6 @@ def _sample_predict_kernel(model, guide, params, key, x, dt, num_samples):
         return model.predict(weights, model.group_elements(k, generators), x, dt)
 
     return jax.lax.map(one, (draws, jax.random.split(k_sym, num_samples)))
-
-
-@functools.partial(jax.jit, static_argnames=("elbo", "model", "guide"))
-def _elbo_kernel(elbo, model, guide, params, keys, x_t, x_next, dt):
-    """``(nll, kl)`` per key: the fitted ELBO's ``loss_components`` on these pairs (unscaled)."""
-
-    def one(k):
-        out = elbo.loss_components(k, params, model, guide, x_t, x_next, dt=dt, num_data=None)
-        return out["nll"], out["kl"]
-
-    return jax.lax.map(one, keys)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_steps"))
@@ -217,11 +192,13 @@ def one_step_mse(result, data: Trajectories, *, key: jax.Array, weights=None,
     return float(np.mean((pred - np.asarray(x_next, np.float64)) ** 2))
 
 
-def elbo_terms(result, data: Trajectories, *, key: jax.Array, num_repeats: int = 4,
-               chunk: int = 8192) -> dict:
+def elbo_terms(result, data: Trajectories, *, key: jax.Array,
+               num_repeats: int = DEFAULT_REPEATS, chunk: int = 8192) -> dict:
     """NLL/N, KL/N and −ELBO/N (Sec. 4.3, App. A.1 Eq. 13; the tables' columns) of ``result``
-    on all pairs of ``data``, by the fitted ELBO object's ``loss_components``, averaged over
-    ``num_repeats`` independent Monte-Carlo evaluations (weights and symmetry samples).
+    on all pairs of ``data``, averaged over ``num_repeats`` independent Monte-Carlo
+    evaluations (weights and symmetry samples), with the standard error of −ELBO/N
+    (``neg_elbo_se_per_n``; None for one repeat). See
+    :func:`~noether_ppl.inference.elbo_estimate`.
 
     For more than ``chunk`` pairs the expected NLL is summed over chunks (each chunk an
     independent draw, so the sum stays an unbiased estimate of the full-data NLL); the KL does
@@ -233,22 +210,10 @@ def elbo_terms(result, data: Trajectories, *, key: jax.Array, num_repeats: int =
     _check_key(key)
     num_repeats = _check_count("num_repeats", num_repeats)
     chunk = _check_count("chunk", chunk)
-    x_t, x_next = _pairs(data, result.model.dtype)
-    N = x_t.shape[0]
-    if result.spec.noise_variance == "empirical":
-        chunk = N
-    keys = jax.random.split(key, num_repeats)
-    nll = np.zeros(num_repeats)
-    kl = np.zeros(num_repeats)
-    for c, start in enumerate(range(0, N, chunk)):
-        chunk_keys = jax.vmap(lambda k, c=c: jax.random.fold_in(k, c))(keys)
-        n_c, kl = _elbo_kernel(result.elbo, result.model, result.guide, result.params,
-                               chunk_keys, x_t[start:start + chunk],
-                               x_next[start:start + chunk], data.dt)
-        nll = nll + np.asarray(n_c, np.float64)
-    nll = float(np.mean(nll))
-    kl = float(np.mean(np.asarray(kl, np.float64)))
-    return {"nll_per_n": nll / N, "kl_per_n": kl / N, "neg_elbo_per_n": (nll + kl) / N}
+    est = elbo_estimate(result, data, key=key, num_repeats=num_repeats, chunk=chunk)
+    return {"nll_per_n": est.nll_per_n, "kl_per_n": est.kl_per_n,
+            "neg_elbo_per_n": est.neg_elbo_per_n,
+            "neg_elbo_se_per_n": est.se_per_n if num_repeats > 1 else None}
 
 
 # ----------------------------------------------------------------------------- posterior samples
@@ -512,6 +477,7 @@ class Evaluation:
     test_mse : ``{set name: one-step MSE}`` for every test set.
     predictive : ``{"train" | set name: PredictiveMetrics}`` under posterior samples.
     rollouts : ``{set name: RolloutMetrics}``.
+    neg_elbo_se_per_n : Monte-Carlo standard error of ``neg_elbo_per_n`` (None for one repeat).
     """
 
     variant: str
@@ -522,6 +488,7 @@ class Evaluation:
     test_mse: dict
     predictive: dict = dataclasses.field(default_factory=dict)
     rollouts: dict = dataclasses.field(default_factory=dict)
+    neg_elbo_se_per_n: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready: the table columns at the top level, the rest nested."""
@@ -531,6 +498,7 @@ class Evaluation:
             "nll_per_n": self.nll_per_n,
             "kl_per_n": self.kl_per_n,
             "neg_elbo_per_n": self.neg_elbo_per_n,
+            "neg_elbo_se_per_n": self.neg_elbo_se_per_n,
             "test_mse": dict(self.test_mse),
             "predictive": {k: v.to_dict() for k, v in self.predictive.items()},
             "rollouts": {k: v.to_dict() for k, v in self.rollouts.items()},
@@ -540,7 +508,8 @@ class Evaluation:
         lines = [
             f"Evaluation of the {self.variant} model",
             f"  train: MSE {self.train_mse:.3e}   NLL/N {self.nll_per_n:.4g}   "
-            f"KL/N {self.kl_per_n:.4g}   -ELBO/N {self.neg_elbo_per_n:.4g}",
+            f"KL/N {self.kl_per_n:.4g}   -ELBO/N {self.neg_elbo_per_n:.4g}"
+            + (f" ± {self.neg_elbo_se_per_n:.2g}" if self.neg_elbo_se_per_n is not None else ""),
         ]
         for name, p in self.predictive.items():
             lines.append(
@@ -553,7 +522,7 @@ class Evaluation:
                      f"{r.reference}): final MSE {r.mse[-1]:.3e}"]
             if r.energy_drift is not None:
                 parts.append(f"|dH| {r.energy_drift[-1]:.3e}")
-            if r.true_conserved_drift is not None:
+            if r.true_conserved_drift is not None and r.true_conserved_drift.shape[1]:
                 parts.append(f"max |dC_true| {np.max(r.true_conserved_drift[-1]):.3e}")
             if r.conserved_drift.shape[1]:
                 parts.append(f"max |dC_model| {np.max(r.conserved_drift[-1]):.3e}")

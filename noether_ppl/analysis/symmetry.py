@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..geometry import span_basis
+from ..geometry import check_quadratic_generators, span_basis
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -114,6 +114,8 @@ def describe_generator(
     and a residual outside the reference span above 0.05 is stated.
     """
     ref = np.asarray(reference, dtype=np.float64)
+    if ref.shape[0] == 0:  # an empty reference: a system with no conserved quadratic
+        return "outside the reference span"
     ref = ref.reshape(ref.shape[0], -1)
     ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
     v = np.asarray(direction, dtype=np.float64).reshape(-1)
@@ -279,8 +281,9 @@ def _reference_from(reference, names):
         ref = _as_stack(reference.generators(), "reference")
         if names is None and hasattr(reference, "generator_names"):
             names = list(reference.generator_names())
-        return ref, names
-    return _as_stack(reference, "reference"), names
+    else:
+        ref = _as_stack(reference, "reference")
+    return check_quadratic_generators(ref, name="reference"), names
 
 
 def symmetry_report(
@@ -313,7 +316,11 @@ def symmetry_report(
                                            and 0 < threshold < 1):
         raise ValueError(f"Expected 0 < `threshold` < 1, got {threshold!r}.")
     if G.shape[0] == 0:
-        raise ValueError("`generators` is empty: a model with K = 0 learns no symmetry.")
+        raise ValueError(
+            "`generators` is empty: a model with K = 0 (the plain HNN) learns no symmetry. "
+            "The conserved quadratic quantities of its fitted Hamiltonian are found by "
+            "analysis.discover(result, points, key=key, dimension='gap') (or `noether-ppl "
+            "discover RUN_FOLDER`); inference.select_conserved chooses them for a razor fit.")
     flat = G.reshape(G.shape[0], -1)
     _, s, vt = np.linalg.svd(flat, full_matrices=False)
     if dimension is None:

@@ -99,9 +99,17 @@ def _typed(expected, pred, convert=lambda v: v):
     return _Spec(expected, check)
 
 
+MAX_INT = 2**31 - 1
+"""The largest count a setting may hold: counts become int32 indices in JAX."""
+MAX_SEED = 2**32 - 1
+"""The largest seed: ``jax.random.key`` keeps 32 bits of it without x64 (and fails on more than
+64), so a larger seed would give different keys with and without x64."""
+
 INT = _typed("an integer", _is_int)
-POS_INT = _typed("a positive integer", lambda v: _is_int(v) and v >= 1)
-NONNEG_INT = _typed("an integer >= 0", lambda v: _is_int(v) and v >= 0)
+POS_INT = _typed(f"a positive integer <= {MAX_INT}", lambda v: _is_int(v) and 1 <= v <= MAX_INT)
+NONNEG_INT = _typed(f"an integer >= 0 and <= {MAX_INT}",
+                    lambda v: _is_int(v) and 0 <= v <= MAX_INT)
+SEED = _typed(f"an integer in [0, {MAX_SEED}]", lambda v: _is_int(v) and 0 <= v <= MAX_SEED)
 REAL = _typed("a finite number", lambda v: _is_real(v) and math.isfinite(v), float)
 POS_REAL = _typed("a positive finite number",
                   lambda v: _is_real(v) and math.isfinite(v) and v > 0, float)
@@ -117,8 +125,8 @@ BOOL = _typed("true or false", lambda v: isinstance(v, bool))
 STR_LIST = _typed("a non-empty array of strings",
                   lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
                   tuple)
-POS_INT_LIST = _typed("a non-empty array of positive integers",
-                      lambda v: isinstance(v, list) and v and all(_is_int(x) and x >= 1
+POS_INT_LIST = _typed(f"a non-empty array of positive integers <= {MAX_INT}",
+                      lambda v: isinstance(v, list) and v and all(_is_int(x) and 1 <= x <= MAX_INT
                                                                    for x in v), tuple)
 REAL_OR_LIST = _typed(
     "a finite number or an array of finite numbers",
@@ -188,13 +196,15 @@ INFERENCE_KEYS: dict[str, _Spec] = {
     "epochs": POS_INT,
     "batch_size": POS_INT,
     "lr": POS_REAL,
-    "lr_conserved": POS_REAL,
+    "lr_conserved": NONNEG_REAL,  # 0: η held at its start (as `fit(..., lr_conserved=0)`)
     "schedule": _one_of("cosine", "constant"),
     "num_particles": POS_INT,
     "init_scale": POS_REAL,
     "lr_offdiag": POS_REAL,
     "refit": BOOL,
     "refit_lr_offdiag": POS_REAL,
+    "select": BOOL,
+    "select_steps": POS_INT,
     "runaway_factor": POS_REAL_OR_INF,
     "chunk_size": POS_INT,
     "checkpoint_every": POS_INT,
@@ -271,6 +281,13 @@ class InferenceSettings:
     ``refit``, so ``--set inference.refit=false`` turns a file's refit off); None is off.
     ``runaway_factor``: when a run whose loss grows by orders of magnitude is stopped
     (:func:`~noether_ppl.inference.fit`; None: its default, ``inf``: never).
+    ``lr_conserved``: the learning rate of η (None: ``lr``; 0: η stays at its
+    initial value, as ``fit(..., lr_conserved=0)``). ``select`` (``noether-ppl fit --auto``):
+    after each learned variant, the recommended pipeline of
+    :func:`~noether_ppl.analysis.select_from_fits` on it and the plain HNN (the discovered
+    start, then :func:`~noether_ppl.inference.select_conserved`) into a run folder
+    ``<variant>-selected``; ``select_steps``: steps of each of its continuation fits (None: a
+    quarter of the run's steps).
     """
 
     num_steps: int | None = None
@@ -284,6 +301,8 @@ class InferenceSettings:
     lr_offdiag: float | None = None
     refit: bool | None = None
     refit_lr_offdiag: float | None = None
+    select: bool | None = None
+    select_steps: int | None = None
     runaway_factor: float | None = None
     chunk_size: int | None = None
     checkpoint_every: int | None = None
@@ -521,7 +540,7 @@ def parse_experiment(raw: dict, *, source: str = "<dict>", overrides=(),
             raise ctx.error(key, f"unknown key (expected one of: {', '.join(TOP_KEYS)})")
     top = _check_table(ctx, {k: raw[k] for k in ("name", "description", "seed", "variants")
                              if k in raw},
-                       "", {"name": STR, "description": STR, "seed": NONNEG_INT,
+                       "", {"name": STR, "description": STR, "seed": SEED,
                             "variants": STR_LIST},
                        required=("name", "seed", "variants"))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", top["name"]):
@@ -553,6 +572,11 @@ def parse_experiment(raw: dict, *, source: str = "<dict>", overrides=(),
             raise ctx.error(f"data.{split}", "data-set names are letters, digits, '_', '-'")
         data[split] = Split(**_check_table(ctx, table, f"data.{split}", SPLIT_KEYS,
                                            required=_SPLIT_REQUIRED))
+        points = data[split].n_trajectories * (data[split].n_steps + 1)
+        if points > MAX_INT:
+            raise ctx.error(f"data.{split}", f"{data[split].n_trajectories} trajectories x "
+                            f"{data[split].n_steps + 1} points = {points} states, more than "
+                            f"{MAX_INT}")
     if "train" not in data:
         raise ctx.error("data.train", "missing (required: the training set)")
 
@@ -578,6 +602,10 @@ def parse_experiment(raw: dict, *, source: str = "<dict>", overrides=(),
     if ("num_steps" in inf) == ("epochs" in inf):
         raise ctx.error("inference", "give exactly one of num_steps and epochs")
     inference = InferenceSettings(**inf)
+    if inference.steps_for(data["train"].n_trajectories) > MAX_INT:
+        raise ctx.error("inference.epochs", f"{inference.epochs} epochs of "
+                        f"{data['train'].n_trajectories} trajectories are more than {MAX_INT} "
+                        f"steps")
     if inference.batch_size is not None and inference.batch_size > data["train"].n_trajectories:
         raise ctx.error("inference.batch_size",
                         f"{inference.batch_size} is more than data.train.n_trajectories = "

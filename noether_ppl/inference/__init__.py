@@ -4,23 +4,25 @@ closed-form prior variance (App. D.3–D.4), ``fit`` on top of NumPyro's SVI (an
 again at the learned conserved quantities), and the ArviZ
 conversion with VI diagnostics."""
 
-from .arviz import (
-    VIDiagnostics,
-    load_arviz,
-    psis_khat,
-    save_arviz,
-    summary,
-    to_arviz,
-    vi_diagnostics,
-)
+from .arviz import load_arviz, save_arviz, summary, to_arviz
 from .elbo import MatrixNormalELBO
+from .evidence import ElboEstimate, elbo_difference, elbo_estimate
 from .fit import DivergenceError, RunawayError, fit, make_optimizer
 from .guide import AutoMatrixNormal, init_to_lecun
+from .psis import VIDiagnostics, psis_khat, vi_diagnostics
 from .refit import held_conserved, refit_posterior
 from .restarts import final_neg_elbo, fit_restarts
 from .result import FitResult
+from .select import Selection, conservation_residuals, principal_generators, select_conserved
 
 __all__ = [
+    "ElboEstimate",
+    "elbo_estimate",
+    "elbo_difference",
+    "Selection",
+    "select_conserved",
+    "conservation_residuals",
+    "principal_generators",
     "AutoMatrixNormal",
     "init_to_lecun",
     "MatrixNormalELBO",

@@ -100,9 +100,8 @@ class MatrixNormalELBO(ELBO):
     vectorize_particles : ``"accumulate"`` (default): the particles run one after another and
         each one's gradient is taken at once and summed (the expected log-likelihood is a mean
         over particles, so its gradient is the mean of theirs): reverse mode holds one
-        particle's intermediates at a time and no forward pass is recomputed (fastest in
-        ``benchmarks/``). Or, as in NumPyro's ELBOs, ``True`` (``jax.vmap``), ``False``
-        (``lax.map``) or a callable.
+        particle's intermediates at a time and no forward pass is recomputed. Or, as in
+        NumPyro's ELBOs, ``True`` (``jax.vmap``), ``False`` (``lax.map``) or a callable.
     """
 
     def __init__(self, num_particles: int = 1, *, optimal_prior_variance: bool = True,

@@ -66,11 +66,10 @@ class DivergenceError(FloatingPointError):
 
 
 DEFAULT_RUNAWAY_FACTOR = 100.0
-"""``fit``'s default ``runaway_factor``: only a rise by orders of magnitude stops a run. On two
-runs of ``nbody2d3-cpu`` with 1000 trajectories and 72000 steps at ``lr = 3e-3``
-(REPRODUCTION.md) the loss went from a few hundred to ≈ 1e10 thousands of steps before it
-became non-finite; a loss that spikes and comes back down can also be stopped (a tiny
-oscillator model at a constant ``lr = 0.3`` went 91 → 1.1e4 → 60), so the limit is loose."""
+"""``fit``'s default ``runaway_factor``: a run stops only when a chunk's median −ELBO/N exceeds
+``best + runaway_factor · max(L0 − best, |best|)``, a rise by orders of magnitude over the
+run's own progress; a loss that spikes and recovers can trip a tight limit, so the default is
+loose."""
 
 
 class RunawayError(DivergenceError):
@@ -156,7 +155,7 @@ def make_optimizer(
     group with that rate. Adam moves every entry by about its rate per step, so the n − 1
     off-diagonal entries of a factor's row change that row's norm by up to ``(n − 1)·lr`` at
     once where its diagonal moves by ``lr``; with None they share ``lr`` (the optimiser state
-    is then the two-group one of earlier versions)."""
+    then has two groups)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
     lr_conserved = lr if lr_conserved is None else lr_conserved
@@ -237,8 +236,7 @@ def _init_svi(svi: SVI, key, *args, init_params=None) -> SVIState:
     """``svi.init(key, *args, init_params=...)`` as one compiled program.
 
     Run eagerly, SVI.init traces the model op by op and every operation compiles a program of
-    its own (compiling took 11.5 s instead of 8.5 s in a 150-step fit of the coupled
-    oscillators, ``benchmarks/time_to_quality.py``'s model). The guide's prototype is set up
+    its own. The guide's prototype is set up
     first, outside the jit, with the key SVI.init gives the guide, so the state is the one
     ``svi.init`` returns.
     """
@@ -293,10 +291,9 @@ def fit(
     key : PRNG key (initialisation, mini-batches, weight and symmetry samples).
     guide : default ``AutoMatrixNormal(model)`` (App. D.1).
     init_scale : initial posterior standard deviation of every weight of the default guide
-        (``AutoMatrixNormal(model, init_scale=...)``; None: the guide's default, 1e-3). Measured
-        (``benchmarks/results.md``, "The guide's initial scale"): 0.03 with a short schedule
-        reaches a given −ELBO/N in fewer steps but not a better test MSE, and with a long
-        schedule at a high learning rate the loss can run away. Only with ``guide=None``.
+        (``AutoMatrixNormal(model, init_scale=...)``; None: the guide's default, 1e-3). What a
+        wider start did against the paper's estimator: ``benchmarks/records/init-scale/``.
+        Only with ``guide=None``.
     num_steps : optimisation steps (one mini-batch each). With ``batch_size=None`` (full
         batch) a step is an epoch, as in the paper.
     batch_size : trajectories per mini-batch (App. C: 20); the likelihood is scaled to the full
@@ -384,6 +381,13 @@ def fit(
     # SVI.init also sets up the guide and SVI's parameter transforms, so it runs on resume too.
     xb, xnb = plan.batch(batch_key, 0, x_t, x_next)
     state = _init_svi(svi, init_key, xb, xnb, init_params=init_params)
+    if init_params:
+        # SVI.init silently ignores names that are no param site of the model or the guide.
+        known = sorted(svi.get_params(state))
+        unknown = sorted(set(init_params) - set(known))
+        if unknown:
+            raise ValueError(f"Unknown `init_params` name(s) {unknown}: not param sites of the "
+                             f"model or the guide, which has {known}.")
     if init_state is None:
         state = state._replace(rng_key=svi_key)
     elif callable(init_state):

@@ -11,6 +11,7 @@ scale and the parameters number exactly the degrees of freedom of the family:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -28,9 +29,12 @@ __all__ = ["AutoMatrixNormal", "init_to_lecun"]
 def init_to_lecun(site=None):
     """Initial posterior mean of a weight site ``(out, in + 1)``: LeCun-normal weights
     (variance ``1/in``) and zero biases, the initialisation of :func:`noether_ppl.nn.init_weights`
-    that keeps activations O(1). For use as ``init_loc_fn``."""
+    that keeps activations O(1). For use as ``init_loc_fn`` of :class:`AutoMatrixNormal` or of
+    any of NumPyro's autoguides (``AutoNormal``, ``AutoDelta``, ...): like NumPyro's own
+    strategies, called with no site it returns a ``functools.partial`` of itself, which NumPyro's
+    ``initialize_model`` expects."""
     if site is None:
-        return init_to_lecun
+        return functools.partial(init_to_lecun)
     if site["type"] != "sample" or site["is_observed"] or site["value"] is not None:
         return None
     shape = tuple(site["fn"].event_shape)

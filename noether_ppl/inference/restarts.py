@@ -4,8 +4,8 @@ Noether's razor chooses the conserved quantities η by maximising the ELBO (empi
 Sec. 4.3–4.4); the ELBO is not concave in η and θ, so one run of SVI finds a local optimum that
 depends on the initialisation. Running ``restarts`` fits from independent keys and keeping the
 one with the highest final ELBO is the same criterion applied across those optima: no held-out
-data and no ground truth are involved. On the demo's oscillator data the final ELBO of four
-fits ranked them exactly as their test error did (``benchmarks/demo_sensitivity.md``).
+data and no ground truth are involved. How much one fit depends on its key on the demo's data:
+``benchmarks/records/demo-sensitivity/``.
 """
 
 from __future__ import annotations

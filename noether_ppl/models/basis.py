@@ -29,7 +29,7 @@ import numpyro.distributions as dist
 
 from ..data import Trajectories
 from ..geometry import _check_phase_dim
-from ..systems import _x64
+from ..precision import float64 as _x64
 
 __all__ = [
     "FeatureBasis",

@@ -18,8 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from numpyro import handlers
+from numpyro.primitives import _PYRO_STACK
 
-from ..geometry import _check_phase_dim, generator_from_quadratic, symmetric_from_unconstrained
+from ..geometry import (
+    _check_phase_dim,
+    check_quadratic_generators,
+    generator_from_quadratic,
+    symmetric_from_unconstrained,
+)
 from ..integrators import get_integrator
 from ..nn import get_activation, layer_shapes, mlp
 from ..pointwise import sharded_pointwise, tiled_pointwise
@@ -38,6 +45,25 @@ CONSERVED_PARAMS = ("conserved_W", "conserved_b")
 """Names of the ``numpyro.param`` sites of η (learning rate ``lr_conserved`` in ``fit``)."""
 
 
+_UNSEEDED = (
+    "NoetherRazor draws its weights and symmetry times at random: run the model under "
+    "numpyro.handlers.seed (SVI, Predictive and MCMC do this for you), or give every random "
+    "site a value with numpyro.handlers.substitute (the weights `theta_l` and, for K > 0, the "
+    "symmetry times `symmetry_times`)."
+)
+_SUPPLYING_HANDLERS = (handlers.seed, handlers.substitute, handlers.condition, handlers.replay)
+_MISSING_TIMES = np.zeros((0, 0))
+"""Placeholder value of the site ``symmetry_times`` in an unseeded call: a handler must replace
+it."""
+
+
+def _check_seeded() -> None:
+    """Refuse a call that no handler gives random keys or site values (NumPyro itself would
+    fail on a bare ``AssertionError`` at the first sample site)."""
+    if not any(isinstance(h, _SUPPLYING_HANDLERS) for h in _PYRO_STACK):
+        raise ValueError(_UNSEEDED)
+
+
 class NoetherRazor:
     """A Bayesian Hamiltonian neural network with learnable quadratic symmetries.
 
@@ -47,7 +73,9 @@ class NoetherRazor:
     phase_dim : M, the (even) dimension of phase space ``x = (q, p)``.
     generators : optional fixed generators ``(L, M+1, M+1)`` (e.g. ``system.generators()``):
         the model symmetrises over the group they generate and learns no η; ``spec.n_conserved``
-        is then replaced by ``L``.
+        is then replaced by ``L``. Each must generate a quadratic observable,
+        ``[[JA, Jb], [0, 0]]`` with ``A`` symmetric (Eq. 4;
+        :func:`~noether_ppl.geometry.check_quadratic_generators`), else ``ValueError``.
     conserved_init : optional ``(W, b)`` of shapes ``(K, M, M)`` and ``(K, M)``: the initial η;
         by default ``N(0, conserved_init_scale²)`` entries drawn from the model's PRNG key.
 
@@ -55,9 +83,16 @@ class NoetherRazor:
     prior_variances=None, mesh=None)`` with ``x_t, x_next (B, M)``. ``num_data`` is the size of
     the full data set when ``x_t`` is a mini-batch: the likelihood is then scaled by
     ``num_data / B`` so the ELBO is for the full data set. ``mesh`` (from
-    :func:`noether_ppl.pointwise.pairs_mesh`) splits the pairs across devices. The symmetry
-    times are drawn from ``numpyro.prng_key()``, so the model runs under
-    ``numpyro.handlers.seed`` (SVI, Predictive and MCMC do that).
+    :func:`noether_ppl.pointwise.pairs_mesh`) splits the pairs across devices.
+
+    Sites: ``theta_l`` (sample), ``conserved_W``, ``conserved_b`` (param, learned η only),
+    ``symmetry_times`` (deterministic, K > 0: the S symmetry times ``τ (S, K)`` of Eq. 14, drawn
+    from ``numpyro.prng_key()``; ``handlers.substitute`` fixes them, as does ``Predictive(...,
+    condition_deterministic=True)`` with posterior samples that hold them, and ``τ = 0`` gives
+    the plain HNN's prediction), ``noise_variance`` (deterministic, empirical σ² only) and the
+    observed ``x_next`` (in the plate ``pairs``). The model runs under
+    ``numpyro.handlers.seed`` (SVI, Predictive and MCMC do that) or with every random site
+    substituted; otherwise it raises ``ValueError``.
     """
 
     def __init__(
@@ -84,16 +119,7 @@ class NoetherRazor:
         self.site_names = tuple(f"theta_{l}" for l in range(len(self.shapes)))
         self.fixed_generators = None
         if generators is not None:
-            G = np.asarray(generators, dtype=np.float64)
-            if G.ndim == 2:
-                G = G[None]
-            if G.ndim != 3 or G.shape[1:] != (M + 1, M + 1):
-                raise ValueError(
-                    f"Expected `generators` of shape (L, {M + 1}, {M + 1}) for phase_dim={M}, "
-                    f"got {np.shape(generators)}."
-                )
-            if not np.all(np.isfinite(G)):
-                raise ValueError("Expected finite `generators`.")
+            G = check_quadratic_generators(generators, name="generators", phase_dim=M)
             if G.shape[0] == 0:
                 raise ValueError("Expected at least one generator in `generators`.")
             self.fixed_generators = G
@@ -153,24 +179,29 @@ class NoetherRazor:
         W, b = params["conserved_W"], params["conserved_b"]
         return generator_from_quadratic(symmetric_from_unconstrained(W), b)
 
+    def symmetry_times(self, key: jax.Array, dtype=None) -> jax.Array:
+        """The model's S symmetry times ``τ (S, K)`` from ``key``: ``τ_s ~ scale · μ`` with the
+        spec's measure and sampling scheme (Sec. 3.2; Eq. 14's ``τ^(s)``). The model records
+        them as its site ``"symmetry_times"``."""
+        if self.n_conserved == 0:
+            raise ValueError("A model with K = 0 (the plain HNN) has no symmetry times.")
+        dtype = self.dtype if dtype is None else dtype
+        return self._symmetry_times_impl(key, jnp.dtype(dtype))
+
+    def _symmetry_times_impl(self, key, dtype):
+        s = self.spec
+        return sample_symmetry_times(key, s.sym_samples, self.n_conserved, measure=s.measure,
+                                     scale=s.measure_scale, sampling=s.sampling, dtype=dtype)
+
     def group_elements(self, key: jax.Array, generators) -> jax.Array | None:
-        """S group elements ``expm(Σ τ_k G_k)`` (Eq. 4, Eq. 14) shared by every evaluation."""
+        """S group elements ``expm(Σ τ_k G_k)`` (Eq. 4, Eq. 14) at the symmetry times drawn from
+        ``key`` (:meth:`symmetry_times`), shared by every evaluation."""
         if generators is None:
             return None
         return self._group_elements_jit(key, generators)
 
     def _group_elements_impl(self, key, generators):
-        s = self.spec
-        taus = sample_symmetry_times(
-            key,
-            s.sym_samples,
-            generators.shape[0],
-            measure=s.measure,
-            scale=s.measure_scale,
-            sampling=s.sampling,
-            dtype=generators.dtype,
-        )
-        return group_elements(generators, taus)
+        return group_elements(generators, self._symmetry_times_impl(key, generators.dtype))
 
     def hamiltonian(self, weights: Sequence[jax.Array], Phis, x: jax.Array) -> jax.Array:
         """``Ĥ(x)`` for ``x (..., M)`` (``F_θ(x)`` when ``Phis`` is None)."""
@@ -193,11 +224,16 @@ class NoetherRazor:
         step = get_integrator(self.spec.integrator)
         return step(self.vector_field(weights, Phis), x_t, dt, self.spec.substeps)
 
-    def _mean_impl(self, weights, eta, key, x_t, dt, mesh=None):
-        """Generators of C_η (or the fixed ones), S group elements from ``key`` and the
-        likelihood mean, as one program."""
+    def _mean_impl(self, weights, eta, key, taus, x_t, dt, mesh=None):
+        """Generators of C_η (or the fixed ones), the symmetry times (drawn from ``key`` when
+        ``taus`` is None), their S group elements and the likelihood mean, as one program.
+        Returns ``(mean (B, M), τ (S, K) or None)``."""
         generators = self.generators_from_params(eta)
-        Phis = None if generators is None else self._group_elements_impl(key, generators)
+        Phis = None
+        if generators is not None:
+            if taus is None:
+                taus = self._symmetry_times_impl(key, generators.dtype)
+            Phis = group_elements(generators, taus)
         dt = jnp.asarray(dt, self.dtype)
 
         # Each pair's chain of sub-steps is independent: tiles of pairs, recomputed in the backward
@@ -209,8 +245,8 @@ class NoetherRazor:
 
         params = (weights, Phis, dt)
         if mesh is None:
-            return per_pairs(params, x_t)
-        return sharded_pointwise(per_pairs, params, x_t, mesh)
+            return per_pairs(params, x_t), taus
+        return sharded_pointwise(per_pairs, params, x_t, mesh), taus
 
     # ------------------------------------------------------------------ the NumPyro model
     def _sample_weights(self, prior_variances):
@@ -252,6 +288,31 @@ class NoetherRazor:
             "conserved_b": numpyro.param("conserved_b", b0),
         }
 
+    def _symmetrized_mean(self, weights, eta, x_t, dt, mesh):
+        """The likelihood mean at the symmetry times of the site ``"symmetry_times"``.
+
+        The times are drawn from ``numpyro.prng_key()`` inside the mean's program (one
+        compiled program per call) and recorded as a ``numpyro.deterministic`` site; when a
+        handler (``handlers.substitute``, ``Predictive`` with posterior samples) replaces the
+        site's value, the mean is computed again at the given times (under an outer ``jit``
+        the discarded first computation is dead code)."""
+        S, K = self.spec.sym_samples, self.n_conserved
+        key = numpyro.prng_key()
+        if key is None:  # no seed handler: the times must come from a handler
+            drawn = pred = None
+            taus = numpyro.deterministic("symmetry_times", _MISSING_TIMES)
+            if taus is _MISSING_TIMES:
+                raise ValueError(_UNSEEDED)
+        else:
+            pred, drawn = self._mean_jit(weights, eta, key, None, x_t, dt, mesh=mesh)
+            taus = numpyro.deterministic("symmetry_times", drawn)
+        if taus is not drawn:
+            if tuple(jnp.shape(taus)) != (S, K):
+                raise ValueError(f"Expected the site `symmetry_times` to have shape (S, K) = "
+                                 f"{(S, K)}, got {tuple(jnp.shape(taus))}.")
+            pred, _ = self._mean_jit(weights, eta, None, jnp.asarray(taus), x_t, dt, mesh=mesh)
+        return pred
+
     def __call__(
         self,
         x_t,
@@ -279,18 +340,13 @@ class NoetherRazor:
         if num_data is not None and num_data < B:
             raise ValueError(f"Expected `num_data` >= batch size {B}, got {num_data}.")
 
+        _check_seeded()
         weights = self._sample_weights(prior_variances)
         eta = self._conserved_params()
-        key = None
-        if self.n_conserved > 0:
-            key = numpyro.prng_key()
-            if key is None:
-                raise ValueError(
-                    "NoetherRazor draws symmetry samples from numpyro.prng_key(): run the model "
-                    "under numpyro.handlers.seed (SVI, Predictive and MCMC do this for you)."
-                )
-        pred = self._mean_jit(weights, eta, key, x_t, dt, mesh=mesh)
-
+        if self.n_conserved == 0:
+            pred, _ = self._mean_jit(weights, eta, None, None, x_t, dt, mesh=mesh)
+        else:
+            pred = self._symmetrized_mean(weights, eta, x_t, dt, mesh)
         sigma2 = noise_variance if noise_variance is not None else self.spec.noise_variance
         if sigma2 == "empirical":
             if x_next is None:

@@ -50,12 +50,12 @@ class ModelSpec:
         (see :mod:`noether_ppl.symmetrize`).
     integrator, substeps : the likelihood mean: ``substeps`` steps of ``"euler"`` (paper, 20),
         ``"rk2"`` (explicit midpoint; default, one step), ``"rk3"``, ``"rk4"`` or
-        ``"midpoint"`` (implicit) over Δt. The defaults (lattice samples, one RK2 step) are
-        the estimator that ``benchmarks/time_to_quality.py`` measured reaching the paper's
-        estimator's test MSE and −ELBO/N fastest (median over 9 fits: 6.7× faster on the
-        oscillator, 6.9× on three coupled oscillators; ``benchmarks/results.md``, "Several fit
-        keys, and the defaults"). For the paper's estimator pass ``sampling="iid",
-        integrator="euler", substeps=20`` (the packaged paper-scale experiment files do).
+        ``"midpoint"`` (implicit) over Δt. The defaults (lattice samples, one RK2 step: two
+        field evaluations per pair and symmetry sample) are a cheaper estimator than the
+        paper's; how often and how fast it reaches the paper's estimator's test MSE and
+        −ELBO/N is recorded in ``benchmarks/records/time-to-quality/``. For the paper's
+        estimator pass ``sampling="iid", integrator="euler", substeps=20`` (the packaged
+        paper-scale experiment files do).
     noise_variance : σ² of the Gaussian likelihood (paper: 1e-3), or ``"empirical"`` for the
         closed-form optimum, the mean squared residual of the batch (App. D.2).
     prior_variance : ``"optimal"`` (closed form, App. D.3–D.4) or a fixed float v for every

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
-from .folder import FIGURES_DIR, METRICS_FILE, Run, open_run, write_json
+from .folder import FIGURES_DIR, METRICS_FILE, PARAMS_FILE, Run, open_run, write_json
 
 __all__ = ["analyze_run", "run_figures", "comparison_figures", "table_row", "ARVIZ_FILE"]
 
@@ -90,6 +90,8 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
             metrics["vi"] = vi_diagnostics(result, run.train, key=k_az,
                                            num_samples=arviz_samples).to_dict()
     metrics.update({
+        # which parameters these metrics describe (report warns when params.npz differs)
+        "params_sha256": run.info["files"].get(PARAMS_FILE),
         "label": run.label,
         "status": run.info["status"],
         "steps": run.info["steps"],

@@ -11,7 +11,8 @@ uninterrupted run.
 The file is an ``.npz`` with the flattened state leaves, the tree structure as text and a
 SHA-256 digest of every array. Loading refuses, with a ``ValueError`` naming the file, anything
 truncated, corrupt (digest mismatch), written for another configuration (fingerprint mismatch)
-or of another structure (leaf count, shapes or dtypes).
+or of another structure (leaf count, shapes or dtypes), and a state that is not finite (a
+checkpoint is a state to continue from; non-finite states are neither written nor read).
 """
 
 from __future__ import annotations
@@ -87,9 +88,14 @@ def _is_key(x) -> bool:
     return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def _nonfinite(value: np.ndarray) -> bool:
+    return np.issubdtype(value.dtype, np.inexact) and not np.all(np.isfinite(value))
+
+
 def save_checkpoint(path, state, *, step: int, losses, eta_norms=None, fingerprint: str) -> str:
     """Write ``state`` (an ``SVIState`` or any pytree of arrays and PRNG keys) after ``step``
-    steps, with the traces so far, to ``path`` atomically. Returns the path."""
+    steps, with the traces so far, to ``path`` atomically. Returns the path. A state with a
+    non-finite value is refused (``ValueError``): there would be nothing to continue from."""
     leaves, treedef = jax.tree_util.tree_flatten(state)
     arrays = {}
     for i, leaf in enumerate(leaves):
@@ -98,6 +104,9 @@ def save_checkpoint(path, state, *, step: int, losses, eta_norms=None, fingerpri
             arrays[f"keyimpl_{i:04d}"] = np.array(str(jax.random.key_impl(leaf)))
         else:
             arrays[f"leaf_{i:04d}"] = np.asarray(leaf)
+            if _nonfinite(arrays[f"leaf_{i:04d}"]):
+                raise ValueError(f"Refusing to write checkpoint {os.fspath(path)!r}: entry {i} "
+                                 f"of the state is not finite.")
     arrays["kind"] = np.array(CHECKPOINT_KIND)
     arrays["version"] = np.int64(CHECKPOINT_VERSION)
     arrays["treedef"] = np.array(str(treedef))
@@ -117,17 +126,20 @@ def _read_npz(path: str, what: str) -> dict:
     """All arrays of an ``.npz`` file, or ``ValueError`` naming the file."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"No {what} at {path!r}.")
-    try:
-        with open(path, "rb") as f:  # our own handle: np.load leaks its own on a bad zip
+    if os.path.isdir(path):
+        raise ValueError(f"The {what} {path!r} is a folder, not a file.")
+    with open(path, "rb") as f:  # our own handle: np.load leaks its own on a bad zip
+        try:  # (an OSError of open itself, e.g. a permission error, is raised as it is)
             npz = np.load(f, allow_pickle=False)
             if not isinstance(npz, np.lib.npyio.NpzFile):
                 raise ValueError("not an .npz archive")
             with npz:
                 return {name: npz[name] for name in npz.files}
-    except _READ_ERRORS as err:
-        raise ValueError(
-            f"Could not read the {what} {path!r}: truncated or corrupt ({err})."
-        ) from None
+        except _READ_ERRORS as err:
+            raise ValueError(
+                f"Could not read the {what} {path!r}: truncated or corrupt "
+                f"({' '.join(str(err).split())[:200]})."
+            ) from None
 
 
 def load_checkpoint(path, template=None, *, fingerprint: str | None = None) -> Checkpoint:
@@ -150,6 +162,12 @@ def load_checkpoint(path, template=None, *, fingerprint: str | None = None) -> C
     if array_digest(arrays) != stored_digest:
         raise ValueError(f"Checkpoint {path!r} is corrupt: its contents do not match the "
                          f"digest stored with them.")
+    for name, kinds in (("fingerprint", "U"), ("treedef", "U"), ("n_leaves", "iu"),
+                        ("step", "iu"), ("losses", "f")):
+        if name not in arrays or arrays[name].dtype.kind not in kinds \
+                or (name != "losses" and arrays[name].ndim != 0):
+            raise ValueError(f"Checkpoint {path!r} is malformed: {name}: expected "
+                             f"{'a 1-D float array' if name == 'losses' else 'a scalar'}.")
     stored_fp = str(arrays["fingerprint"])
     if fingerprint is not None and stored_fp != fingerprint:
         raise ValueError(
@@ -159,7 +177,15 @@ def load_checkpoint(path, template=None, *, fingerprint: str | None = None) -> C
     n = int(arrays["n_leaves"])
     leaves = []
     for i in range(n):
-        value = arrays[f"leaf_{i:04d}"]
+        value = arrays.get(f"leaf_{i:04d}")
+        if value is None:
+            raise ValueError(f"Checkpoint {path!r} is malformed: leaf_{i:04d}: expected it to be "
+                             f"present (n_leaves = {n}).")
+        if _nonfinite(value):
+            raise ValueError(
+                f"Checkpoint {path!r} holds non-finite values (entry {i} of the state, at step "
+                f"{int(arrays['step'])}); there is no finite state to continue from. Start the "
+                f"run again (noether-ppl fit ... --overwrite).")
         impl = arrays.get(f"keyimpl_{i:04d}")
         leaves.append(("key", value, str(impl)) if impl is not None else ("array", value, None))
     if template is not None:
@@ -189,8 +215,8 @@ def load_checkpoint(path, template=None, *, fingerprint: str | None = None) -> C
                  else v for kind, v, impl in leaves]
     step = int(arrays["step"])
     losses = np.asarray(arrays["losses"])
-    if losses.shape != (step,):
-        raise ValueError(f"Checkpoint {path!r} is inconsistent: {losses.shape[0]} losses for "
-                         f"{step} steps.")
+    if step < 0 or losses.shape != (step,):
+        raise ValueError(f"Checkpoint {path!r} is inconsistent: losses of shape {losses.shape} "
+                         f"for {step} steps.")
     return Checkpoint(state=state, step=step, losses=losses,
                       eta_norms=arrays.get("eta_norms"), fingerprint=stored_fp, path=path)

@@ -18,8 +18,9 @@ import os
 import jax
 import numpy as np
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, check_folder_path, check_writable_folder
 from .folder import FIGURES_DIR, Run, open_run
+from .lock import folder_lock
 
 __all__ = ["discover_run", "DISCOVERY_FILE", "DISCOVERY_FIGURE", "DEFAULT_POINTS"]
 
@@ -69,6 +70,10 @@ def discover_run(folder, *, data: str = "train", n_points: int = DEFAULT_POINTS,
     if threshold is not None:
         dimension = None
     run = folder if isinstance(folder, Run) else open_run(folder)
+    if write:  # before anything is computed
+        check_writable_folder(run.folder, "run folder")
+        if figures:
+            check_folder_path(os.path.join(run.folder, FIGURES_DIR), "figures folder")
     x = _points(run, data, int(n_points), int(seed))
     result = run.result
     weights = result.weights_mean()
@@ -85,19 +90,26 @@ def discover_run(folder, *, data: str = "train", n_points: int = DEFAULT_POINTS,
     kwargs = {"dimension": dimension} if threshold is None else {"threshold": threshold}
     found = discover(H, x, reference=reference, names=names, **kwargs)
     if write:
-        atomic_write_json(os.path.join(run.folder, DISCOVERY_FILE), {
-            "data": data, "n_points": int(x.shape[0]), "seed": int(seed),
-            "hamiltonian": "posterior mean" + (
-                "" if elements is None else f", {elements.shape[0]} symmetrisation samples"),
-            **found.to_dict(),
-            # the conserved quantities themselves, for reuse (e.g. as fixed generators)
-            "coefficients": found.coefficients.tolist(),
-            "generators": found.generators.tolist()})
-        if figures:
-            import matplotlib.pyplot as plt
-
-            from ..analysis.plots import plot_discovery
-
-            path = os.path.join(run.folder, FIGURES_DIR, DISCOVERY_FIGURE)
-            plt.close(plot_discovery({run.label: found}, path=path))
+        with folder_lock(run.folder):
+            _write(run, found, data=data, n_points=int(x.shape[0]), seed=int(seed),
+                   elements=elements, figures=figures)
     return found
+
+
+def _write(run: Run, found, *, data, n_points, seed, elements, figures) -> None:
+    """``discovery.json`` (and the figure) of ``found`` into the run folder."""
+    atomic_write_json(os.path.join(run.folder, DISCOVERY_FILE), {
+        "data": data, "n_points": n_points, "seed": seed,
+        "hamiltonian": "posterior mean" + (
+            "" if elements is None else f", {elements.shape[0]} symmetrisation samples"),
+        **found.to_dict(),
+        # the conserved quantities themselves, for reuse (e.g. as fixed generators)
+        "coefficients": found.coefficients.tolist(),
+        "generators": found.generators.tolist()})
+    if figures:
+        import matplotlib.pyplot as plt
+
+        from ..analysis.plots import plot_discovery
+
+        path = os.path.join(run.folder, FIGURES_DIR, DISCOVERY_FIGURE)
+        plt.close(plot_discovery({run.label: found}, path=path))

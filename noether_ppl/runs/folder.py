@@ -18,7 +18,10 @@ Layout of a run folder (every file written atomically: a temporary file, then a 
 
 :func:`load_run` rebuilds the :class:`~noether_ppl.inference.FitResult`; :func:`open_run`
 also returns the data, the reference and the metrics. A missing, truncated, corrupt or
-mismatched file is refused with a ``ValueError`` that names it.
+mismatched file is refused with a ``ValueError`` that names it; every file is checked against
+its schema (:mod:`noether_ppl.runs.schema`) before it is used. A run folder is written by one
+process at a time (:func:`~noether_ppl.runs.lock.folder_lock`), and ``params.npz`` never holds
+a non-finite value.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ import numpy as np
 from .._io import atomic_open, atomic_write_json
 from ..data import Trajectories
 from .checkpoint import _read_npz, fingerprint, load_checkpoint, save_checkpoint
+from .lock import folder_lock
+from .schema import (
+    RUN_KIND,
+    RUN_VERSION,
+    check_metrics,
+    check_params,
+    check_reference,
+    check_run_info,
+    check_trace,
+)
 
 __all__ = [
     "Run",
@@ -48,13 +61,14 @@ __all__ = [
     "is_run_folder",
     "read_run_info",
     "read_json",
+    "read_metrics",
     "write_reference",
     "RUN_FILE",
+    "RUN_KIND",
+    "RUN_VERSION",
 ]
 
 RUN_FILE = "run.json"
-RUN_KIND = "noether-ppl run"
-RUN_VERSION = 1
 PARAMS_FILE = "params.npz"
 TRACE_FILE = "trace.npz"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -62,6 +76,8 @@ REFERENCE_FILE = "reference.npz"
 METRICS_FILE = "metrics.json"
 DATA_DIR = "data"
 FIGURES_DIR = "figures"
+MAX_STEPS = 2**31 - 1
+"""The most steps a run can take (steps are int32 in JAX)."""
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -79,18 +95,23 @@ def _write_npz(path, arrays: dict) -> None:
 
 
 def read_json(path, what: str = "file") -> dict:
-    """A JSON object from ``path``, or ``ValueError`` naming the file."""
+    """A JSON object from ``path``, or ``ValueError`` naming the file. (An ``OSError`` while
+    reading, e.g. a permission error, is raised as it is.)"""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No {what} at {path!r}.")
+    if os.path.isdir(path):
+        raise ValueError(f"The {what} {path!r} is a folder, not a file.")
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"Could not read the {what} {path!r}: truncated or corrupt "
-                         f"({err}).") from None
+                         f"({' '.join(str(err).split())[:200]}).") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"The {what} {path!r} does not hold a JSON object.")
+        raise ValueError(f"The {what} {path!r} does not hold a JSON object (it holds a "
+                         f"{type(obj).__name__}).")
     return obj
 
 
@@ -119,20 +140,27 @@ def is_run_folder(folder) -> bool:
 
 
 def read_run_info(folder) -> dict:
-    """The ``run.json`` of a run folder (validated header)."""
+    """The ``run.json`` of a run folder, checked against its schema
+    (:func:`~noether_ppl.runs.schema.check_run_info`)."""
     path = os.path.join(os.fspath(folder), RUN_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{os.fspath(folder)!r} is not a run folder (no {RUN_FILE}).")
-    info = read_json(path, "run file")
-    if info.get("kind") != RUN_KIND:
-        raise ValueError(f"{path!r} is not a noether-ppl run file.")
-    if info.get("version") != RUN_VERSION:
-        raise ValueError(f"{path!r} has format version {info.get('version')!r}; this version of "
-                         f"noether-ppl reads version {RUN_VERSION}.")
-    for key in ("spec", "phase_dim", "status", "files"):
-        if key not in info:
-            raise ValueError(f"{path!r} is incomplete: no {key!r}.")
-    return info
+    return check_run_info(read_json(path, "run file"), path)
+
+
+def read_metrics(folder) -> dict | None:
+    """The ``metrics.json`` of a run folder, checked (None when there is none)."""
+    path = os.path.join(os.fspath(folder), METRICS_FILE)
+    if not os.path.exists(path):
+        return None
+    return check_metrics(read_json(path, "metrics file"), path)
+
+
+def nonfinite_params(params) -> list[str]:
+    """The names of the parameters in ``params`` that hold a non-finite value."""
+    return sorted(k for k, v in params.items()
+                  if np.issubdtype(np.asarray(v).dtype, np.inexact)
+                  and not np.all(np.isfinite(np.asarray(v))))
 
 
 def _verified(folder: str, info: dict, rel: str) -> str:
@@ -211,6 +239,10 @@ def save_run(result, folder, *, train: Trajectories | None = None, tests: dict |
         raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
     if status not in ("running", "complete", "diverged"):
         raise ValueError(f"Unknown `status` {status!r}.")
+    bad = nonfinite_params(result.params)
+    if bad:
+        raise ValueError(f"Refusing to save non-finite parameters {bad} into "
+                         f"{os.fspath(folder)!r}: a run folder keeps finite values only.")
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     model = result.model
@@ -232,7 +264,7 @@ def save_run(result, folder, *, train: Trajectories | None = None, tests: dict |
     if is_run_folder(folder):
         try:
             old = read_run_info(folder)
-        except ValueError:
+        except (ValueError, OSError):
             old = {}
     # fit_in_folder finishing its own run keeps the data it wrote at the start; anything else
     # replaces the folder's run, and what was derived from the old one goes.
@@ -307,6 +339,7 @@ def load_run(folder):
     info = read_run_info(folder)
     params_path = _verified(folder, info, PARAMS_FILE)
     arrays = _read_npz(params_path, "parameter file")
+    check_params(arrays, params_path)
     fixed = arrays.get("model/fixed_generators")
     if info["fixed_generators"] != (fixed is not None):
         raise ValueError(f"{params_path!r} does not match {RUN_FILE}: fixed generators "
@@ -314,9 +347,9 @@ def load_run(folder):
     model = _build_model(info, fixed, os.path.join(folder, RUN_FILE))
     params = {k[len("params/"):]: jnp.asarray(v) for k, v in arrays.items()
               if k.startswith("params/")}
-    trace = _read_npz(_verified(folder, info, TRACE_FILE), "trace file")
-    if "losses" not in trace:
-        raise ValueError(f"{os.path.join(folder, TRACE_FILE)!r} holds no 'losses'.")
+    trace_path = _verified(folder, info, TRACE_FILE)
+    trace = _read_npz(trace_path, "trace file")
+    check_trace(trace, trace_path)
     dt, num_data = float(info["dt"]), int(info["num_data"])
     guide = _setup_guide(model, dt, num_data)
     expected = set(guide._init_locs)
@@ -331,6 +364,9 @@ def load_run(folder):
         if shape != site:
             raise ValueError(f"{params_path!r}: {name} has shape {shape}, the model expects "
                              f"{site}.")
+    if fixed is not None and fixed.shape[1:] != (model.phase_dim + 1,) * 2:
+        raise ValueError(f"{params_path!r}: model/fixed_generators has shape {fixed.shape}, the "
+                         f"model expects (L, {model.phase_dim + 1}, {model.phase_dim + 1}).")
     elbo = MatrixNormalELBO(num_particles=int(info["fit"].get("num_particles", 1)),
                             optimal_prior_variance=model.spec.prior_variance == "optimal")
     return FitResult(model, guide, elbo, params, np.asarray(trace["losses"]), dt, num_data,
@@ -382,21 +418,25 @@ def open_run(folder, result=None) -> Run:
     for name, rel in info.get("data", {}).items():
         path = _verified(folder, info, rel)
         data = Trajectories.load(path)
+        if data.phase_dim != int(info["phase_dim"]):
+            raise ValueError(f"{path!r} holds states of dimension {data.phase_dim}, the run has "
+                             f"phase dimension {info['phase_dim']}.")
         if name == "train":
             train = data
         else:
             tests[name] = data
     reference = names = None
     if REFERENCE_FILE in info["files"]:
-        ref = _read_npz(_verified(folder, info, REFERENCE_FILE), "reference file")
-        if "generators" not in ref:
-            raise ValueError(f"{os.path.join(folder, REFERENCE_FILE)!r} holds no generators.")
+        ref_path = _verified(folder, info, REFERENCE_FILE)
+        ref = _read_npz(ref_path, "reference file")
+        check_reference(ref, ref_path)
         reference = np.asarray(ref["generators"], np.float64)
+        if reference.shape[1] != int(info["phase_dim"]) + 1:
+            raise ValueError(f"{ref_path!r}: generators of size {reference.shape[1]}, the run "
+                             f"has phase dimension {info['phase_dim']} (expected "
+                             f"{int(info['phase_dim']) + 1}).")
         names = [str(n) for n in ref["names"]] if "names" in ref else None
-    metrics = None
-    if os.path.exists(os.path.join(folder, METRICS_FILE)):
-        metrics = read_json(os.path.join(folder, METRICS_FILE), "metrics file")
-    return Run(folder, info, result, train, tests, reference, names, metrics)
+    return Run(folder, info, result, train, tests, reference, names, read_metrics(folder))
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -432,9 +472,10 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     part of the configuration, by content.
     On divergence the last finite state is saved with status "diverged" and the
     :class:`~noether_ppl.inference.DivergenceError` is raised.
+    A non-finite state is never saved: a checkpoint with non-finite values is refused on
+    resume, and a fit that starts from non-finite parameters saves nothing. The folder is
+    locked (:func:`~noether_ppl.runs.lock.folder_lock`) while the fit writes into it.
     """
-    from ..inference.fit import DivergenceError, fit
-
     allowed = {"batch_size", "lr", "lr_conserved", "schedule", "num_particles", "init_scale",
                "lr_offdiag", "runaway_factor"}
     unknown = set(fit_kwargs) - allowed
@@ -443,8 +484,9 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     if not isinstance(train, Trajectories):
         raise ValueError(f"Expected `train` to be a Trajectories, got {type(train).__name__}.")
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) \
-            or num_steps < 1:
-        raise ValueError(f"Expected `num_steps` to be a positive int, got {num_steps!r}.")
+            or not 1 <= num_steps <= MAX_STEPS:
+        raise ValueError(f"Expected `num_steps` to be a positive int <= {MAX_STEPS}, got "
+                         f"{num_steps!r}.")
     every = max(1, num_steps // 10) if checkpoint_every is None else checkpoint_every
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
         raise ValueError(f"Expected `checkpoint_every` to be a positive int, got "
@@ -453,6 +495,9 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
             isinstance(init_params, dict) and all(isinstance(k, str) for k in init_params)):
         raise ValueError(f"Expected `init_params` to be a dict of arrays by parameter name, "
                          f"got {type(init_params).__name__}.")
+    if init_params is not None and nonfinite_params(init_params):
+        raise ValueError(f"`init_params` {nonfinite_params(init_params)} hold non-finite values; "
+                         f"a run starts from finite parameters.")
     folder = os.fspath(folder)
     settings = {"num_steps": int(num_steps), "checkpoint_every": int(every),
                 **{k: v for k, v in sorted(fit_kwargs.items())}}
@@ -464,6 +509,21 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
                      generators=model.fixed_generators, train=np.asarray(train.states),
                      dt=train.dt, key=key, num_steps=int(num_steps),
                      fit={k: v for k, v in fit_kwargs.items()}, **held)
+    os.makedirs(folder, exist_ok=True)
+    with folder_lock(folder):
+        return _fit_locked(model, train, folder, key=key, num_steps=int(num_steps), every=every,
+                           resume=resume, tests=tests, reference=reference,
+                           reference_names=reference_names, meta=meta,
+                           progress_bar=progress_bar, chunk_size=chunk_size, held=held,
+                           settings=settings, fp=fp, fit_kwargs=fit_kwargs)
+
+
+def _fit_locked(model, train, folder, *, key, num_steps, every, resume, tests, reference,
+                reference_names, meta, progress_bar, chunk_size, held, settings, fp,
+                fit_kwargs):
+    """:func:`fit_in_folder` after its checks, holding the folder's lock."""
+    from ..inference.fit import DivergenceError, fit
+
     ckpt_path = os.path.join(folder, CHECKPOINT_FILE)
     start, prior_losses, prior_eta = 0, np.zeros(0), None
     if is_run_folder(folder):
@@ -483,7 +543,6 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
             if start > num_steps:
                 raise ValueError(f"Checkpoint {ckpt_path!r} is at step {start}, past "
                                  f"num_steps={num_steps}.")
-    os.makedirs(folder, exist_ok=True)
     if start == 0:
         info = _base_info(model, meta=meta, settings=settings, fp=fp)
         data_files = _data_files(folder, train, tests)
@@ -527,6 +586,10 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
                      chunk_size=_chunk_for(num_steps, every, progress_bar, chunk_size),
                      progress_bar=progress_bar, callback=callback, **held, **fit_kwargs)
     except DivergenceError as err:
+        bad = nonfinite_params(err.result.params)
+        if bad:  # no finite state to keep: the start itself was not finite
+            raise ValueError(f"The fit in {folder!r} started from non-finite parameters {bad} "
+                             f"(check `init_params`); nothing was saved.") from err
         err.result = finish(err.result, "diverged")
         raise
     return finish(result, "complete")

@@ -3,14 +3,31 @@
 Each path is a run folder (``run.json``), an experiment folder (``experiment.json`` and one run
 folder per variant) or a folder of run folders. One table row per run; the layout follows the
 system (Table 1 / 2: the test set; Table 3: test, moved and wider sets).
+
+Every file is checked before it is used (:mod:`noether_ppl.runs.schema`); a run whose
+``metrics.json`` does not belong to its ``params.npz`` (other parameters, another step) is
+reported with a warning and its row evaluated from the parameters. Figures are drawn only into
+folders that can be written, holding each run folder's lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
+from .._io import check_folder_path, check_writable_folder
 from ..analysis.symmetry import DEFAULT_THRESHOLD
-from .folder import Run, is_run_folder, open_run, read_json, read_run_info
+from .folder import (
+    FIGURES_DIR,
+    PARAMS_FILE,
+    Run,
+    is_run_folder,
+    open_run,
+    read_json,
+    read_run_info,
+)
+from .lock import folder_lock
+from .schema import check_discovery
 
 __all__ = ["find_runs", "report"]
 
@@ -20,6 +37,8 @@ def find_runs(path) -> list[str]:
     of an experiment folder) in the order they were fitted."""
     path = os.fspath(path)
     if not os.path.isdir(path):
+        if os.path.exists(path):
+            raise ValueError(f"{path!r} is a file; expected a run or experiment folder.")
         raise FileNotFoundError(f"No folder at {path!r}.")
     if is_run_folder(path):
         return [path]
@@ -48,17 +67,38 @@ def _system_for(run: Run):
         return None
 
 
+def stale_metrics(run: Run) -> str | None:
+    """Why the run's ``metrics.json`` does not describe its ``params.npz`` (None when it does,
+    or when there are no metrics): computed from other parameters (their SHA-256, recorded
+    since this check exists) or at another step."""
+    m = run.metrics
+    if m is None:
+        return None
+    digest = m.get("params_sha256")
+    if digest is not None and digest != run.info["files"].get(PARAMS_FILE):
+        return f"it was computed from other parameters than those in {PARAMS_FILE}"
+    if m.get("steps") is not None and m["steps"] != run.info["steps"]:
+        return (f"it is of step {m['steps']}, the parameters in {PARAMS_FILE} of step "
+                f"{run.info['steps']}")
+    return None
+
+
 def _row(run: Run, echo) -> dict:
     from .analysis import table_row
 
-    if run.metrics is not None:
+    stale = stale_metrics(run)
+    if run.metrics is not None and stale is None:
         return table_row(run.metrics)
     import jax
 
     from ..analysis.evaluate import evaluate
 
-    echo(f"note: {run.folder} has no metrics.json; evaluating the saved fit now (one-step "
-         f"metrics only, no rollouts).")
+    if stale is not None:
+        echo(f"warning: {os.path.join(run.folder, 'metrics.json')} does not match the saved fit "
+             f"({stale}); evaluating the saved fit now (one-step metrics only, no rollouts).")
+    else:
+        echo(f"note: {run.folder} has no metrics.json; evaluating the saved fit now (one-step "
+             f"metrics only, no rollouts).")
     ev = evaluate(run.result, run.train, run.tests, key=jax.random.key(0), rollouts=False)
     return table_row(ev.to_dict())
 
@@ -82,7 +122,7 @@ def _discovery_line(run: Run) -> str | None:
     path = os.path.join(run.folder, DISCOVERY_FILE)
     if not os.path.exists(path):
         return None
-    d = read_json(path, "discovery file")
+    d = check_discovery(read_json(path, "discovery file"), path)
     par = d.get("parallelness")
     par = "" if not par else ", parallelness " + ", ".join(f"{p:.4f}" for p in par)
     return (f"{run.label}: its H conserves {d['dimension']} quadratic quantities ({d['rule']}; "
@@ -129,6 +169,16 @@ def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=pri
         runs.append(open_run(folder))
     if not runs:
         raise ValueError("No complete run to report.")
+    target = None
+    if figures:  # every folder a figure goes to, checked before anything is drawn
+        target = out
+        if target is None and len(paths) == 1 and not is_run_folder(paths[0]):
+            target = os.path.join(os.fspath(paths[0]), "figures")
+        for r in runs:
+            check_writable_folder(r.folder, "run folder")
+            check_folder_path(os.path.join(r.folder, FIGURES_DIR), "figures folder")
+        if target is not None and len(runs) > 1:
+            check_writable_folder(target, "figures folder")
     labels = []
     for r in runs:
         lab = r.label
@@ -147,13 +197,14 @@ def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=pri
     title = table_title(experiments.pop() if len(experiments) == 1 and None not in experiments
                         else "runs", system_name)
     table = format_table(rows, title, layout=table_layout(test_names), fmt=fmt)
+    found = {r.folder: _discovery_line(r) for r in runs}  # read (and checked) before printing
     echo(table)
     for r in runs:
         line = _symmetry_line(r)
         if line:
             echo("")
             echo(line)
-        for line in (_refit_line(r, runs), _discovery_line(r)):
+        for line in (_refit_line(r, runs), found[r.folder]):
             if line:
                 echo(line)
         vi = (r.metrics or {}).get("vi")
@@ -163,11 +214,11 @@ def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=pri
                  f"{vi['num_samples']} draws")
     if figures:
         written, notes = [], []
-        for r in runs:
-            written += run_figures(r, system=_system_for(r), notes=notes)
-        target = out
-        if target is None and len(paths) == 1 and not is_run_folder(paths[0]):
-            target = os.path.join(os.fspath(paths[0]), "figures")
+        with contextlib.ExitStack() as locks:
+            for r in runs:
+                locks.enter_context(folder_lock(r.folder))
+            for r in runs:
+                written += run_figures(r, system=_system_for(r), notes=notes)
         if target is not None and len(runs) > 1:
             written += comparison_figures(runs, target, system=_system_for(runs[0]),
                                           notes=notes)

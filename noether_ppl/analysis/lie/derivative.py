@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...systems import _x64
+from ...precision import float64 as _x64
 
 __all__ = ["lie_derivatives", "basis_lie_derivatives"]
 

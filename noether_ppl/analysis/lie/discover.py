@@ -22,12 +22,17 @@ from ..symmetry import _reference_from, describe_generator, parallelness
 from .derivative import check_hamiltonian, check_points, lie_derivatives
 from .quadratic import QuadraticBasis, quadratic_basis
 
-__all__ = ["Discovery", "discover", "spectral_gaps", "DEFAULT_DISCOVER_THRESHOLD"]
+__all__ = ["Discovery", "discover", "spectral_gaps", "DEFAULT_DISCOVER_THRESHOLD",
+           "GAP_MIN_RATIO"]
 
 DEFAULT_DISCOVER_THRESHOLD = 1e-6
 """Default rule: ``C`` is conserved when its singular value is ``<= 1e-6 · σ_max`` (suits
 Hamiltonians known in closed form; for fitted models read the spectrum and set ``threshold``
 or ``dimension``, or use ``dimension="gap"``)."""
+
+GAP_MIN_RATIO = 10.0
+"""With ``dimension="gap"``, a largest ratio between neighbouring singular values below this is
+no clear gap: the discovery then says the dimension is not identified (``identified=False``)."""
 
 GAP_FLOOR = 1e-12
 """Singular values below ``GAP_FLOOR · σ_max`` count as zero (round-off) in the gap rule, so that
@@ -74,6 +79,9 @@ class Discovery:
         :func:`~noether_ppl.analysis.symmetry_report`), or None.
     reference_dimension : dimension of the reference span, or None.
     descriptions : each direction in reference coordinates, or None.
+    identified : False when the gap rule found no clear gap (largest ratio below
+        :data:`GAP_MIN_RATIO`): ``dimension`` is then the position of the largest gap, not a
+        finding.
     """
 
     singular_values: np.ndarray
@@ -88,6 +96,7 @@ class Discovery:
     parallelness: np.ndarray | None = None
     reference_dimension: int | None = None
     descriptions: list[str] | None = None
+    identified: bool = True
 
     @property
     def normalized_singular_values(self) -> np.ndarray:
@@ -120,6 +129,7 @@ class Discovery:
             "parallelness": None if self.parallelness is None else self.parallelness.tolist(),
             "reference_dimension": self.reference_dimension,
             "descriptions": self.descriptions,
+            "identified": self.identified,
             "gaps": [list(g) for g in self.gaps()],
         }
 
@@ -130,6 +140,9 @@ class Discovery:
                 f"{self.n_points} points, {P} basis observables)")
         if self.reference_dimension is not None:
             head += f", reference span dimension {self.reference_dimension}"
+        if not self.identified:
+            head += (f"\n  DIMENSION NOT IDENTIFIED: the largest gap is below x{GAP_MIN_RATIO:g}; "
+                     "read the spectrum, or fit longer / on more data")
         lines = [head, "  k   sigma_k/sigma_max   parallelness   conserved quantity"]
         for i in range(K):  # most conserved first
             par = "-" if self.parallelness is None else f"{self.parallelness[i]:.4f}"
@@ -155,10 +168,28 @@ def _check_threshold(threshold) -> float:
     return float(threshold)
 
 
+def _as_callable(H, key) -> Callable:
+    """``H`` itself, or for a fit result (anything with ``.hamiltonian(x, key=...)`` and
+    ``.model``) its fitted Ĥ at one point, with posterior-mean weights and one set of group
+    elements from ``key``."""
+    if hasattr(H, "hamiltonian") and hasattr(H, "model"):
+        if key is None:
+            raise ValueError("`H` is a fit result: pass `key=` (a JAX PRNG key) for the symmetry "
+                             "samples of its Hamiltonian.")
+        weights = H.weights_mean()
+        Phis = H.group_elements(key)
+        model = H.model
+        return lambda x: model.hamiltonian(weights, Phis, x.astype(model.dtype))
+    if key is not None:
+        raise ValueError("`key` is only for a fit result `H`; got a callable.")
+    return H
+
+
 def discover(
-    H: Callable,
+    H,
     points,
     *,
+    key=None,
     threshold: float = DEFAULT_DISCOVER_THRESHOLD,
     dimension: int | str | None = None,
     reference=None,
@@ -168,9 +199,10 @@ def discover(
 
     Parameters
     ----------
-    H : ``H(x)`` of one point ``x (M,)`` returning a scalar, JAX-differentiable: a formula,
-        ``system.hamiltonian``, ``basis_fit.hamiltonian``, or
-        ``lambda x: fit_result.hamiltonian(x, key=key)`` for a Noether's-razor/HNN fit.
+    H : ``H(x)`` of one point ``x (M,)`` returning a scalar, JAX-differentiable (a formula,
+        ``system.hamiltonian``, ``basis_fit.hamiltonian``), or a Noether's-razor/HNN fit
+        result, whose fitted Ĥ is taken with posterior-mean weights.
+    key : for a fit result only: the PRNG key of the symmetry samples of its Ĥ.
     points : ``(N, M)`` finite sample points, ``N >= P = M(M+1)/2 + M`` (fewer would leave
         spurious null directions).
     threshold : relative rule ``σ_k <= threshold · σ_max`` ⇒ conserved.
@@ -200,12 +232,14 @@ def discover(
     if ref is not None and ref.shape[1] != M + 1:
         raise ValueError(f"Expected `reference` generators of shape (L, {M + 1}, {M + 1}), got "
                          f"{ref.shape}.")
+    H = _as_callable(H, key)
     check_hamiltonian(H, M)
 
     B = lie_derivatives(H, x, basis.generators) / np.sqrt(N)
     if not np.all(np.isfinite(B)):
         raise ValueError("`H` has non-finite gradients at some of the `points`.")
     _, s, vt = np.linalg.svd(B, full_matrices=False)
+    identified = True
     if dimension is None:
         K = int(np.sum(s <= threshold * s[0])) if s[0] > 0 else P
         rule = f"sigma <= {threshold:g} x sigma_max"
@@ -214,6 +248,7 @@ def discover(
         K, ratio = gaps[0] if gaps else (P, float("inf"))
         threshold = None
         rule = f"largest gap, x{ratio:.3g}"
+        identified = ratio >= GAP_MIN_RATIO
     else:
         K = int(dimension)
         threshold = None
@@ -228,4 +263,4 @@ def discover(
         ref_dim = int(span_basis(ref).shape[0])
         desc = [describe_generator(G[i], ref, ref_names) for i in range(K)]
     return Discovery(s, rule, threshold, K, coef, G, s[P - K:][::-1].copy(), basis, N,
-                     par, ref_dim, desc)
+                     par, ref_dim, desc, identified)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...models.basis import BasisFit, BasisHamiltonian, _check_pairs, _check_ridge
-from ...systems import _x64
+from ...precision import float64 as _x64
 from ..symmetry import parallelness as _parallelness
 from .derivative import basis_lie_derivatives, check_generators, check_points
 from .enforce import _check_model

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ...geometry import _check_phase_dim
-from ...systems import _quadratic_generators
+from ...systems.base import _quadratic_generators
 
 __all__ = ["QuadraticBasis", "quadratic_basis"]
 

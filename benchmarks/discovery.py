@@ -1,0 +1,165 @@
+"""Discovery benchmark: does the razor find the right conserved quantities, and how many?
+
+For each system (the suite of ``noether_ppl.systems.SUITE`` and the paper's, CPU scale) and
+each key (data and fits), ``analysis.fit_auto`` runs the razor as the package recommends it
+(plain HNN + discover as a start, the razor from its own and the discovered start, the start
+with the higher ELBO kept, quantities selected by the ELBO and by what the fitted Ĥ conserves).
+The plain HNN of that same run followed by ``discover`` (gap rule) is the baseline. "(no gap)"
+marks an HNN spectrum whose largest gap is below ``GAP_MIN_RATIO``. The ground
+truth (each system's hand-derived generators) only scores: dimension and the smallest
+parallelness of the selected directions (Sec. 5.1).
+
+    python benchmarks/discovery.py                       # every system, keys 0-4
+    python benchmarks/discovery.py --systems sho central-quartic --keys 0 1 --topic discovery-smoke
+
+Writes ``benchmarks/records/<topic>/`` (table.md, metrics.json, record.json) after each run,
+so an interrupted run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import jax
+import numpy as np
+from record import write_record
+
+from noether_ppl import analysis, models, systems
+from noether_ppl.compilation_cache import enable_compilation_cache
+
+ORDER = ["sho", "anisotropic-1-2", "anisotropic-1-sqrt2", "central-quartic",
+         "central-softened-kepler", "henon-heiles", "quartic-1d", "u2-noncanonical", "magnetic",
+         "anisotropic-1-1-2", "oscillators3", "isotropic-3d", "two-body-2d", "nbody2d3"]
+"""Systems in the order they run (cheapest first)."""
+
+
+def _settings(args):
+    return dict(n_trajectories=args.trajectories, n_steps=args.points)
+
+
+def _min_par(G, truth) -> float | None:
+    if G.shape[0] == 0:
+        return None
+    if truth.shape[0] == 0:
+        return 0.0
+    return float(np.min(analysis.parallelness(G.reshape(G.shape[0], -1), truth)))
+
+
+def run_one(name: str, key: int, args) -> dict:
+    registry = {**systems.PAPER, **systems.SUITE}
+    system = registry[name]()
+    truth = system.generators()
+    L = truth.shape[0]
+    M = system.phase_dim
+    train = system.simulate_split(jax.random.key(1000 + key), "train", **_settings(args))
+    test = system.simulate_split(jax.random.key(2000 + key), "test")
+    spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=L + args.extra,
+                            sym_samples=args.sym_samples, measure="ball",
+                            measure_scale=float(np.pi))
+    razor = models.NoetherRazor(spec, phase_dim=M)
+    t = time.perf_counter()
+    auto = analysis.fit_auto(razor, train, key=jax.random.key(key), num_steps=args.steps,
+                             select_steps=args.select_steps, lr=args.lr,
+                             lr_conserved=args.lr_conserved, batch_size=args.batch_size,
+                             select_kwargs={"lr": args.lr / 3, "lr_conserved": args.lr_conserved,
+                                            "batch_size": args.batch_size},
+                             criterion=args.criterion)
+    wall = time.perf_counter() - t
+    d = auto.discovery
+    k_eval = jax.random.key(7)
+    hnn_elbo = analysis.elbo_terms(auto.hnn, train, key=k_eval)
+    sel_elbo = analysis.elbo_terms(auto.result, train, key=k_eval)
+    row = {
+        "system": name, "key": key, "true_dim": L, "K": L + args.extra,
+        "razor_dim": auto.dimension, "razor_min_par": _min_par(auto.selection.generators, truth),
+        "razor_start": auto.start,
+        "hnn_dim": d.dimension, "hnn_identified": d.identified,
+        "hnn_min_par": _min_par(d.generators, truth),
+        "razor_neg_elbo_per_n": sel_elbo["neg_elbo_per_n"],
+        "razor_neg_elbo_se_per_n": sel_elbo["neg_elbo_se_per_n"],
+        "hnn_neg_elbo_per_n": hnn_elbo["neg_elbo_per_n"],
+        "hnn_neg_elbo_se_per_n": hnn_elbo["neg_elbo_se_per_n"],
+        "razor_test_mse": analysis.one_step_mse(auto.result, test, key=k_eval),
+        "hnn_test_mse": analysis.one_step_mse(auto.hnn, test, key=k_eval),
+        "wall_s": wall, "stages_s": auto.wall_s, "selection": auto.selection.to_dict(),
+    }
+    row["razor_ok"] = bool(row["razor_dim"] == L and (L == 0 or row["razor_min_par"] > args.par))
+    row["hnn_ok"] = bool(row["hnn_dim"] == L
+                         and (L == 0 or row["hnn_min_par"] > args.par))
+    return row
+
+
+def _fmt(v, spec):
+    return "–" if v is None else format(v, spec)
+
+
+def table(rows, args) -> str:
+    out = [f"Discovery at CPU scale: {args.trajectories} trajectories x {args.points} steps, "
+           f"MLP {args.hidden}, S = {args.sym_samples}, K = true + {args.extra}, "
+           f"{args.steps} steps (selection: {args.select_steps} per continuation, criterion "
+           f"{args.criterion!r}); success = "
+           f"dimension equal and every selected direction at parallelness > {args.par}.", "",
+           "| system | key | true | razor dim | min par | start | HNN+discover dim | min par | "
+           "−ELBO/N razor | −ELBO/N HNN | test MSE razor | test MSE HNN | wall (s) |",
+           "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        hnn_dim = f"{r['hnn_dim']}" + ("" if r["hnn_identified"] else " (no gap)")
+        out.append(
+            f"| {r['system']} | {r['key']} | {r['true_dim']} | {r['razor_dim']} | "
+            f"{_fmt(r['razor_min_par'], '.3f')} | {r['razor_start']} | {hnn_dim} | "
+            f"{_fmt(r['hnn_min_par'], '.3f')} | {r['razor_neg_elbo_per_n']:.2f} ± "
+            f"{r['razor_neg_elbo_se_per_n']:.2f} | {r['hnn_neg_elbo_per_n']:.2f} ± "
+            f"{r['hnn_neg_elbo_se_per_n']:.2f} | {r['razor_test_mse']:.3e} | "
+            f"{r['hnn_test_mse']:.3e} | {r['wall_s']:.0f} |")
+    out += ["", "| system | razor: right | HNN+discover: right | razor −ELBO/N below HNN's |",
+            "|---|---:|---:|---:|"]
+    for name in dict.fromkeys(r["system"] for r in rows):
+        rs = [r for r in rows if r["system"] == name]
+        n = len(rs)
+        below = sum(r["razor_neg_elbo_per_n"] < r["hnn_neg_elbo_per_n"] for r in rs)
+        out.append(f"| {name} | {sum(r['razor_ok'] for r in rs)}/{n} | "
+                   f"{sum(r['hnn_ok'] for r in rs)}/{n} | {below}/{n} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--systems", nargs="+", default=ORDER)
+    p.add_argument("--keys", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--trajectories", type=int, default=50)
+    p.add_argument("--points", type=int, default=10, help="steps per trajectory")
+    p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
+    p.add_argument("--sym-samples", type=int, default=16)
+    p.add_argument("--extra", type=int, default=1, help="K = true dimension + extra")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--select-steps", type=int, default=500)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr-conserved", type=float, default=1e-2)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--par", type=float, default=0.95)
+    p.add_argument("--criterion", default="conserved", choices=["conserved", "elbo", "both"],
+                   help="select_conserved's rule")
+    p.add_argument("--topic", default="discovery")
+    args = p.parse_args(argv)
+    unknown = sorted(set(args.systems) - set(systems.PAPER) - set(systems.SUITE))
+    if unknown:
+        p.error(f"unknown systems {unknown}; known: {sorted({**systems.PAPER, **systems.SUITE})}")
+    enable_compilation_cache()  # the same programs for every key: compile once
+    rows, start = [], time.perf_counter()
+    for name in args.systems:
+        for key in args.keys:
+            rows.append(run_one(name, key, args))
+            print(f"{name} key {key}: razor {rows[-1]['razor_dim']} "
+                  f"(ok={rows[-1]['razor_ok']}), HNN+discover {rows[-1]['hnn_dim']} "
+                  f"(ok={rows[-1]['hnn_ok']}), {rows[-1]['wall_s']:.0f} s", flush=True)
+            text = table(rows, args)
+            write_record(args.topic, table=text, metrics={"settings": vars(args), "rows": rows},
+                         command=sys.argv, wall_s=time.perf_counter() - start)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Records behind every number: one folder per topic under ``benchmarks/records/``.
+
+A record is what a reader needs to check a table and make it again: ``table.md`` (the table as
+printed), ``metrics.json`` (the numbers, machine-readable) and ``record.json`` (the command,
+the commit, the package versions, the machine and the wall time). Only the current record of a
+topic is kept; git keeps the superseded ones.
+
+Usage from a benchmark script::
+
+    from record import write_record
+    write_record("discovery", table=text, metrics=rows, command=sys.argv, wall_s=t)
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from noether_ppl._io import atomic_write_json, atomic_write_text
+
+__all__ = ["RECORDS", "write_record", "read_record", "environment", "sync_quoted_tables"]
+
+RECORDS = Path(__file__).resolve().parent / "records"
+"""Where the records live: ``benchmarks/records/<topic>/``."""
+
+_PACKAGES = ("noether-ppl", "jax", "jaxlib", "numpyro", "optax", "numpy", "scipy",
+             "arviz-base", "arviz-stats")
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+uncommitted" if dirty.strip() else "")
+
+
+def environment() -> dict:
+    """The machine and the package versions a record was made with."""
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        import jax
+
+        backend = jax.default_backend()
+        devices = [str(d.device_kind) for d in jax.devices()]
+    except Exception:  # noqa: BLE001 - a record is still useful without the device list
+        backend, devices = None, []
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "backend": backend,
+        "devices": devices,
+        "packages": versions,
+    }
+
+
+def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
+                 notes: str | None = None) -> Path:
+    """Write ``records/<topic>/{table.md, metrics.json, record.json}`` atomically.
+
+    ``command`` is the argument list (e.g. ``sys.argv``) or the shell line that made the record;
+    ``metrics`` any JSON-serialisable object (no large arrays)."""
+    if not topic or "/" in topic or topic.startswith("."):
+        raise ValueError(f"Expected a plain folder name for `topic`, got {topic!r}.")
+    folder = RECORDS / topic
+    if not isinstance(command, str):
+        command = shlex.join(["python", *map(str, command)])
+    meta = {
+        "topic": topic,
+        "command": command,
+        "commit": _commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(float(wall_s), 1),
+        "environment": environment(),
+    }
+    if notes:
+        meta["notes"] = notes
+    atomic_write_text(folder / "table.md", table if table.endswith("\n") else table + "\n")
+    atomic_write_json(folder / "metrics.json", metrics)
+    atomic_write_json(folder / "record.json", meta)
+    return folder
+
+
+def read_record(topic: str) -> tuple[str, object, dict]:
+    """``(table, metrics, record)`` of ``records/<topic>/``."""
+    folder = RECORDS / topic
+    table = (folder / "table.md").read_text()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    meta = json.loads((folder / "record.json").read_text())
+    return table, metrics, meta
+
+
+_BLOCK = re.compile(r"(<!-- record: ([\w.-]+) -->\n)(.*?)(<!-- /record -->)", re.S)
+
+
+def sync_quoted_tables(path) -> list[str]:
+    """Replace every ``<!-- record: TOPIC -->`` … ``<!-- /record -->`` block of the markdown
+    file ``path`` by ``records/TOPIC/table.md``; returns the topics (``tests/test_reproduction.py``
+    checks that the blocks equal their records)."""
+    path = Path(path)
+    topics = []
+
+    def quote(m):
+        topics.append(m.group(2))
+        return m.group(1) + (RECORDS / m.group(2) / "table.md").read_text() + m.group(4)
+
+    atomic_write_text(path, _BLOCK.sub(quote, path.read_text()))
+    return topics
+
+
+if __name__ == "__main__":  # pragma: no cover - a quick look at what is recorded
+    if len(sys.argv) > 2 and sys.argv[1] == "--sync":  # python benchmarks/record.py --sync F.md
+        print("quoted:", ", ".join(sync_quoted_tables(sys.argv[2])))
+        sys.exit(0)
+    for path in sorted(RECORDS.glob("*/record.json")):
+        meta = json.loads(path.read_text())
+        print(f"{path.parent.name}: {meta['command']} ({meta['commit'][:12]}, {meta['date']})")
+    sys.exit(0)

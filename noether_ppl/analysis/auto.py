@@ -1,0 +1,221 @@
+"""The razor as the package recommends it: one call from data to the selected symmetry.
+
+:func:`fit_auto` chains what the package has, each step decided by the razor's own criterion
+(the ELBO) on the training data alone:
+
+1. a plain HNN (K = 0) and the conserved quadratic quantities of its fitted Hamiltonian,
+   :func:`~noether_ppl.analysis.lie.discover` with the gap rule (seed 000);
+2. Noether's razor with K learned quantities from its own random start, and from a start at
+   the (at most K) discovered quantities, most conserved first (Eq. 4 inverted,
+   :func:`~noether_ppl.models.conserved_params_from_generators`); the start with the higher
+   ELBO is kept (:func:`~noether_ppl.inference.elbo_difference`);
+3. :func:`~noether_ppl.inference.select_conserved` on the kept fit: by default the quantities
+   that the ELBO-fitted Ĥ does not conserve are removed (Noether's Theorem 1).
+
+No reference span and no test data enter any choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+
+from ..data import Trajectories, _check_key
+from ..inference.evidence import DEFAULT_REPEATS, elbo_difference
+from ..inference.fit import fit
+from ..inference.result import FitResult
+from ..inference.select import (
+    DEFAULT_CRITERION,
+    DEFAULT_MAX_RESIDUAL,
+    DEFAULT_TOLERANCE,
+    Selection,
+    select_conserved,
+)
+from ..models.conserved_init import conserved_params_from_generators
+from ..models.razor import NoetherRazor
+from .lie.discover import Discovery, discover
+
+__all__ = ["AutoFit", "fit_auto", "select_from_fits"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoFit:
+    """The outcome of :func:`fit_auto`.
+
+    Attributes
+    ----------
+    selection : the :class:`~noether_ppl.inference.Selection` (its ``result`` is the fit to
+        use: the selected quantities, or the plain HNN when none is selected).
+    hnn : the plain HNN's fit.
+    discovery : what the HNN's fitted Hamiltonian conserves (gap rule).
+    start : ``"random"`` or ``"discovered"``, the razor start that had the higher ELBO.
+    start_delta, start_se : ELBO of the discovered start minus the random one (nats) and its
+        standard error; None when only the random start was fitted (nothing discovered).
+    wall_s : seconds per stage.
+    """
+
+    selection: Selection
+    hnn: FitResult
+    discovery: Discovery
+    start: str
+    start_delta: float | None
+    start_se: float | None
+    wall_s: dict
+
+    @property
+    def result(self) -> FitResult:
+        return self.selection.result
+
+    @property
+    def dimension(self) -> int:
+        return self.selection.dimension
+
+    def to_dict(self) -> dict:
+        return {"dimension": self.dimension, "start": self.start,
+                "start_delta": self.start_delta, "start_se": self.start_se,
+                "hnn_discovery": {"dimension": self.discovery.dimension,
+                                  "identified": self.discovery.identified,
+                                  "rule": self.discovery.rule},
+                "selection": self.selection.to_dict(), "wall_s": dict(self.wall_s)}
+
+    def __str__(self) -> str:
+        d = self.discovery
+        lines = [f"Plain HNN + discover: {d.dimension} conserved quantities ({d.rule}"
+                 + ("" if d.identified else "; not identified") + ")"]
+        if self.start_delta is None:
+            lines.append("Razor started at random (the HNN's Hamiltonian conserves nothing).")
+        else:
+            lines.append(f"Razor start kept: {self.start} (ELBO discovered − random = "
+                         f"{self.start_delta:+.3g} ± {self.start_se:.2g} nats)")
+        lines.append(str(self.selection))
+        return "\n".join(lines)
+
+
+def _points(data: Trajectories, n: int, key) -> np.ndarray:
+    x = np.asarray(data.states, np.float64).reshape(-1, data.phase_dim)
+    if x.shape[0] <= n:
+        return x
+    idx = np.asarray(jax.random.choice(key, x.shape[0], (n,), replace=False))
+    return x[np.sort(idx)]
+
+
+def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_steps: int,
+             select_steps: int | None = None, select_kwargs: dict | None = None,
+             num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
+             max_residual: float = DEFAULT_MAX_RESIDUAL, criterion: str = DEFAULT_CRITERION,
+             discover_points: int = 1000,
+             **fit_kwargs) -> AutoFit:
+    """Fit Noether's razor and select its conserved quantities by the ELBO (module docstring).
+
+    Parameters
+    ----------
+    model : a razor that learns its quantities; its ``n_conserved`` (K) is the most that can be
+        selected.
+    data : training trajectories.
+    key : PRNG key of every fit, discovery and ELBO estimate.
+    num_steps : steps of the HNN fit and of each razor fit (``fit_kwargs`` go to all three).
+    select_steps : steps of each continuation fit of the selection (default
+        ``num_steps // 4``); ``select_kwargs`` replace ``fit_kwargs`` there (e.g. a lower
+        ``lr``).
+    num_repeats, tolerance, max_residual, criterion : of the ELBO comparisons and the selection
+        (:func:`~noether_ppl.inference.select_conserved`).
+    discover_points : training states (at most) at which the HNN's Hamiltonian is examined.
+    """
+    if not isinstance(model, NoetherRazor) or not model.learns_conserved:
+        raise ValueError("Expected `model` to be a NoetherRazor that learns its conserved "
+                         "quantities (n_conserved > 0, no fixed generators), got "
+                         f"{model!r}.")
+    if not isinstance(data, Trajectories):
+        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
+    _check_key(key)
+    if isinstance(discover_points, bool) or not isinstance(discover_points, (int, np.integer)) \
+            or discover_points < 1:
+        raise ValueError(f"Expected `discover_points` to be a positive int, got "
+                         f"{discover_points!r}.")
+    fit_kwargs = {"progress_bar": False, **fit_kwargs}
+    k_hnn, k_pts, k_disc, k_fit, k_init, k_cmp, k_sel = jax.random.split(key, 7)
+
+    t = time.perf_counter()
+    hnn_model = NoetherRazor(model.spec.replace(n_conserved=0), phase_dim=model.phase_dim)
+    hnn = fit(hnn_model, data, key=k_hnn, num_steps=num_steps, **fit_kwargs)
+    razor = fit(model, data, key=k_fit, num_steps=num_steps, **fit_kwargs)
+    wall = {"hnn_and_razor": time.perf_counter() - t}
+    auto = _select(hnn, razor, data, (k_pts, k_disc, k_fit, k_init, k_cmp, k_sel),
+                   num_steps=num_steps, select_steps=select_steps, select_kwargs=select_kwargs,
+                   num_repeats=num_repeats, tolerance=tolerance, max_residual=max_residual,
+                   criterion=criterion, discover_points=discover_points, **fit_kwargs)
+    return dataclasses.replace(auto, wall_s={**wall, **auto.wall_s})
+
+
+def select_from_fits(hnn: FitResult, razor: FitResult, data: Trajectories, *, key: jax.Array,
+                     num_steps: int, select_steps: int | None = None,
+                     select_kwargs: dict | None = None, num_repeats: int = DEFAULT_REPEATS,
+                     tolerance: float = DEFAULT_TOLERANCE,
+                     max_residual: float = DEFAULT_MAX_RESIDUAL,
+                     criterion: str = DEFAULT_CRITERION, discover_points: int = 1000,
+                     **fit_kwargs) -> AutoFit:
+    """Steps 1 (discover), 2 (the discovered start, ELBO against ``razor``) and 3 (selection)
+    of :func:`fit_auto` on given fits: ``hnn`` (K = 0) and ``razor`` (learned, from its own
+    start), both on ``data`` (e.g. the run folders of an experiment). ``num_steps`` and
+    ``fit_kwargs``: of the razor fit from the discovered start (as ``razor``'s)."""
+    for name, r in (("hnn", hnn), ("razor", razor)):
+        if not isinstance(r, FitResult):
+            raise ValueError(f"Expected `{name}` to be a FitResult, got {type(r).__name__}.")
+    if hnn.model.n_conserved != 0:
+        raise ValueError(f"Expected `hnn` to be a fit of the plain HNN, got the "
+                         f"{hnn.variant!r} model.")
+    model = razor.model
+    if not model.learns_conserved:
+        raise ValueError(f"Expected `razor` to be a fit of a model that learns its conserved "
+                         f"quantities, got the {razor.variant!r} model.")
+    if not isinstance(data, Trajectories):
+        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
+    _check_key(key)
+    if isinstance(discover_points, bool) or not isinstance(discover_points, (int, np.integer)) \
+            or discover_points < 1:
+        raise ValueError(f"Expected `discover_points` to be a positive int, got "
+                         f"{discover_points!r}.")
+    return _select(hnn, razor, data, tuple(jax.random.split(key, 6)), num_steps=num_steps,
+                   select_steps=select_steps, select_kwargs=select_kwargs,
+                   num_repeats=num_repeats, tolerance=tolerance, max_residual=max_residual,
+                   criterion=criterion, discover_points=discover_points, **fit_kwargs)
+
+
+def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, num_repeats,
+            tolerance, max_residual, criterion, discover_points, **fit_kwargs) -> AutoFit:
+    model = razor.model
+    select_steps = max(1, int(num_steps) // 4) if select_steps is None else select_steps
+    select_kwargs = dict(fit_kwargs) if select_kwargs is None else dict(select_kwargs)
+    fit_kwargs = {"progress_bar": False, **fit_kwargs}
+    k_pts, k_disc, k_fit, k_init, k_cmp, k_sel = keys
+    wall = {}
+
+    t = time.perf_counter()
+    found = discover(hnn, _points(data, int(discover_points), k_pts), key=k_disc,
+                     dimension="gap")
+    wall["discover"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    best, start, delta, se = razor, "random", None, None
+    K = model.n_conserved
+    if found.dimension >= 1:
+        init = conserved_params_from_generators(
+            found.generators[:K], K, key=k_init, scale=model.spec.conserved_init_scale,
+            dtype=model.dtype)
+        warm = fit(model, data, key=k_fit, num_steps=num_steps, init_params=init,
+                   **fit_kwargs)
+        delta, se, _, _ = elbo_difference(warm, razor, data, key=k_cmp, num_repeats=num_repeats)
+        if delta > 0:
+            best, start = warm, "discovered"
+    wall["razor_discovered_start"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    selection = select_conserved(best, data, key=k_sel, num_steps=select_steps,
+                                 num_repeats=num_repeats, tolerance=tolerance,
+                                 max_residual=max_residual, criterion=criterion,
+                                 **select_kwargs)
+    wall["select"] = time.perf_counter() - t
+    return AutoFit(selection, hnn, found, start, delta, se, wall)

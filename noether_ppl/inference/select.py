@@ -1,0 +1,319 @@
+"""How many conserved quantities: the number chosen by the ELBO, not by the user.
+
+Noether's razor learns K quadratic conserved quantities C_η and symmetrises the Hamiltonian
+over their flows (Sec. 3–4). K is an upper bound a user gives; the dimension of the learned
+symmetry algebra is read from the singular values of the stacked generators (Sec. 5.1). A
+threshold on those singular values is no evidence, and two failure modes show why a fit can
+keep directions that the data do not support:
+
+- a learned direction may be *invisible to the ELBO*: averaging F over translations
+  ``p ↦ p − τe`` changes a function that is quadratic along ``e`` only by a constant, so Ĥ,
+  its vector field J∇Ĥ and hence the likelihood are the same with or without that direction;
+- a direction may simply not have been driven to zero by the optimiser.
+
+:func:`select_conserved` starts from a fit with K quantities (η chosen by the ELBO), rewrites
+the learned generators in their principal form ``σ_k v_k`` (the same group elements in
+distribution for a rotation-invariant measure μ, Eq. 14), and removes directions one at a
+time, the one the fitted Ĥ conserves least first (:func:`conservation_residuals`, the relative
+Poisson bracket ``{C_k, Ĥ}`` on the training states), each removal followed by a short
+continuation fit. How it decides (``criterion``):
+
+- ``"conserved"`` (default): Noether's theorem (Theorem 1) applied to the ELBO-fitted Ĥ: a
+  direction is a symmetry of Ĥ iff Ĥ conserves its quantity; directions whose residual exceeds
+  ``max_residual`` are removed, the rest are the selection.
+- ``"elbo"``: a removal is kept unless the ELBO without the direction is worse than with it by
+  more than ``tolerance`` nats plus twice the standard error of the paired difference
+  (:func:`~noether_ppl.inference.evidence.elbo_difference`); the first refusal ends it.
+- ``"both"``: not-conserved directions are removed, then the ELBO rule runs on the rest.
+
+Why the default is not the ELBO alone: with few data the ELBO rewards smoothing Ĥ over orbit
+segments of directions that are no symmetry (the KL falls faster than the likelihood), and
+with several directions it can prefer fewer true ones (the Monte-Carlo Ĥ of a larger group is
+noisier); both were measured (``benchmarks/records/discovery/``, REPRODUCTION.md, "How many
+conserved quantities"). Only the training data, the fitted model and its ELBO enter the
+choice; no reference span, no test data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..data import Trajectories, _check_key
+from ..geometry import quadratic_from_generator
+from ..models.razor import CONSERVED_PARAMS, NoetherRazor
+from .evidence import DEFAULT_REPEATS, elbo_difference
+from .fit import fit
+from .result import FitResult
+
+__all__ = ["Selection", "select_conserved", "principal_generators", "conservation_residuals",
+           "DEFAULT_TOLERANCE", "DEFAULT_MAX_RESIDUAL", "CRITERIA", "DEFAULT_CRITERION"]
+
+DEFAULT_TOLERANCE = 1.0
+"""Nats of total ELBO a removal may cost and still be kept (beyond twice its standard error):
+a log Bayes factor of 1, below which the evidence for a direction is not worth stating."""
+
+DEFAULT_MAX_RESIDUAL = 0.12
+"""The largest relative Poisson bracket ``{C, Ĥ}`` (:func:`conservation_residuals`) of a
+quantity that :func:`select_conserved` still counts as conserved by the fitted Ĥ. Set between
+the residuals of learned directions in and outside the true span on the systems of
+``benchmarks/discovery.py`` (``benchmarks/records/discovery/``)."""
+
+CRITERIA = ("conserved", "elbo", "both")
+"""How :func:`select_conserved` decides (see there)."""
+
+DEFAULT_CRITERION = "conserved"
+
+
+def principal_generators(generators) -> tuple[np.ndarray, np.ndarray]:
+    """``(σ (L,), G̃ (L, M+1, M+1))``: the stacked generators ``(K, M+1, M+1)`` in principal
+    form, ``G̃_k = σ_k v_k`` from the SVD ``Ĝ = U Σ Vᵀ`` (Sec. 5.1), largest first, each ``v_k``
+    signed so its largest entry is positive; ``L = min(K, (M+1)²)``.
+
+    For a rotation-invariant measure over the symmetry times (``"normal"``, ``"ball"``),
+    ``Σ_k τ_k G_k = (Uᵀτ)ᵀ Σ Vᵀ`` with ``Uᵀτ ~ μ``, so the principal generators give the
+    same distribution of group elements (Eq. 4, Eq. 14) as the original ones."""
+    G = np.asarray(generators, dtype=np.float64)
+    if G.ndim != 3 or G.shape[1] != G.shape[2]:
+        raise ValueError(f"Expected `generators` of shape (K, M+1, M+1), got {G.shape}.")
+    K, D = G.shape[0], G.shape[1]
+    if K == 0:
+        return np.zeros(0), np.zeros((0, D, D))
+    _, s, vt = np.linalg.svd(G.reshape(K, -1), full_matrices=False)
+    idx = np.argmax(np.abs(vt), axis=1)
+    signs = np.sign(vt[np.arange(vt.shape[0]), idx])
+    signs[signs == 0] = 1.0
+    vt = vt * signs[:, None]
+    return s, (s[:, None] * vt).reshape(-1, D, D)
+
+
+def conservation_residuals(result: FitResult, generators, x, *, key: jax.Array) -> np.ndarray:
+    """``(L,)`` relative Poisson brackets of the quantities with generators ``(L, M+1, M+1)``
+    under the fitted Ĥ at the states ``x (N, M)``:
+
+    ``r_k = rms_i {C_k, Ĥ}(x_i) / (rms_i ‖∇C_k(x_i)‖ · rms_i ‖J∇Ĥ(x_i)‖)``
+
+    with ``{C_k, Ĥ} = ∇C_k · J∇Ĥ`` and ``∇C_k = A_k x + b_k`` (Sec. 3.1; Noether, Theorem 1:
+    C_k is conserved by Ĥ's flow iff the bracket vanishes). Posterior-mean weights; one set of
+    group elements from ``key``. 0 for a quantity Ĥ conserves exactly; at most 1
+    (Cauchy–Schwarz per point)."""
+    if not isinstance(result, FitResult):
+        raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
+    _check_key(key)
+    x = np.asarray(x, dtype=np.float64)
+    M = result.model.phase_dim
+    if x.ndim != 2 or x.shape[1] != M or x.shape[0] == 0:
+        raise ValueError(f"Expected states `x` of shape (N, {M}), got {x.shape}.")
+    G = np.asarray(generators, dtype=np.float64)
+    if G.ndim != 3 or G.shape[1:] != (M + 1, M + 1):
+        raise ValueError(f"Expected `generators` of shape (L, {M + 1}, {M + 1}), got "
+                         f"{G.shape}.")
+    if G.shape[0] == 0:
+        return np.zeros(0)
+    model = result.model
+    weights = [jnp.asarray(w, model.dtype) for w in result.weights_mean()]
+    field = model.vector_field(weights, result.group_elements(key))
+    f = np.asarray(field(jnp.asarray(x, model.dtype)), dtype=np.float64)  # (N, M) = J∇Ĥ
+    A, b = (np.asarray(a, np.float64) for a in quadratic_from_generator(jnp.asarray(G)))
+    grad_c = np.einsum("kij,nj->nki", A, x) + b[None]  # (N, L, M)
+    bracket = np.einsum("nki,ni->nk", grad_c, f)
+    rms = lambda a: np.sqrt(np.mean(a ** 2, axis=0))  # noqa: E731
+    denom = np.sqrt(np.mean(np.sum(grad_c ** 2, -1), 0)) * np.sqrt(np.mean(np.sum(f ** 2, -1)))
+    return rms(bracket) / np.maximum(denom, np.finfo(np.float64).tiny)
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The outcome of :func:`select_conserved`.
+
+    Attributes
+    ----------
+    result : the fit with the selected number of conserved quantities (the plain HNN when
+        none is selected).
+    dimension : the selected dimension L of the symmetry algebra.
+    generators : ``(L, M+1, M+1)`` the selected generators in principal form.
+    singular_values : ``(L,)`` their singular values σ_k (Sec. 5.1).
+    residuals : ``(L,)`` relative Poisson brackets ``{C_k, Ĥ}`` of the selected quantities
+        under the selected fit's Ĥ on the training states (:func:`conservation_residuals`).
+    steps : one dict per removal tried: the dimension before, the removed direction's σ and
+        residual, the ELBO difference (without − with, nats) and its standard error, the two
+        −ELBO/N, and whether the removal was kept.
+    start_dimension : K of the fit the selection started from.
+    criterion : the rule that decided (:data:`CRITERIA`).
+    """
+
+    result: FitResult
+    dimension: int
+    generators: np.ndarray
+    singular_values: np.ndarray
+    residuals: np.ndarray
+    steps: list
+    start_dimension: int
+    criterion: str = DEFAULT_CRITERION
+
+    def to_dict(self) -> dict:
+        return {"dimension": self.dimension, "start_dimension": self.start_dimension,
+                "criterion": self.criterion,
+                "singular_values": self.singular_values.tolist(),
+                "residuals": self.residuals.tolist(),
+                "generators": self.generators.tolist(), "steps": self.steps}
+
+    def __str__(self) -> str:
+        rule = {"conserved": "what the fitted H conserves", "elbo": "the ELBO",
+                "both": "what the fitted H conserves, then the ELBO"}[self.criterion]
+        lines = [f"Selected dimension {self.dimension} of {self.start_dimension} by {rule}."]
+        for s in self.steps:
+            head = (f"  {s['dimension']} -> {s['dimension'] - 1}: direction σ={s['sigma']:.3g}, "
+                    f"residual {s['residual']:.3g}; ")
+            if s["reason"] == "ELBO":
+                verdict = "removed" if s["kept_removal"] else "kept"
+                lines.append(head + f"ELBO without − with = {s['delta']:+.3g} ± {s['se']:.2g} "
+                             f"nats -> {verdict}")
+            else:
+                lines.append(head + f"{s['reason']} -> removed")
+        if self.dimension:
+            lines.append("  selected residuals {C_k, Ĥ}: "
+                         + ", ".join(f"{r:.3g}" for r in self.residuals))
+        return "\n".join(lines)
+
+
+def _variational(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k not in CONSERVED_PARAMS}
+
+
+def _conserved_params(generators, dtype) -> dict:
+    """``conserved_W, conserved_b`` whose generators are ``generators`` (Eq. 4 inverted;
+    ``A = W + Wᵀ`` with ``W = A / 2``)."""
+    A, b = (np.asarray(a, np.float64) for a in quadratic_from_generator(jnp.asarray(generators)))
+    A = 0.5 * (A + np.swapaxes(A, 1, 2))
+    return {"conserved_W": jnp.asarray(A / 2, dtype), "conserved_b": jnp.asarray(b, dtype)}
+
+
+def _model_with(model: NoetherRazor, n_conserved: int) -> NoetherRazor:
+    return NoetherRazor(model.spec.replace(n_conserved=n_conserved), phase_dim=model.phase_dim)
+
+
+def _continue(model, params, generators, data, key, fit_kwargs) -> FitResult:
+    init = _variational(params)
+    if generators.shape[0]:
+        init.update(_conserved_params(generators, model.dtype))
+    return fit(model, data, key=key, init_params=init, **fit_kwargs)
+
+
+def _check_args(result, data, key, num_steps, num_repeats, tolerance, fit_kwargs):
+    if not isinstance(result, FitResult):
+        raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
+    if not result.model.learns_conserved:
+        raise ValueError(f"`result` is a fit of the {result.variant!r} model: select_conserved "
+                         "needs a model that learns its conserved quantities (n_conserved > 0, "
+                         "no fixed generators).")
+    if not isinstance(data, Trajectories):
+        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
+    _check_key(key)
+    for name, value in (("num_steps", num_steps), ("num_repeats", num_repeats)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"Expected `{name}` to be a positive int, got {value!r}.")
+    if num_repeats < 2:
+        raise ValueError(f"Expected `num_repeats` >= 2 (a standard error needs two), got "
+                         f"{num_repeats}.")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+            0 <= tolerance < math.inf):
+        raise ValueError(f"Expected `tolerance` >= 0 (nats), got {tolerance!r}.")
+    taken = sorted(set(fit_kwargs) & {"init_params", "init_state", "start_step", "guide",
+                                      "num_steps", "key"})
+    if taken:
+        raise ValueError(f"select_conserved sets {taken} itself; leave them out.")
+
+
+def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, num_steps: int,
+                     num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
+                     max_residual: float = DEFAULT_MAX_RESIDUAL,
+                     criterion: str = DEFAULT_CRITERION, **fit_kwargs) -> Selection:
+    """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
+    model that learns K of them), until every one left is conserved by the fitted Ĥ and is
+    supported by the ELBO (module docstring).
+
+    Each round takes the principal direction that the current fit's Ĥ conserves least
+    (:func:`conservation_residuals`). With ``criterion="conserved"`` it is removed if its
+    residual exceeds ``max_residual`` (no symmetry of Ĥ, Noether's Theorem 1), and the
+    selection ends otherwise; with ``"elbo"`` it is removed unless the ELBO without it is
+    worse by more than ``tolerance`` nats plus twice the standard error of the paired
+    difference, and the selection ends at the first refusal; ``"both"`` applies the first rule,
+    then the second. Each round first continues the current fit for ``num_steps`` (so a
+    direction still moving can settle); a removal is a continuation fit of ``num_steps`` from
+    that state without the direction, and an ELBO comparison sets it against a continuation of
+    the same length with the direction.
+
+    Parameters
+    ----------
+    result : the fit to start from (its model must learn η).
+    data : the training data of ``result``; residuals are taken on its states and the ELBO is
+        estimated on all its pairs.
+    key : PRNG key of the continuation fits, residuals and ELBO estimates.
+    num_steps : steps of each continuation fit.
+    num_repeats : Monte-Carlo evaluations of each paired ELBO comparison.
+    tolerance : nats of total ELBO a removal may cost beyond twice the standard error of the
+        difference and still be kept.
+    max_residual : the largest relative bracket ``{C, Ĥ}`` of a quantity still counted as
+        conserved by Ĥ.
+    criterion : ``"conserved"``, ``"elbo"`` or ``"both"`` (above).
+    fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
+        ``lr_conserved``, ``batch_size``, ...).
+
+    Returns a :class:`Selection`; its ``result`` is the fit with the selected quantities.
+    """
+    _check_args(result, data, key, num_steps, num_repeats, tolerance, fit_kwargs)
+    if criterion not in CRITERIA:
+        raise ValueError(f"Unknown `criterion` {criterion!r}; expected one of {CRITERIA}.")
+    if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
+            max_residual > 0):
+        raise ValueError(f"Expected `max_residual` > 0, got {max_residual!r}.")
+    fit_kwargs = {"progress_bar": False, **fit_kwargs, "num_steps": int(num_steps)}
+    x_states = np.asarray(data.states, np.float64).reshape(-1, data.phase_dim)
+    start = result.model.n_conserved
+    current = result
+    steps = []
+    key, k_final = jax.random.split(key)
+    for rung in range(start):
+        k_res, k_keep, k_drop, k_eval = jax.random.split(jax.random.fold_in(key, rung), 4)
+        # Let the current quantities settle first: a direction still moving may yet become one
+        # that Ĥ conserves.
+        _, G = principal_generators(current.generators())
+        L = G.shape[0]
+        current = _continue(current.model, current.params, G, data, k_keep, fit_kwargs)
+        sig, G = principal_generators(current.generators())
+        res = conservation_residuals(current, G, x_states, key=k_res)
+        j = int(np.argmax(res))
+        step = {"dimension": L, "sigma": float(sig[j]), "residual": float(res[j])}
+        not_conserved = criterion != "elbo" and res[j] > max_residual
+        if not not_conserved and criterion == "conserved":
+            break  # every quantity left is conserved by Ĥ
+        drop = _continue(_model_with(current.model, L - 1), current.params,
+                         np.delete(G, j, axis=0), data, k_drop, fit_kwargs)
+        if not_conserved:
+            step.update(reason="not conserved by the fitted H", kept_removal=True)
+            steps.append(step)
+            current = drop
+            continue
+        keep = _continue(current.model, current.params, G, data, jax.random.fold_in(k_keep, 1),
+                         fit_kwargs)
+        delta, se, est_drop, est_keep = elbo_difference(drop, keep, data, key=k_eval,
+                                                        num_repeats=num_repeats)
+        accepted = bool(delta >= -(tolerance + 2.0 * se))
+        step.update(reason="ELBO", delta=delta, se=se,
+                    neg_elbo_per_n_without=est_drop.neg_elbo_per_n,
+                    neg_elbo_per_n_with=est_keep.neg_elbo_per_n, kept_removal=accepted)
+        steps.append(step)
+        current = drop if accepted else keep
+        if not accepted:
+            break
+    sig, G = principal_generators(current.generators())
+    res = (conservation_residuals(current, G, x_states, key=k_final)
+           if G.shape[0] else np.zeros(0))
+    selection = Selection(current, int(G.shape[0]), G, sig, res, steps, start, criterion)
+    info = {**current.info, "selection": selection.to_dict()}
+    return dataclasses.replace(selection, result=dataclasses.replace(current, info=info))

@@ -1,0 +1,199 @@
+"""The ELBO with its standard error, and the number of conserved quantities chosen by it."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from noether_ppl import analysis, inference, systems
+from noether_ppl.geometry import quadratic_from_generator, symplectic_form
+from noether_ppl.inference.evidence import elbo_difference, elbo_estimate
+from noether_ppl.inference.select import (
+    conservation_residuals,
+    principal_generators,
+    select_conserved,
+)
+from noether_ppl.models import ModelSpec, NoetherRazor
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_sho):
+    """A float64 razor with K = 1 fitted briefly to three oscillator trajectories."""
+    spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, measure="ball",
+                     dtype="float64")
+    model = NoetherRazor(spec, phase_dim=2)
+    return inference.fit(model, tiny_sho, key=jax.random.key(0), num_steps=30, lr=1e-2,
+                         progress_bar=False)
+
+
+def test_elbo_estimate_is_the_mean_of_independent_loss_components(fitted, tiny_sho):
+    key = jax.random.key(3)
+    est = elbo_estimate(fitted, tiny_sho, key=key, num_repeats=3)
+    x_t, x_next = (jnp.asarray(a) for a in tiny_sho.pairs())
+
+    @jax.jit
+    def neg_elbo(k):
+        out = fitted.elbo.loss_components(k, fitted.params, fitted.model, fitted.guide, x_t,
+                                          x_next, dt=tiny_sho.dt, num_data=None)
+        return out["nll"] + out["kl"]
+
+    # one chunk: each repeat's key folded with the chunk index 0
+    by_hand = [float(neg_elbo(jax.random.fold_in(k, 0))) / x_t.shape[0]
+               for k in jax.random.split(key, 3)]
+    np.testing.assert_allclose(est.repeats_per_n, by_hand, rtol=1e-10)
+    np.testing.assert_allclose(est.neg_elbo_per_n, np.mean(by_hand), rtol=1e-12)
+    np.testing.assert_allclose(est.se_per_n, np.std(by_hand, ddof=1) / np.sqrt(3), rtol=1e-10)
+    assert est.elbo == pytest.approx(-x_t.shape[0] * est.neg_elbo_per_n)
+    terms = analysis.elbo_terms(fitted, tiny_sho, key=key, num_repeats=3)
+    assert terms["neg_elbo_per_n"] == pytest.approx(est.neg_elbo_per_n, rel=1e-12)
+    assert terms["neg_elbo_se_per_n"] == pytest.approx(est.se_per_n, rel=1e-12)
+
+
+def test_elbo_difference_of_a_fit_with_itself_is_exactly_zero(fitted, tiny_sho):
+    d, se, a, b = elbo_difference(fitted, fitted, tiny_sho, key=jax.random.key(1),
+                                  num_repeats=4)
+    assert d == 0.0 and se == 0.0
+    assert a.neg_elbo_per_n == b.neg_elbo_per_n
+
+
+def test_principal_generators_keep_the_gram_matrix_and_the_span():
+    rng = np.random.default_rng(0)
+    M = 4
+    A = rng.normal(size=(3, M, M))
+    A = A + np.swapaxes(A, 1, 2)
+    G = np.asarray(jax.vmap(lambda a, b: jnp.zeros((M + 1, M + 1)).at[:M, :M].set(
+        symplectic_form(M) @ a).at[:M, M].set(symplectic_form(M) @ b))(
+        jnp.asarray(A), jnp.asarray(rng.normal(size=(3, M)))))
+    s, P = principal_generators(G)
+    flat, pflat = G.reshape(3, -1), P.reshape(3, -1)
+    # Σ τ_k G_k = (Uᵀτ)ᵀ Σ Vᵀ: the same second moments of the combined generator
+    np.testing.assert_allclose(pflat.T @ pflat, flat.T @ flat, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(pflat, axis=1), s, rtol=1e-12)
+    assert np.all(np.diff(s) <= 0)
+    # still generators of quadratic observables (Eq. 4): A symmetric, bottom row zero
+    A_p, _ = quadratic_from_generator(jnp.asarray(P))
+    np.testing.assert_allclose(A_p, np.swapaxes(A_p, 1, 2), atol=1e-12)
+    np.testing.assert_allclose(P[:, M, :], 0.0, atol=1e-15)
+
+
+def test_conservation_residuals_equal_brackets_computed_by_autodiff(fitted, tiny_sho):
+    key = jax.random.key(7)
+    x = np.asarray(tiny_sho.states).reshape(-1, 2)
+    G = np.concatenate([fitted.generators(), systems.HarmonicOscillator().generators()])
+    r = conservation_residuals(fitted, G, x, key=key)
+    weights = fitted.weights_mean()
+    Phis = fitted.group_elements(key)
+    grad_h = jax.vmap(jax.grad(lambda y: fitted.model.hamiltonian(weights, Phis, y)))(
+        jnp.asarray(x))
+    J = symplectic_form(2)
+    A, b = quadratic_from_generator(jnp.asarray(G))
+    grad_c = jnp.einsum("kij,nj->nki", A, x) + b[None]
+    field = grad_h @ J.T  # J ∇Ĥ
+    bracket = jnp.einsum("nki,ni->nk", grad_c, field)
+    expected = (jnp.sqrt(jnp.mean(bracket ** 2, 0))
+                / jnp.sqrt(jnp.mean(jnp.sum(grad_c ** 2, -1), 0))
+                / jnp.sqrt(jnp.mean(jnp.sum(field ** 2, -1))))
+    np.testing.assert_allclose(r, expected, rtol=1e-8)
+    assert np.all((r >= 0) & (r <= 1 + 1e-12))  # Cauchy–Schwarz
+
+
+@pytest.mark.slow
+def test_select_without_thresholds_removes_every_quantity(fitted, tiny_sho):
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3, num_repeats=2,
+                           criterion="elbo", tolerance=1e12, lr=1e-3)
+    assert sel.dimension == 0 and sel.start_dimension == 1
+    assert sel.result.variant == "vanilla" and sel.result.generators().shape == (0, 3, 3)
+    assert [s["dimension"] for s in sel.steps] == [1]
+    assert all(s["kept_removal"] for s in sel.steps)
+    assert sel.result.info["selection"]["dimension"] == 0
+
+
+@pytest.mark.slow
+def test_select_stops_at_the_first_removal_the_elbo_refuses(fitted, tiny_sho):
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3, num_repeats=2,
+                           tolerance=0.0, criterion="elbo", lr=1e-3)
+    last = sel.steps[-1]
+    if last["kept_removal"]:  # every removal was not worse: nothing is left
+        assert sel.dimension == 0
+    else:
+        assert last["delta"] < -2 * last["se"]
+        assert sel.dimension == last["dimension"] == sel.result.model.n_conserved
+    for s in sel.steps[:-1]:
+        assert s["kept_removal"] and s["delta"] >= -2 * s["se"]
+    assert sel.residuals.shape == (sel.dimension,)
+
+
+def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, tiny_sho):
+    # residuals are at most 1 (Cauchy–Schwarz): a bound above 1 keeps every direction, a bound
+    # below every residual removes them all
+    keep = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                            max_residual=1.5, lr=1e-3)
+    assert keep.dimension == 1 and keep.steps == []
+    assert np.all(keep.residuals <= 1.5)
+    drop = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                            max_residual=1e-12, lr=1e-3)
+    assert drop.dimension == 0
+    assert [s["reason"] for s in drop.steps] == ["not conserved by the fitted H"]
+    assert drop.steps[0]["residual"] > 1e-12
+
+
+def test_discover_takes_a_fit_result(fitted, tiny_sho):
+    x = np.asarray(tiny_sho.states).reshape(-1, 2)
+    key = jax.random.key(4)
+    direct = analysis.discover(fitted, x, key=key, dimension=1)
+    weights, Phis = fitted.weights_mean(), fitted.group_elements(key)
+    by_hand = analysis.discover(lambda y: fitted.model.hamiltonian(weights, Phis, y), x,
+                                dimension=1)
+    np.testing.assert_allclose(direct.singular_values, by_hand.singular_values, rtol=1e-12)
+    with pytest.raises(ValueError, match="key"):
+        analysis.discover(fitted, x, dimension=1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_steps": 0}, "num_steps"),
+    ({"num_repeats": 1}, "num_repeats"),
+    ({"tolerance": -1.0}, "tolerance"),
+    ({"max_residual": 0.0}, "max_residual"),
+    ({"init_params": {}}, "init_params"),
+    ({"criterion": "aic"}, "criterion"),
+])
+def test_select_rejects_bad_arguments(fitted, tiny_sho, kwargs, match):
+    args = {"num_steps": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        select_conserved(fitted, tiny_sho, key=jax.random.key(0), **args)
+
+
+def test_select_needs_a_model_that_learns_its_quantities(fitted, tiny_sho):
+    hnn = NoetherRazor(fitted.spec.replace(n_conserved=0), phase_dim=2)
+    res = dataclasses.replace(fitted, model=hnn)
+    with pytest.raises(ValueError, match="learns its conserved"):
+        select_conserved(res, tiny_sho, key=jax.random.key(0), num_steps=2)
+
+
+def test_select_from_fits_checks_which_fit_is_which(fitted, tiny_sho):
+    with pytest.raises(ValueError, match="plain HNN"):
+        analysis.select_from_fits(fitted, fitted, tiny_sho, key=jax.random.key(0), num_steps=2)
+    hnn = dataclasses.replace(fitted, model=NoetherRazor(fitted.spec.replace(n_conserved=0),
+                                                         phase_dim=2))
+    with pytest.raises(ValueError, match="learns its conserved"):
+        analysis.select_from_fits(hnn, hnn, tiny_sho, key=jax.random.key(0), num_steps=2)
+    with pytest.raises(ValueError, match="discover_points"):
+        analysis.select_from_fits(hnn, fitted, tiny_sho, key=jax.random.key(0), num_steps=2,
+                                  discover_points=0)
+
+
+@pytest.mark.slow
+def test_fit_auto_runs_the_pipeline_and_keeps_the_better_start(tiny_sho):
+    spec = ModelSpec(hidden=(8,), n_conserved=2, sym_samples=4, measure="ball")
+    auto = analysis.fit_auto(NoetherRazor(spec, phase_dim=2), tiny_sho, key=jax.random.key(0),
+                             num_steps=20, select_steps=3, num_repeats=4, lr=1e-2)
+    assert auto.hnn.variant == "vanilla"
+    assert auto.start in ("random", "discovered")
+    if auto.discovery.dimension:
+        assert auto.start == ("discovered" if auto.start_delta > 0 else "random")
+    assert auto.dimension == auto.result.model.n_conserved <= 2
+    assert np.all(auto.selection.residuals <= 0.12)
+    assert "Selected dimension" in str(auto)
+    assert set(auto.wall_s) == {"hnn_and_razor", "discover", "razor_discovered_start", "select"}
