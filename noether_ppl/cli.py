@@ -320,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  noether-ppl fit sho-cpu --data mine.npy --dt 0.1 --out runs/mine\n"
             "  noether-ppl fit nbody2d3-cpu --variant learned --out runs/nb-warm \\\n"
             "      --init-conserved runs/nb/vanilla/discovery.json   # after discover\n"
+            "  noether-ppl fit oscillators3-cpu --variant learned --auto --out runs/osc\n"
             "\n--set takes dotted keys of the experiment file; values are TOML (8, 1e-3,\n"
             "[64, 64], true, \"ball\"; bare words are strings). Setting inference.num_steps\n"
             "replaces inference.epochs and vice versa.")

@@ -272,6 +272,7 @@ BAD_SETTINGS = {
     "inference.refit": "3", "inference.refit_lr_offdiag": "-1",
     "inference.runaway_factor": "-2", "inference.chunk_size": "0",
     "inference.checkpoint_every": "2147483648",
+    "inference.select": "[1]", "inference.select_steps": "0",
     "analysis.threshold": "1", "analysis.min_parallelness": "0",
     "analysis.arviz_samples": "-1", "analysis.figures": '"yes"', "analysis.num_samples": "0",
     "analysis.num_repeats": "0", "analysis.rollouts": "1", "analysis.rollout_steps": "0",
@@ -552,7 +553,8 @@ PATHS = {  # paths that are files, under files, other runs, read-only, full
 
 
 def _full_disk_on_second_checkpoint(monkeypatch, ctx):
-    """The disk fills up between the first and the second checkpoint of a run."""
+    """The disk fills up between the first and the second checkpoint of a run (a checkpoint
+    every step of the two)."""
     real = tempfile.mkstemp
     seen = []
 
@@ -574,16 +576,15 @@ def _resumes_to_completion(ctx):
     assert main(["fit", "--resume", out, "--no-progress", "--no-analysis"]) == 0
     with open(os.path.join(out, "learned", "run.json")) as f:
         info = json.load(f)
-    assert info["status"] == "complete" and info["steps"] == 4
-    assert info["info"]["resumed_from_step"] == 2
+    assert info["status"] == "complete" and info["steps"] == 2
+    assert info["info"]["resumed_from_step"] == 1
     with np.load(os.path.join(out, "learned", "params.npz")) as z:
         assert all(np.all(np.isfinite(z[k])) for k in z.files)
 
 
 FAULTS = {  # the machine fails while a run is under way: exit 1, resumable
-    "full-disk-during-fit": C(["fit", *FIT, "--set", "inference.num_steps=4", "--set",
-                               "inference.checkpoint_every=2", "--no-analysis", "--out",
-                               "{tmp}/full"],
+    "full-disk-during-fit": C(["fit", *FIT, "--set", "inference.checkpoint_every=1",
+                               "--no-analysis", "--out", "{tmp}/full"],
                               "No space left on device", "checkpoint.npz",
                               "noether-ppl fit --resume {tmp}/full", code=1,
                               inject=_full_disk_on_second_checkpoint,
@@ -891,14 +892,14 @@ def test_overwrite_moves_the_old_folder_aside(finished, tmp_path, capsys):
     shutil.copytree(finished, exp)
     before = _snapshot(exp)
     capsys.readouterr()
-    assert main(["fit", *FIT, "--set", "inference.lr=0.01", "--no-analysis", "--overwrite",
-                 "--out", exp]) == 0
+    assert main(["fit", *FIT, "--no-analysis", "--overwrite", "--out", exp]) == 0
     out = capsys.readouterr().out
     moved = [d for d in os.listdir(tmp_path) if d.startswith("exp.replaced-")]
     assert len(moved) == 1 and f"Moved the earlier contents of {exp}" in out
     assert _snapshot(tmp_path / moved[0]) == before  # the old run, whole
-    with open(os.path.join(exp, "experiment.json")) as f:
-        assert json.load(f)["experiment"]["inference"]["lr"] == 0.01
+    assert "learned/metrics.json" in before  # and a new one (without analysis) in its place
+    assert sorted(os.listdir(os.path.join(exp, "learned"))) == [
+        "checkpoint.npz", "data", "params.npz", "reference.npz", "run.json", "trace.npz"]
 
 
 def test_lr_conserved_zero_is_a_valid_setting():

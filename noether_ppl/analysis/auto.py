@@ -94,6 +94,16 @@ class AutoFit:
         return "\n".join(lines)
 
 
+def _check_inputs(data, key, discover_points) -> None:
+    if not isinstance(data, Trajectories):
+        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
+    _check_key(key)
+    if isinstance(discover_points, bool) or not isinstance(discover_points, (int, np.integer)) \
+            or discover_points < 1:
+        raise ValueError(f"Expected `discover_points` to be a positive int, got "
+                         f"{discover_points!r}.")
+
+
 def _points(data: Trajectories, n: int, key) -> np.ndarray:
     x = np.asarray(data.states, np.float64).reshape(-1, data.phase_dim)
     if x.shape[0] <= n:
@@ -128,13 +138,7 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
         raise ValueError("Expected `model` to be a NoetherRazor that learns its conserved "
                          "quantities (n_conserved > 0, no fixed generators), got "
                          f"{model!r}.")
-    if not isinstance(data, Trajectories):
-        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
-    _check_key(key)
-    if isinstance(discover_points, bool) or not isinstance(discover_points, (int, np.integer)) \
-            or discover_points < 1:
-        raise ValueError(f"Expected `discover_points` to be a positive int, got "
-                         f"{discover_points!r}.")
+    _check_inputs(data, key, discover_points)
     fit_kwargs = {"progress_bar": False, **fit_kwargs}
     k_hnn, k_pts, k_disc, k_fit, k_init, k_cmp, k_sel = jax.random.split(key, 7)
 
@@ -171,13 +175,7 @@ def select_from_fits(hnn: FitResult, razor: FitResult, data: Trajectories, *, ke
     if not model.learns_conserved:
         raise ValueError(f"Expected `razor` to be a fit of a model that learns its conserved "
                          f"quantities, got the {razor.variant!r} model.")
-    if not isinstance(data, Trajectories):
-        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
-    _check_key(key)
-    if isinstance(discover_points, bool) or not isinstance(discover_points, (int, np.integer)) \
-            or discover_points < 1:
-        raise ValueError(f"Expected `discover_points` to be a positive int, got "
-                         f"{discover_points!r}.")
+    _check_inputs(data, key, discover_points)
     return _select(hnn, razor, data, tuple(jax.random.split(key, 6)), num_steps=num_steps,
                    select_steps=select_steps, select_kwargs=select_kwargs,
                    num_repeats=num_repeats, tolerance=tolerance, max_residual=max_residual,

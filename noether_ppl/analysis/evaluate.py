@@ -540,7 +540,7 @@ def evaluate(
     key: jax.Array,
     system=None,
     num_samples: int = 32,
-    num_repeats: int = 4,
+    num_repeats: int = DEFAULT_REPEATS,
     rollout_steps: int | None = None,
     rollout_trajectories: int | None = None,
     rollouts: bool = True,

@@ -278,6 +278,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     current = result
     steps = []
     key, k_final = jax.random.split(key)
+    decided = None  # (σ, G, residuals) of the state the "conserved" rule stopped at
     for rung in range(start):
         k_res, k_keep, k_drop, k_eval = jax.random.split(jax.random.fold_in(key, rung), 4)
         # Let the current quantities settle first: a direction still moving may yet become one
@@ -291,6 +292,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         step = {"dimension": L, "sigma": float(sig[j]), "residual": float(res[j])}
         not_conserved = criterion != "elbo" and res[j] > max_residual
         if not not_conserved and criterion == "conserved":
+            decided = (sig, G, res)
             break  # every quantity left is conserved by Ĥ
         drop = _continue(_model_with(current.model, L - 1), current.params,
                          np.delete(G, j, axis=0), data, k_drop, fit_kwargs)
@@ -311,9 +313,12 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         current = drop if accepted else keep
         if not accepted:
             break
-    sig, G = principal_generators(current.generators())
-    res = (conservation_residuals(current, G, x_states, key=k_final)
-           if G.shape[0] else np.zeros(0))
+    if decided is not None:
+        sig, G, res = decided
+    else:
+        sig, G = principal_generators(current.generators())
+        res = (conservation_residuals(current, G, x_states, key=k_final)
+               if G.shape[0] else np.zeros(0))
     selection = Selection(current, int(G.shape[0]), G, sig, res, steps, start, criterion)
     info = {**current.info, "selection": selection.to_dict()}
     return dataclasses.replace(selection, result=dataclasses.replace(current, info=info))
