@@ -125,6 +125,7 @@ def test_select_stops_at_the_first_removal_the_elbo_refuses(fitted, tiny_sho):
     assert sel.residuals.shape == (sel.dimension,)
 
 
+@pytest.mark.slow
 def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, tiny_sho):
     # residuals are at most 1 (Cauchy–Schwarz): a bound above 1 keeps every direction, a bound
     # below every residual removes them all
