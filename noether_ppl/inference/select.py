@@ -45,6 +45,7 @@ import numpy as np
 
 from ..data import Trajectories, _check_key
 from ..geometry import quadratic_from_generator
+from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
 from .evidence import DEFAULT_REPEATS, elbo_difference
 from .fit import fit
@@ -185,22 +186,15 @@ def _variational(params: dict) -> dict:
     return {k: v for k, v in params.items() if k not in CONSERVED_PARAMS}
 
 
-def _conserved_params(generators, dtype) -> dict:
-    """``conserved_W, conserved_b`` whose generators are ``generators`` (Eq. 4 inverted;
-    ``A = W + Wᵀ`` with ``W = A / 2``)."""
-    A, b = (np.asarray(a, np.float64) for a in quadratic_from_generator(jnp.asarray(generators)))
-    A = 0.5 * (A + np.swapaxes(A, 1, 2))
-    return {"conserved_W": jnp.asarray(A / 2, dtype), "conserved_b": jnp.asarray(b, dtype)}
-
-
 def _model_with(model: NoetherRazor, n_conserved: int) -> NoetherRazor:
     return NoetherRazor(model.spec.replace(n_conserved=n_conserved), phase_dim=model.phase_dim)
 
 
 def _continue(model, params, generators, data, key, fit_kwargs) -> FitResult:
     init = _variational(params)
-    if generators.shape[0]:
-        init.update(_conserved_params(generators, model.dtype))
+    if generators.shape[0]:  # η with exactly these generators (Eq. 4 inverted)
+        init.update(conserved_params_from_generators(generators, generators.shape[0], key=key,
+                                                     scale=1.0, dtype=model.dtype))
     return fit(model, data, key=key, init_params=init, **fit_kwargs)
 
 
