@@ -150,7 +150,7 @@ def _variants(values):
 
 
 def _named_files(values, dt):
-    from .experiments.runner import load_user_data
+    from .experiments.inputs import load_user_data
 
     tests = {}
     for item in values or []:
@@ -166,14 +166,9 @@ def _named_files(values, dt):
 def _cmd_fit(args) -> int:
     from .experiments import load_experiment, run_experiment
     from .experiments.config import Experiment
-    from .experiments.runner import (
-        EXPERIMENT_FILE,
-        load_init_conserved,
-        load_reference,
-        load_user_data,
-        read_experiment_record,
-    )
-    from .runs.folder import is_run_folder
+    from .experiments.inputs import load_init_conserved, load_reference, load_user_data
+    from .experiments.store import EXPERIMENT_FILE, read_experiment_record
+    from .runs.files import is_run_folder
 
     if args.auto:  # one setting, as --set writes it: stored with the run and used on resume
         args.set = [*(args.set or []), "inference.select=true"]
@@ -259,8 +254,9 @@ def _cmd_report(args) -> int:
 # ----------------------------------------------------------------------------- discover
 def _cmd_discover(args) -> int:
     from .runs.discovery import DISCOVERY_FILE, discover_run
-    from .runs.folder import open_run, read_run_info
-    from .runs.report import _system_for, find_runs
+    from .runs.files import read_run_info
+    from .runs.folder import open_run
+    from .runs.report import find_runs, system_for
 
     folders = [f for path in args.runs for f in find_runs(path)]
     complete = []
@@ -281,7 +277,7 @@ def _cmd_discover(args) -> int:
         run = open_run(folder)
         found = discover_run(run, data=args.data, n_points=args.points,
                              dimension="gap" if args.dimension is None else args.dimension,
-                             threshold=args.threshold, seed=args.seed, system=_system_for(run),
+                             threshold=args.threshold, seed=args.seed, system=system_for(run),
                              figures=not args.no_figures)
         print(("\n" if i else "") + f"{folder} ({run.label}), {args.data} data:")
         print(found)

@@ -25,7 +25,7 @@ __all__ = ["Trajectories", "batch_indices"]
 _FORMAT_VERSION = 1
 
 
-def _check_key(key, name: str = "key") -> None:
+def check_key(key, name: str = "key") -> None:
     """Raise ``ValueError`` unless ``key`` is a JAX PRNG key (typed or legacy ``uint32[2]``)."""
     ok = isinstance(key, jax.Array) and (
         (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ())
@@ -36,10 +36,12 @@ def _check_key(key, name: str = "key") -> None:
                          f"got {type(key).__name__}.")
 
 
-def _check_int(name: str, value, minimum: int = 1) -> int:
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an ``int``, or ``ValueError`` unless it is an integer ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"Expected `{name}` to be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
 
 
 def _check_dt(dt) -> float:
@@ -101,8 +103,8 @@ def batch_indices(key: jax.Array, n_trajectories: int, batch_size: int) -> jax.A
     batch_size − N`` trajectories appear twice and every batch has the same size (the same
     rule as :func:`noether_ppl.inference.fit`).
     """
-    n_trajectories = _check_int("n_trajectories", n_trajectories)
-    batch_size = _check_int("batch_size", batch_size)
+    n_trajectories = check_int("n_trajectories", n_trajectories)
+    batch_size = check_int("batch_size", batch_size)
     if batch_size > n_trajectories:
         raise ValueError(
             f"Expected `batch_size` <= n_trajectories={n_trajectories}, got {batch_size}."
@@ -192,7 +194,7 @@ class Trajectories:
     def batch_indices(self, key: jax.Array, batch_size: int) -> jax.Array:
         """``(n_batches, batch_size)`` trajectory indices of one shuffled epoch; see
         :func:`batch_indices` (the remainder wraps around, nothing is dropped)."""
-        _check_key(key)
+        check_key(key)
         return batch_indices(key, self.n_trajectories, batch_size)
 
     def batches(self, key: jax.Array, batch_size: int) -> Iterator[Trajectories]:
@@ -235,14 +237,14 @@ class Trajectories:
               ) -> tuple[Trajectories, Trajectories]:
         """Split into the first ``n_first`` trajectories and the rest (after a random
         permutation when ``key`` is given), e.g. a held-out validation set."""
-        n_first = _check_int("n_first", n_first)
+        n_first = check_int("n_first", n_first)
         if n_first >= self.n_trajectories:
             raise ValueError(
                 f"Expected 1 <= `n_first` < n_trajectories={self.n_trajectories}, got {n_first}."
             )
         order = np.arange(self.n_trajectories)
         if key is not None:
-            _check_key(key)
+            check_key(key)
             order = np.asarray(jax.random.permutation(key, self.n_trajectories))
         return self.subset(order[:n_first]), self.subset(order[n_first:])
 

@@ -79,6 +79,9 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
              progress_bar: bool = True, echo=print) -> dict:
     """Run the demo; returns the metrics dict written to ``out/metrics.json``.
 
+    Every model is fitted from the same key and evaluated with the same key, so the table
+    compares the models on equal terms (the same initial MLP weights and minibatches).
+
     Writes one run folder per model (``out/vanilla``, ``out/learned``, ``out/oracle``: the
     fit, its data, ``metrics.json``, the ArviZ file ``posterior.nc`` and figures; see
     :mod:`noether_ppl.runs`), ``metrics.json``, ``hamiltonians.png`` (Fig. 2) and
@@ -108,7 +111,9 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
     runs, metrics = {}, {}
     for i, (name, model) in enumerate(models.items()):
         refit = settings.refit and model.learns_conserved
-        result = fit_restarts(model, train, key=jax.random.fold_in(k_fit, i),
+        # every model from the same key: the comparison is paired (same initial MLP weights,
+        # same minibatches and symmetry draws where the models share them)
+        result = fit_restarts(model, train, key=k_fit,
                               refit=refit, refit_kwargs=(
                                   {"lr_offdiag": settings.refit_lr_offdiag} if refit else None),
                               restarts=settings.restarts, num_steps=settings.num_steps,
@@ -126,7 +131,7 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
                                                          if refit else {})})
         # 8 posterior draws for the predictive metrics and rollouts from 20 test initial
         # conditions keep the analysis to seconds; 100 draws in the ArviZ file (PSIS needs 25+).
-        m = analyze_run(folder, key=jax.random.fold_in(k_eval, i), system=sho,
+        m = analyze_run(folder, key=k_eval, system=sho,
                         threshold=DEFAULT_THRESHOLD, num_samples=8, rollout_trajectories=20,
                         arviz_samples=100)
         runs[name] = open_run(folder)

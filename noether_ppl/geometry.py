@@ -44,7 +44,7 @@ __all__ = [
 Observable = Callable[[jax.Array], jax.Array]
 
 
-def _check_phase_dim(phase_dim: int, name: str = "phase_dim") -> int:
+def check_phase_dim(phase_dim: int, name: str = "phase_dim") -> int:
     if isinstance(phase_dim, bool) or not isinstance(phase_dim, (int, np.integer)):
         raise ValueError(f"Expected `{name}` to be a positive even integer, got {phase_dim!r}.")
     if phase_dim <= 0 or phase_dim % 2:
@@ -59,7 +59,7 @@ def symplectic_form(phase_dim: int, dtype=None) -> jax.Array:
 
     ``Jᵀ = -J`` and ``J² = -I``, so ``J⁻¹ = -J``.
     """
-    M = _check_phase_dim(phase_dim)
+    M = check_phase_dim(phase_dim)
     d = M // 2
     eye = np.eye(d)
     zero = np.zeros((d, d))
@@ -129,7 +129,7 @@ def generator_from_quadratic(A: jax.Array, b: jax.Array) -> jax.Array:
             f"Expected `A` of shape (..., M, M) and `b` of shape (..., M); got {A.shape} and "
             f"{b.shape}."
         )
-    _check_phase_dim(M, "A.shape[-1]")
+    check_phase_dim(M, "A.shape[-1]")
     J = symplectic_form(M, dtype=jnp.result_type(A, b))
     JA = jnp.einsum("ij,...jk->...ik", J, A)
     Jb = jnp.einsum("ij,...j->...i", J, b)
@@ -152,7 +152,7 @@ def quadratic_from_generator(G: jax.Array) -> tuple[jax.Array, jax.Array]:
     M = G.shape[-1] - 1
     if G.shape[-2] != M + 1:
         raise ValueError(f"Expected `G` of shape (..., M+1, M+1), got {G.shape}.")
-    _check_phase_dim(M, "G.shape[-1] - 1")
+    check_phase_dim(M, "G.shape[-1] - 1")
     J = symplectic_form(M, dtype=G.dtype)
     A = -jnp.einsum("ij,...jk->...ik", J, G[..., :M, :M])
     b = -jnp.einsum("ij,...j->...i", J, G[..., :M, M])
@@ -189,7 +189,7 @@ def check_quadratic_generators(generators, *, name: str = "generators", phase_di
             f"(L, {phase_dim + 1}, {phase_dim + 1}) for phase_dim={phase_dim}")
         raise ValueError(f"Expected `{name}` of shape {want}, got {np.shape(generators)}.")
     M = G.shape[1] - 1
-    if phase_dim is not None and M != _check_phase_dim(phase_dim):
+    if phase_dim is not None and M != check_phase_dim(phase_dim):
         raise ValueError(f"Expected `{name}` of shape (L, {phase_dim + 1}, {phase_dim + 1}) for "
                          f"phase_dim={phase_dim}, got {np.shape(generators)}.")
     if not np.all(np.isfinite(G)):

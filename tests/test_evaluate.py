@@ -15,12 +15,9 @@ import numpy as np
 import pytest
 
 from noether_ppl import Trajectories, systems
-from noether_ppl.analysis.evaluate import (
-    Evaluation,
-    evaluate,
-    one_step_mse,
-    rollout_metrics,
-)
+from noether_ppl.analysis.evaluate import Evaluation, evaluate
+from noether_ppl.analysis.predictive import one_step_mse
+from noether_ppl.analysis.rollouts import rollout_metrics
 from noether_ppl.analysis.tables import format_table
 from noether_ppl.inference import fit
 from noether_ppl.models import ModelSpec, NoetherRazor

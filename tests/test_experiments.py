@@ -249,3 +249,10 @@ def test_keys_derive_from_the_seed_only():
     assert not np.array_equal(data(da("train")), data(da("test")))
     assert not np.array_equal(data(fa), data(fb))
     assert not np.array_equal(data(fa), data(ea))
+
+
+def test_the_typed_system_schema_names_the_parameters_build_system_takes():
+    from noether_ppl.experiments.settings import SYSTEMS
+    from noether_ppl.systems import SYSTEM_PARAMETERS
+
+    assert {name: tuple(params) for name, params in SYSTEMS.items()} == SYSTEM_PARAMETERS

@@ -640,14 +640,14 @@ def test_bad_input_on_the_command_line(name, finished, tmp_path, capsys, monkeyp
 
 
 def test_every_setting_has_a_bad_value():
-    from noether_ppl.experiments import config
+    from noether_ppl.experiments import settings
 
     keys = {"name", "description", "seed", "variants", "system.name"}
-    keys |= {f"system.{k}" for k in config.SYSTEMS["harmonic_oscillator"]}
-    keys |= {f"data.train.{k}" for k in config.SPLIT_KEYS}
-    keys |= {f"model.{k}" for k in config.MODEL_KEYS}
-    keys |= {f"inference.{k}" for k in config.INFERENCE_KEYS}
-    keys |= {f"analysis.{k}" for k in config.ANALYSIS_KEYS}
+    keys |= {f"system.{k}" for k in settings.SYSTEMS["harmonic_oscillator"]}
+    keys |= {f"data.train.{k}" for k in settings.SPLIT_KEYS}
+    keys |= {f"model.{k}" for k in settings.MODEL_KEYS}
+    keys |= {f"inference.{k}" for k in settings.INFERENCE_KEYS}
+    keys |= {f"analysis.{k}" for k in settings.ANALYSIS_KEYS}
     assert keys == set(BAD_SETTINGS)
 
 

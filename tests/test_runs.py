@@ -19,7 +19,7 @@ from noether_ppl.runs import (
     open_run,
     save_checkpoint,
 )
-from noether_ppl.runs import folder as folder_mod
+from noether_ppl.runs import fitting as fitting_mod
 
 STEPS, EVERY = 6, 3
 FIT = {"lr": 1e-2, "lr_conserved": 1e-2, "batch_size": 3}
@@ -98,18 +98,18 @@ def test_killed_then_resumed_run_equals_the_uninterrupted_run(complete_run, tmp_
                                                                monkeypatch):
     full_folder, full, train = complete_run
     folder = str(tmp_path / "killed")
-    real_save = folder_mod.save_checkpoint
+    real_save = fitting_mod.save_checkpoint
 
     def save_then_die(path, state, *, step, **kw):
         real_save(path, state, step=step, **kw)
         if step == EVERY:  # the process dies right after its first checkpoint
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(folder_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(fitting_mod, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         fit_in_folder(_model(), train, folder, key=jax.random.key(4), num_steps=STEPS,
                       checkpoint_every=EVERY, progress_bar=False, **FIT)
-    monkeypatch.setattr(folder_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(fitting_mod, "save_checkpoint", real_save)
     assert _read_json(os.path.join(folder, "run.json"))["status"] == "running"
     assert load_checkpoint(os.path.join(folder, "checkpoint.npz")).step == EVERY
     with pytest.raises(ValueError, match="already holds a run"):

@@ -8,13 +8,22 @@ import numpy as np
 import pytest
 
 from noether_ppl import analysis, inference, systems
-from noether_ppl.geometry import quadratic_from_generator, symplectic_form
-from noether_ppl.inference.evidence import elbo_difference, elbo_estimate
-from noether_ppl.inference.select import (
-    conservation_residuals,
-    principal_generators,
-    select_conserved,
+from noether_ppl.geometry import (
+    generator_from_quadratic,
+    quadratic_from_generator,
+    span_basis,
+    symplectic_form,
 )
+from noether_ppl.inference.conservation import (
+    conservation_eigen,
+    conservation_residuals,
+    conservation_spectrum,
+    deflate,
+    principal_generators,
+    spectrum_dimension,
+)
+from noether_ppl.inference.evidence import elbo_difference, elbo_estimate
+from noether_ppl.inference.select import select_conserved
 from noether_ppl.models import ModelSpec, NoetherRazor
 
 
@@ -96,7 +105,67 @@ def test_conservation_residuals_equal_brackets_computed_by_autodiff(fitted, tiny
                 / jnp.sqrt(jnp.mean(jnp.sum(grad_c ** 2, -1), 0))
                 / jnp.sqrt(jnp.mean(jnp.sum(field ** 2, -1))))
     np.testing.assert_allclose(r, expected, rtol=1e-8)
-    assert np.all((r >= 0) & (r <= 1 + 1e-12))  # Cauchy–Schwarz
+    a = np.sqrt(np.sum(np.asarray(grad_c) ** 2, -1))  # (N, L) ‖∇C_k‖
+    b = np.sqrt(np.sum(np.asarray(field) ** 2, -1))[:, None]  # (N, 1) ‖J∇Ĥ‖
+    bound = np.sqrt(np.mean(a**2 * b**2, 0) / (np.mean(a**2, 0) * np.mean(b**2)))
+    assert np.all((r >= 0) & (r <= bound + 1e-12))  # Cauchy–Schwarz per point
+
+
+def _three_generators(fitted):
+    """The fitted quantity, the oscillator's energy and the translation q ↦ q + τ (2-D)."""
+    translation = generator_from_quadratic(jnp.zeros((2, 2)), jnp.array([0.0, 1.0]))
+    return np.concatenate([fitted.generators(), systems.HarmonicOscillator().generators(),
+                           np.asarray(translation)[None]])
+
+
+def test_conservation_eigen_is_the_rayleigh_quotient_of_the_residual(fitted, tiny_sho):
+    key = jax.random.key(7)
+    x = np.asarray(tiny_sho.states).reshape(-1, 2)
+    G = _three_generators(fitted)
+    r, V = conservation_eigen(fitted, G, x, key=key)
+    assert np.all(np.diff(r) >= 0)
+    # each eigen-direction C = Σ_k V_kj C_k has exactly the residual r_j
+    directions = np.einsum("kj,kab->jab", V, G)
+    np.testing.assert_allclose(conservation_residuals(fitted, directions, x, key=key), r,
+                               rtol=1e-8)
+    # one generator: the eigenproblem is the residual itself
+    r1, _ = conservation_eigen(fitted, G[1:2], x, key=key)
+    np.testing.assert_allclose(r1, conservation_residuals(fitted, G[1:2], x, key=key),
+                               rtol=1e-10)
+    # Courant–Fischer: the extreme eigenvalues bound every single generator's residual, and
+    # no direction of the span is conserved better than the best eigen-direction
+    single = conservation_residuals(fitted, G, x, key=key)
+    assert r[0] <= single.min() + 1e-12 and r[-1] >= single.max() - 1e-12
+    mixes = np.einsum("kj,kab->jab", np.random.default_rng(0).normal(size=(3, 20)), G)
+    mixed = conservation_residuals(fitted, mixes, x, key=key)
+    assert np.all(mixed >= r[0] - 1e-12) and np.all(mixed <= r[-1] + 1e-12)
+
+
+def test_deflate_keeps_the_other_eigen_directions(fitted, tiny_sho):
+    key = jax.random.key(7)
+    x = np.asarray(tiny_sho.states).reshape(-1, 2)
+    G = _three_generators(fitted)
+    r, V = conservation_eigen(fitted, G, x, key=key)
+    for j in range(3):
+        D = deflate(G, V, j)
+        assert D.shape == (2, 3, 3)
+        # the span of what is left is that of the other eigen-directions ...
+        others = np.einsum("kj,kab->jab", np.delete(V, j, axis=1), G)
+        both = np.concatenate([D, others]).reshape(4, -1)
+        assert np.linalg.matrix_rank(both, tol=1e-8 * np.abs(both).max()) == 2
+        assert span_basis(jnp.asarray(D)).shape[0] == 2
+        # ... so its eigen-residuals are the others, unchanged
+        rd, _ = conservation_eigen(fitted, D, x, key=key)
+        np.testing.assert_allclose(rd, np.delete(r, j), rtol=1e-8)
+    with pytest.raises(ValueError, match="0 <= j < L"):
+        deflate(G, V, 3)
+
+
+def test_conservation_eigen_refuses_dependent_quantities(fitted, tiny_sho):
+    x = np.asarray(tiny_sho.states).reshape(-1, 2)
+    G = systems.HarmonicOscillator().generators()
+    with pytest.raises(ValueError, match="linearly independent"):
+        conservation_eigen(fitted, np.concatenate([G, 2 * G]), x, key=jax.random.key(0))
 
 
 @pytest.mark.slow
@@ -127,17 +196,65 @@ def test_select_stops_at_the_first_removal_the_elbo_refuses(fitted, tiny_sho):
 
 @pytest.mark.slow
 def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, tiny_sho):
-    # residuals are at most 1 (Cauchy–Schwarz): a bound above 1 keeps every direction, a bound
-    # below every residual removes them all
+    # a bound above every residual keeps every direction, a bound below them removes them all
+    x = np.asarray(tiny_sho.states).reshape(-1, 2)
     keep = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
-                            max_residual=1.5, lr=1e-3)
-    assert keep.dimension == 1 and keep.steps == []
-    assert np.all(keep.residuals <= 1.5)
+                            max_residual=1e6, lr=1e-3, complete=False)
+    assert keep.dimension == 1 and keep.steps == [] and keep.spectrum is None
+    assert np.all(keep.residuals <= 1e6)
     drop = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
-                            max_residual=1e-12, lr=1e-3)
+                            max_residual=1e-12, lr=1e-3, complete=False)
     assert drop.dimension == 0
     assert [s["reason"] for s in drop.steps] == ["not conserved by the fitted H"]
     assert drop.steps[0]["residual"] > 1e-12
+    # completed: the dimension is read off the spectrum of the whole quadratic space (P = 5)
+    every = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                             max_residual=1e6, lr=1e-3)
+    assert every.dimension == 5 == every.result.model.n_conserved
+    assert every.steps[-1]["reason"] == "spectrum" and every.steps[-1]["selected"] == 5
+    assert every.spectrum.shape == (5,) and np.all(np.diff(every.spectrum) >= 0)
+    assert every.gap_ratio is None
+    # the symmetry is fixed at the selected quantities: an orthonormal basis of the whole space
+    G = every.result.generators().reshape(5, -1)
+    np.testing.assert_allclose(G @ G.T, np.eye(5), atol=1e-5)
+    none = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                            max_residual=1e-12, lr=1e-3)
+    assert none.dimension == 0 and none.result.variant == "vanilla"
+    assert none.residuals.shape == (0,)
+    assert conservation_spectrum(fitted, x, key=jax.random.key(1))[0][0] > 1e-12
+
+
+def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
+    r = np.array([0.01, 0.012, 0.3, 0.31, 0.9])
+    assert spectrum_dimension(r, 0.12) == (2, pytest.approx(25.0))
+    # the gap between 0.31 and 0.9 is larger, but 0.31 is above the bound
+    assert spectrum_dimension(np.array([0.01, 0.05, 0.31, 3.0]), 0.12) == (
+        2, pytest.approx(6.2))
+    assert spectrum_dimension(r, 0.005) == (0, None)
+    assert spectrum_dimension(r, 1.0) == (5, None)
+    assert spectrum_dimension(np.array([0.0, 0.0, 0.2]), 0.12)[0] == 2  # exact zeros
+    with pytest.raises(ValueError, match="ascending"):
+        spectrum_dimension(np.array([0.2, 0.1]), 0.12)
+
+
+@pytest.mark.parametrize("name", ["sho", "anisotropic-1-2", "magnetic"])
+def test_conservation_spectrum_of_the_true_hamiltonian_is_its_conserved_span(name):
+    system = {**systems.PAPER, **systems.SUITE}[name]()
+    truth = system.generators()
+    L, M = truth.shape[0], system.phase_dim
+    x = np.random.default_rng(0).normal(size=(200, M))
+    r, G = conservation_spectrum(system.hamiltonian, x)
+    assert r.shape == (M * (M + 1) // 2 + M,) and G.shape == (r.size, M + 1, M + 1)
+    np.testing.assert_allclose(np.linalg.norm(G.reshape(r.size, -1), axis=1), 1.0)
+    # exactly the hand-derived dimension; a zero residual comes out as the square root of a
+    # round-off eigenvalue (≈ sqrt(1e-16) = 1e-8), so zeros are checked at 1e-7
+    assert np.all(r[:L] < 1e-7) and r[L] > 1e-2
+    assert spectrum_dimension(r, 0.12)[0] == L
+    np.testing.assert_allclose(analysis.parallelness(G[:L].reshape(L, -1), truth), 1.0,
+                               atol=1e-10)
+    # the same residuals as conservation_residuals of those directions
+    np.testing.assert_allclose(conservation_residuals(system.hamiltonian, G, x), r,
+                               rtol=1e-6, atol=1e-7)
 
 
 def test_discover_takes_a_fit_result(fitted, tiny_sho):

@@ -4,17 +4,7 @@ figures, and the Lie-derivative toolkit (``analysis.lie``: discover, enforce, pr
 
 from . import lie, plots, tables
 from .auto import AutoFit, fit_auto, select_from_fits
-from .evaluate import (
-    Evaluation,
-    PredictiveMetrics,
-    RolloutMetrics,
-    elbo_terms,
-    evaluate,
-    model_conserved_quantities,
-    one_step_mse,
-    predictive_metrics,
-    rollout_metrics,
-)
+from .evaluate import Evaluation, evaluate
 from .lie import (
     DEFAULT_DISCOVER_THRESHOLD,
     Discovery,
@@ -29,6 +19,8 @@ from .lie import (
     quadratic_basis,
     spectral_gaps,
 )
+from .predictive import PredictiveMetrics, elbo_terms, one_step_mse, predictive_metrics
+from .rollouts import RolloutMetrics, model_conserved_quantities, rollout_metrics
 from .symmetry import (
     DEFAULT_THRESHOLD,
     SymmetryReport,

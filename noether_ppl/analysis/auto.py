@@ -10,7 +10,9 @@
    :func:`~noether_ppl.models.conserved_params_from_generators`); the start with the higher
    ELBO is kept (:func:`~noether_ppl.inference.elbo_difference`);
 3. :func:`~noether_ppl.inference.select_conserved` on the kept fit: by default the quantities
-   that the ELBO-fitted Ĥ does not conserve are removed (Noether's Theorem 1).
+   that the ELBO-fitted Ĥ does not conserve are removed (Noether's Theorem 1), the dimension
+   is read off what that Ĥ conserves over all quadratic quantities, and F is refitted with the
+   symmetry fixed at the selected ones.
 
 No reference span and no test data enter any choice.
 """
@@ -23,7 +25,7 @@ import time
 import jax
 import numpy as np
 
-from ..data import Trajectories, _check_key
+from ..data import Trajectories, check_key
 from ..inference.evidence import DEFAULT_REPEATS, elbo_difference
 from ..inference.fit import fit
 from ..inference.result import FitResult
@@ -97,7 +99,7 @@ class AutoFit:
 def _check_inputs(data, key, discover_points) -> None:
     if not isinstance(data, Trajectories):
         raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
-    _check_key(key)
+    check_key(key)
     if isinstance(discover_points, bool) or not isinstance(discover_points, (int, np.integer)) \
             or discover_points < 1:
         raise ValueError(f"Expected `discover_points` to be a positive int, got "

@@ -278,7 +278,7 @@ def plot_rollouts(rollouts, *, trajectory: int = 0, coords=(0,), path=None):
     ground-truth conserved quantities (largest over them) along each rollout, and the drift of
     each model's own conserved quantities along the ground truth (dashed; near 0 when they are
     real conserved quantities)."""
-    from .evaluate import RolloutMetrics
+    from .rollouts import RolloutMetrics
 
     if isinstance(rollouts, RolloutMetrics):
         rollouts = {"model": rollouts}

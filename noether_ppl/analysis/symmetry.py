@@ -274,7 +274,7 @@ class SymmetryReport:
         return "\n".join(lines)
 
 
-def _reference_from(reference, names):
+def reference_from(reference, names):
     if reference is None:
         return None, None
     if hasattr(reference, "generators") and callable(reference.generators):
@@ -338,7 +338,7 @@ def symmetry_report(
     elif len(coord_names) != M1 - 1:
         raise ValueError(f"Expected {M1 - 1} `coord_names`, got {len(coord_names)}.")
     forms = [describe_quadratic(directions[i], coord_names) for i in range(dim)]
-    ref, names = _reference_from(reference, names)
+    ref, names = reference_from(reference, names)
     par = par_all = cos = ref_dim = desc = None
     if ref is not None:
         if ref.shape[1] != M1:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["LAYOUTS", "format_table", "table_columns"]
+__all__ = ["LAYOUTS", "format_table", "table_columns", "table_layout", "table_title",
+           "TABLE_NUMBER"]
 
 _TRAIN_COLUMNS = [
     ("train MSE", "train_mse", "{:.3e}"),
@@ -29,6 +30,26 @@ LAYOUTS = {
 "moved" and "wider" sets; ``"auto"`` shows every test set found in the rows, in order."""
 
 _MISSING = "—"
+
+TABLE_NUMBER = {"harmonic_oscillator": 1, "coupled_oscillators": 2, "nbody": 3}
+"""The paper's table of each system (``SYSTEM_PARAMETERS`` of :mod:`noether_ppl.systems`)."""
+
+
+def table_layout(test_names) -> str:
+    """The :func:`format_table` layout for these test sets."""
+    names = list(test_names)
+    if {"test", "moved", "wider"} <= set(names):
+        return "table3"
+    if names == ["test"]:
+        return "table1"
+    return "auto"
+
+
+def table_title(name: str, system_name: str | None) -> str:
+    """A table's title: ``name``, and the paper's table whose layout it follows."""
+    number = TABLE_NUMBER.get(system_name)
+    layout = f" (paper Table {number} layout)" if number else ""
+    return f"{name}{layout}"
 
 
 def _as_row(name, row) -> Mapping:

@@ -2,19 +2,18 @@
 ``nbody2d3`` (paper scale) and their CPU-scale twins ``*-cpu``; the loader and validator, and
 the runner that fits every variant into run folders."""
 
+from ..systems.paper import build_system
 from .config import (
-    AnalysisSettings,
     Experiment,
-    InferenceSettings,
-    Split,
-    Variant,
     apply_overrides,
-    build_system,
     load_experiment,
     packaged_experiments,
     parse_experiment,
 )
-from .runner import ExperimentResult, load_reference, load_user_data, run_experiment
+from .inputs import load_reference, load_user_data
+from .runner import ExperimentResult, run_experiment
+from .settings import AnalysisSettings, InferenceSettings, Split
+from .variants import Variant
 
 __all__ = [
     "Experiment",

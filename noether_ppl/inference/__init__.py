@@ -5,6 +5,13 @@ again at the learned conserved quantities), and the ArviZ
 conversion with VI diagnostics."""
 
 from .arviz import load_arviz, save_arviz, summary, to_arviz
+from .conservation import (
+    conservation_eigen,
+    conservation_residuals,
+    conservation_spectrum,
+    principal_generators,
+    spectrum_dimension,
+)
 from .elbo import MatrixNormalELBO
 from .evidence import ElboEstimate, elbo_difference, elbo_estimate
 from .fit import DivergenceError, RunawayError, fit, make_optimizer
@@ -13,7 +20,7 @@ from .psis import VIDiagnostics, psis_khat, vi_diagnostics
 from .refit import held_conserved, refit_posterior
 from .restarts import final_neg_elbo, fit_restarts
 from .result import FitResult
-from .select import Selection, conservation_residuals, principal_generators, select_conserved
+from .select import Selection, select_conserved
 
 __all__ = [
     "ElboEstimate",
@@ -22,6 +29,9 @@ __all__ = [
     "Selection",
     "select_conserved",
     "conservation_residuals",
+    "conservation_eigen",
+    "conservation_spectrum",
+    "spectrum_dimension",
     "principal_generators",
     "AutoMatrixNormal",
     "init_to_lecun",

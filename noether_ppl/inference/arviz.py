@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from ..data import Trajectories, _check_key
+from ..data import Trajectories, check_key
 from ..geometry import quadratic_from_generator, quadratic_observable
 from ..pointwise import map_points
 from ..precision import float64
@@ -189,7 +189,7 @@ def to_arviz(
     import xarray as xr
 
     _check_inputs(result, data, num_samples, num_chains)
-    _check_key(key)
+    check_key(key)
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"Expected `chunk` to be a positive integer, got {chunk!r}.")
     model = result.model

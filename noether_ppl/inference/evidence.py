@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data import Trajectories, _check_key
+from ..data import Trajectories, check_key
 from .result import FitResult
 
 __all__ = ["ElboEstimate", "elbo_estimate", "elbo_difference", "DEFAULT_REPEATS"]
@@ -105,7 +105,7 @@ def _check(result, data, key):
     if data.phase_dim != result.model.phase_dim:
         raise ValueError(f"`data` has phase dimension {data.phase_dim} but the model has "
                          f"phase_dim={result.model.phase_dim}.")
-    _check_key(key)
+    check_key(key)
 
 
 def _estimate(nll, kl, N) -> ElboEstimate:

@@ -23,7 +23,7 @@ import numpy as np
 from numpyro import handlers
 from numpyro.infer.util import log_density
 
-from ..data import Trajectories, _check_key
+from ..data import Trajectories, check_key
 
 __all__ = ["VIDiagnostics", "vi_diagnostics", "psis_khat", "MIN_PSIS_SAMPLES"]
 
@@ -156,7 +156,7 @@ def vi_diagnostics(result, data: Trajectories, *, key: jax.Array,
     ``θ`` and symmetry times as :func:`~noether_ppl.inference.to_arviz`.
     """
     _check_inputs(result, data, num_samples)
-    _check_key(key)
+    check_key(key)
     if num_samples < MIN_PSIS_SAMPLES:
         raise ValueError(f"Expected `num_samples` >= {MIN_PSIS_SAMPLES} for a Pareto fit (its "
                          f"tail is the largest 20% of the ratios, at least 5), got "

@@ -28,7 +28,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from ..data import Trajectories
-from ..geometry import _check_phase_dim
+from ..geometry import check_phase_dim
 from ..precision import float64 as _x64
 
 __all__ = [
@@ -102,7 +102,7 @@ class PolynomialBasis(FeatureBasis):
     """
 
     def __init__(self, phase_dim: int, degree: int):
-        M = _check_phase_dim(phase_dim)
+        M = check_phase_dim(phase_dim)
         if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
             raise ValueError(
                 f"Expected `degree` to be an integer >= 1 (the constant has no dynamics), got "
@@ -152,7 +152,7 @@ class FunctionBasis(FeatureBasis):
         if not callable(fn):
             raise ValueError(f"Expected `fn` to be callable x (M,) -> (F,), got "
                              f"{type(fn).__name__}.")
-        M = _check_phase_dim(phase_dim)
+        M = check_phase_dim(phase_dim)
         try:
             out = jax.eval_shape(fn, jax.ShapeDtypeStruct((M,), jnp.float32))
         except Exception as err:  # the user's function failed on a point of shape (M,)
@@ -191,7 +191,8 @@ def _check_variance(name: str, value) -> float:
     return v
 
 
-def _check_ridge(ridge) -> float:
+def check_ridge(ridge) -> float:
+    """``ridge`` as a float, or ``ValueError`` unless it is a finite number ``>= 0``."""
     arr = np.asarray(ridge)
     if isinstance(ridge, bool) or arr.shape != () or arr.dtype.kind not in "iuf" or not (
         math.isfinite(float(arr)) and float(arr) >= 0
@@ -200,7 +201,7 @@ def _check_ridge(ridge) -> float:
     return float(arr)
 
 
-def _check_pairs(data, dt, M: int) -> tuple[np.ndarray, np.ndarray, float]:
+def check_pairs(data, dt, M: int) -> tuple[np.ndarray, np.ndarray, float]:
     """``data``: :class:`Trajectories` or ``(x_t, x_next)`` each ``(N, M)`` (then ``dt`` given)."""
     if isinstance(data, Trajectories):
         if dt is not None and float(dt) != data.dt:
@@ -295,7 +296,7 @@ class BasisHamiltonian:
             return np.asarray(D, dtype=np.float64)
 
     def _linear_system(self, data, dt, subspace):
-        x_t, x_next, dt = _check_pairs(data, dt, self.phase_dim)
+        x_t, x_next, dt = check_pairs(data, dt, self.phase_dim)
         Q = _check_subspace(subspace, self.n_features)
         D = self.design(x_t, dt)
         if Q is not None:
@@ -310,7 +311,7 @@ class BasisHamiltonian:
         ``data``: :class:`Trajectories` or ``(x_t, x_next)`` with ``dt``. ``ridge = 0`` gives the
         minimum-norm solution. ``subspace`` ``(F, r)``: fit ``w = Q u`` (ridge on ``u``).
         """
-        ridge = _check_ridge(ridge)
+        ridge = check_ridge(ridge)
         D, z, Q = self._linear_system(data, dt, subspace)
         r = D.shape[1]
         if ridge > 0:

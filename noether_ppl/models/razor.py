@@ -22,7 +22,7 @@ from numpyro import handlers
 from numpyro.primitives import _PYRO_STACK
 
 from ..geometry import (
-    _check_phase_dim,
+    check_phase_dim,
     check_quadratic_generators,
     generator_from_quadratic,
     symmetric_from_unconstrained,
@@ -105,7 +105,7 @@ class NoetherRazor:
     ):
         if not isinstance(spec, ModelSpec):
             raise ValueError(f"Expected `spec` to be a ModelSpec, got {type(spec).__name__}.")
-        M = _check_phase_dim(phase_dim)
+        M = check_phase_dim(phase_dim)
         if spec.dtype == "float64" and not jax.config.jax_enable_x64:
             raise ValueError(
                 "ModelSpec(dtype='float64') needs 64-bit JAX: set JAX_ENABLE_X64=1 or call "

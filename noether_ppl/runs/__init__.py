@@ -6,7 +6,9 @@ schema when read (:class:`MalformedFileError`), one writer per folder (:func:`fo
 from .analysis import analyze_run, comparison_figures, run_figures
 from .checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
 from .discovery import discover_run
-from .folder import Run, fit_in_folder, is_run_folder, load_run, open_run, save_run
+from .files import is_run_folder
+from .fitting import fit_in_folder
+from .folder import Run, load_run, open_run, save_run
 from .lock import FolderLockedError, folder_lock
 from .report import find_runs, report
 from .schema import MalformedFileError

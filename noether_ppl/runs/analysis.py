@@ -15,7 +15,8 @@ import jax
 import numpy as np
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
-from .folder import FIGURES_DIR, METRICS_FILE, PARAMS_FILE, Run, open_run, write_json
+from .files import FIGURES_DIR, METRICS_FILE, PARAMS_FILE, write_json
+from .folder import Run, open_run
 
 __all__ = ["analyze_run", "run_figures", "comparison_figures", "table_row", "ARVIZ_FILE"]
 

@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from .._io import atomic_write_json, check_folder_path, check_writable_folder
-from .folder import FIGURES_DIR, Run, open_run
+from .files import FIGURES_DIR
+from .folder import Run, open_run
 from .lock import folder_lock
 
 __all__ = ["discover_run", "DISCOVERY_FILE", "DISCOVERY_FIGURE", "DEFAULT_POINTS"]

@@ -17,19 +17,14 @@ import os
 
 from .._io import check_folder_path, check_writable_folder
 from ..analysis.symmetry import DEFAULT_THRESHOLD
-from .folder import (
-    FIGURES_DIR,
-    PARAMS_FILE,
-    Run,
-    is_run_folder,
-    open_run,
-    read_json,
-    read_run_info,
-)
+from ..analysis.tables import format_table, table_layout, table_title
+from ..systems.paper import build_system
+from .files import FIGURES_DIR, PARAMS_FILE, is_run_folder, read_json, read_run_info
+from .folder import Run, open_run
 from .lock import folder_lock
 from .schema import check_discovery
 
-__all__ = ["find_runs", "report"]
+__all__ = ["find_runs", "report", "stale_metrics", "system_for"]
 
 
 def find_runs(path) -> list[str]:
@@ -55,9 +50,9 @@ def find_runs(path) -> list[str]:
     return [os.path.join(path, d) for d in sorted(subs, key=order)]
 
 
-def _system_for(run: Run):
-    from ..experiments.config import build_system
-
+def system_for(run: Run):
+    """The system of a run (its ``meta["system"]``), or None when it has none or an unknown
+    one."""
     system = run.meta.get("system")
     if not system:
         return None
@@ -147,10 +142,6 @@ def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=pri
     """Print (via ``echo``) and return the table of the runs under ``paths``; with ``figures``
     redraw each run's figures and, for one experiment folder (or with ``out``), the comparison
     figures. Runs that are not complete are listed and left out of the table."""
-    from ..analysis.tables import format_table
-    from ..experiments.runner import table_layout, table_title
-    from .analysis import comparison_figures, run_figures
-
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
@@ -213,19 +204,26 @@ def report(paths, *, figures: bool = True, out=None, fmt: str = "text", echo=pri
                  f"(good < {float(vi['good_k']):.2f}), ESS {float(vi['ess']):.1f} of "
                  f"{vi['num_samples']} draws")
     if figures:
-        written, notes = [], []
-        with contextlib.ExitStack() as locks:
-            for r in runs:
-                locks.enter_context(folder_lock(r.folder))
-            for r in runs:
-                written += run_figures(r, system=_system_for(r), notes=notes)
-        if target is not None and len(runs) > 1:
-            written += comparison_figures(runs, target, system=_system_for(runs[0]),
-                                          notes=notes)
-        echo(f"\nFigures: {len(written)} written ({_common_dirs(written)}).")
-        for note in notes:
-            echo(f"  warning while drawing {note}")
+        _draw_figures(runs, target, echo)
     return table
+
+
+def _draw_figures(runs, target, echo) -> None:
+    """Each run's figures (holding every run folder's lock) and, into ``target``, the
+    comparison figures of several runs."""
+    from .analysis import comparison_figures, run_figures
+
+    written, notes = [], []
+    with contextlib.ExitStack() as locks:
+        for r in runs:
+            locks.enter_context(folder_lock(r.folder))
+        for r in runs:
+            written += run_figures(r, system=system_for(r), notes=notes)
+    if target is not None and len(runs) > 1:
+        written += comparison_figures(runs, target, system=system_for(runs[0]), notes=notes)
+    echo(f"\nFigures: {len(written)} written ({_common_dirs(written)}).")
+    for note in notes:
+        echo(f"  warning while drawing {note}")
 
 
 def _common_dirs(paths) -> str:

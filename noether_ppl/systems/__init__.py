@@ -3,7 +3,8 @@
 - :mod:`~noether_ppl.systems.base`: :class:`HamiltonianSystem` for any user Hamiltonian
   (ground-truth generators optional; App. C simulation and data splits).
 - :mod:`~noether_ppl.systems.paper`: the paper's systems (App. B) — :class:`HarmonicOscillator`,
-  :class:`CoupledOscillators`, :class:`NBody` — and the registry :data:`PAPER`.
+  :class:`CoupledOscillators`, :class:`NBody` — the registry :data:`PAPER` and
+  :func:`build_system` (a system from an experiment file's ``[system]`` table).
 - :mod:`~noether_ppl.systems.suite`: further systems with hand-derived conserved spans (an
   anisotropic oscillator, a charge in a magnetic field, central forces, Hénon–Heiles, a quartic
   oscillator, any system in symplectically transformed coordinates), the registry
@@ -11,7 +12,14 @@
 """
 
 from .base import SPLITS, HamiltonianSystem, UnknownSymmetryError
-from .paper import PAPER, CoupledOscillators, HarmonicOscillator, NBody
+from .paper import (
+    PAPER,
+    SYSTEM_PARAMETERS,
+    CoupledOscillators,
+    HarmonicOscillator,
+    NBody,
+    build_system,
+)
 from .suite import (
     DIMENSIONS,
     SUITE,
@@ -32,6 +40,8 @@ __all__ = [
     "NBody",
     "SPLITS",
     "PAPER",
+    "SYSTEM_PARAMETERS",
+    "build_system",
     "AnisotropicOscillator",
     "MagneticParticle",
     "CentralForce",

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import geometry
-from ..data import Trajectories, _check_int, _check_key
+from ..data import Trajectories, check_int, check_key
 from ..precision import float64
 
 __all__ = ["UnknownSymmetryError", "HamiltonianSystem", "SPLITS"]
@@ -51,7 +51,7 @@ def _check_real(name: str, value, *, allow_zero: bool = False) -> float:
     return v
 
 
-def _quadratic_generators(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+def quadratic_generators(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """float64 ``G = [[JA, Jb], [0, 0]]`` for ``A (L, M, M)``, ``b (L, M)`` (Eq. 4)."""
     with float64():
         G = geometry.generator_from_quadratic(jnp.asarray(A, jnp.float64),
@@ -127,7 +127,7 @@ class HamiltonianSystem:
         if not callable(hamiltonian):
             raise ValueError(f"Expected `hamiltonian` to be callable H(x) -> scalar, got "
                              f"{type(hamiltonian).__name__}.")
-        M = geometry._check_phase_dim(phase_dim)
+        M = geometry.check_phase_dim(phase_dim)
         if not isinstance(name, str) or not name:
             raise ValueError(f"Expected `name` to be a non-empty string, got {name!r}.")
         G = None if generators is None else _check_generators(generators, M)
@@ -288,8 +288,8 @@ class HamiltonianSystem:
         App. C.3 uses 3) plus the constant ``position_shift`` (a number or one value per shift
         coordinate; the "moved" test set). Same key, same draws whatever the global x64 flag.
         """
-        _check_key(key)
-        n = _check_int("n", n)
+        check_key(key)
+        n = check_int("n", n)
         scale, position_scale, shift_scale, shift = self._ic_options(
             scale, position_scale, shift_scale, position_shift)
         d = self.phase_dim // 2
@@ -351,10 +351,10 @@ class HamiltonianSystem:
             raise ValueError(f"Expected `x0` of shape (N, {self.phase_dim}), got {x0.shape}.")
         if not np.all(np.isfinite(x0)):
             raise ValueError("Expected `x0` to be finite.")
-        n_steps = _check_int("n_steps", n_steps)
+        n_steps = check_int("n_steps", n_steps)
         dt = _check_real("dt", dt)
         rtol, atol = _check_real("rtol", rtol), _check_real("atol", atol)
-        max_steps = _check_int("max_steps", max_steps)
+        max_steps = check_int("max_steps", max_steps)
         ts = np.arange(n_steps + 1, dtype=np.float64) * dt
         solve = self._solver(rtol, atol, max_steps)
         try:
@@ -399,9 +399,9 @@ class HamiltonianSystem:
         Initial conditions as in :meth:`sample_initial_conditions` (same keywords); integration
         as in :meth:`integrate`. All arguments are validated before any JAX tracing.
         """
-        _check_key(key)
-        n_trajectories = _check_int("n_trajectories", n_trajectories)
-        n_steps = _check_int("n_steps", n_steps)
+        check_key(key)
+        n_trajectories = check_int("n_trajectories", n_trajectories)
+        n_steps = check_int("n_steps", n_steps)
         dt = _check_real("dt", dt)
         x0 = self.sample_initial_conditions(
             key, n_trajectories, scale=scale, position_scale=position_scale,

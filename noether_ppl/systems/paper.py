@@ -2,7 +2,8 @@
 data settings (App. C): the 1-D harmonic oscillator, ``n`` coupled oscillators, ``n`` bodies.
 
 :data:`PAPER` names them as the paper's experiments do (``"sho"``, ``"oscillators3"``,
-``"nbody2d3"``).
+``"nbody2d3"``); :func:`build_system` builds one from the ``[system]`` table of an experiment
+file (:data:`SYSTEM_PARAMETERS`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from ..data import _check_int
-from .base import HamiltonianSystem, _check_real, _quadratic_generators
+from ..data import check_int
+from .base import HamiltonianSystem, _check_real, quadratic_generators
 
-__all__ = ["HarmonicOscillator", "CoupledOscillators", "NBody", "PAPER"]
+__all__ = ["HarmonicOscillator", "CoupledOscillators", "NBody", "PAPER", "SYSTEM_PARAMETERS",
+           "build_system"]
 
 # -------------------------------------------------------------------------------------------
 # App. B.1: the simple harmonic oscillator
@@ -45,7 +47,7 @@ class HarmonicOscillator(HamiltonianSystem):
             return 0.5 * (x[1] ** 2 / m + k * x[0] ** 2)
 
         A = np.diag([k, 1.0 / m])[None]
-        G = _quadratic_generators(A, np.zeros((1, 2)))
+        G = quadratic_generators(A, np.zeros((1, 2)))
         super().__init__(energy, 2, name="harmonic_oscillator", generators=G,
                          generator_names=["H"])
         self._set(mass=m, stiffness=k)
@@ -69,7 +71,7 @@ class CoupledOscillators(HamiltonianSystem):
     """
 
     def __init__(self, n: int = 3):
-        n = _check_int("n", n)
+        n = check_int("n", n)
         M = 2 * n
 
         def energy(x):
@@ -94,7 +96,7 @@ class CoupledOscillators(HamiltonianSystem):
         for i, j in pairs:  # F_ij = q_i q_j + p_i p_j
             A.append(quad([(i, j, 1.0), (n + i, n + j, 1.0)]))
             names.append(f"F_{i}{j}")
-        G = _quadratic_generators(np.stack(A), np.zeros((len(A), M)))
+        G = quadratic_generators(np.stack(A), np.zeros((len(A), M)))
         super().__init__(energy, M, name=f"coupled_oscillators_{n}", generators=G,
                          generator_names=names)
         self._set(n=n)
@@ -147,8 +149,8 @@ class NBody(HamiltonianSystem):
 
     def __init__(self, n_bodies: int = 3, dim: int = 2, masses=1.0, gravity: float = 1.0,
                  softening: float = 0.1):
-        n = _check_int("n_bodies", n_bodies)
-        D = _check_int("dim", dim)
+        n = check_int("n_bodies", n_bodies)
+        D = check_int("dim", dim)
         m = np.asarray(masses, dtype=np.float64)
         try:
             m = np.broadcast_to(m, (n,)).copy()
@@ -177,7 +179,7 @@ class NBody(HamiltonianSystem):
             return kinetic - g * jnp.sum(mm_ / jnp.sqrt(r2 + eps**2))
 
         A, b, names = self._ground_truth(n, D, m)
-        G = _quadratic_generators(A, b)
+        G = quadratic_generators(A, b)
         super().__init__(energy, M, name=f"nbody_{n}x{D}d", generators=G, generator_names=names)
         self._set(n_bodies=n, dim=D, masses=tuple(m.tolist()), gravity=g, softening=eps)
 
@@ -248,3 +250,30 @@ PAPER: dict[str, Callable[[], HamiltonianSystem]] = {
 }
 """The paper's experiments (Tables 1–3) by name: constructors of their systems. Ground-truth
 dimensions (App. B): 1 (``SO(2)``), 9 (``U(3)``), 7 (translations, rotations, ``P``, ``Q``)."""
+
+
+SYSTEM_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "harmonic_oscillator": ("mass", "stiffness"),
+    "coupled_oscillators": ("n",),
+    "nbody": ("n_bodies", "dim", "masses", "gravity", "softening"),
+}
+"""The systems an experiment file (or a run folder's ``meta["system"]``) names, and their
+parameters (App. B); ``experiments.settings.SYSTEMS`` gives each parameter its type."""
+
+_SYSTEM_CLASSES = {"harmonic_oscillator": HarmonicOscillator,
+                   "coupled_oscillators": CoupledOscillators, "nbody": NBody}
+
+
+def build_system(system: dict):
+    """A system from ``{"name": ..., **parameters}`` (the ``[system]`` table; see
+    :data:`SYSTEM_PARAMETERS`)."""
+    if not isinstance(system, dict) or system.get("name") not in SYSTEM_PARAMETERS:
+        raise ValueError(f"Expected a system table with name in {list(SYSTEM_PARAMETERS)}, got "
+                         f"{system!r}.")
+    params = {k: v for k, v in system.items() if k != "name"}
+    unknown = set(params) - set(SYSTEM_PARAMETERS[system["name"]])
+    if unknown:
+        raise ValueError(f"Unknown parameter(s) {sorted(unknown)} of system {system['name']!r}.")
+    if isinstance(params.get("masses"), (tuple, list)):
+        params["masses"] = list(params["masses"])
+    return _SYSTEM_CLASSES[system["name"]](**params)

@@ -22,8 +22,8 @@ import numpy as np
 import scipy.linalg
 
 from .. import geometry
-from ..data import _check_int
-from .base import HamiltonianSystem, _check_real, _quadratic_generators
+from ..data import check_int
+from .base import HamiltonianSystem, _check_real, quadratic_generators
 from .paper import CoupledOscillators, NBody
 
 __all__ = [
@@ -95,7 +95,7 @@ class AnisotropicOscillator(HamiltonianSystem):
         for i, j in pairs:
             A.append(_sym(M, [(i, j, w2[i]), (n + i, n + j, 1.0)]))
             names.append(f"F_{i}{j}")
-        G = _quadratic_generators(np.stack(A), np.zeros((len(A), M)))
+        G = quadratic_generators(np.stack(A), np.zeros((len(A), M)))
         label = "_".join(f"{v:g}" for v in w)
         super().__init__(energy, M, name=f"anisotropic_oscillator_{label}", generators=G,
                          generator_names=names)
@@ -144,7 +144,7 @@ class MagneticParticle(HamiltonianSystem):
         A = [0.5 * (_product(pi_x, pi_x) + _product(pi_y, pi_y)), zero, zero,
              _product(X, X), _product(X, Y), _product(Y, Y)]
         b = [np.zeros(4), X, Y, np.zeros(4), np.zeros(4), np.zeros(4)]
-        G = _quadratic_generators(np.stack(A), np.stack(b))
+        G = quadratic_generators(np.stack(A), np.stack(b))
         super().__init__(energy, 4, name="magnetic_particle", generators=G,
                          generator_names=["H", "X", "Y", "X^2", "XY", "Y^2"])
         self._set(field=B)
@@ -186,7 +186,7 @@ class CentralForce(HamiltonianSystem):
             V = 0.25 * r2**2 if potential == "quartic" else -1.0 / jnp.sqrt(r2 + eps**2)
             return 0.5 * (x[2] ** 2 + x[3] ** 2) + V
 
-        G = _quadratic_generators(_ANGULAR_MOMENTUM[None], np.zeros((1, 4)))
+        G = quadratic_generators(_ANGULAR_MOMENTUM[None], np.zeros((1, 4)))
         super().__init__(energy, 4, name=f"central_{potential}", generators=G,
                          generator_names=["L"])
         self._set(potential=potential, softening=eps)
@@ -280,8 +280,8 @@ def random_symplectic(phase_dim: int, *, seed: int = 0, scale: float = 0.5) -> n
     """A random symplectic matrix ``S = expm(J Σ)`` ``(M, M)`` float64: ``Σ = scale (W + Wᵀ)/2``
     with ``W`` standard normal from ``numpy.random.default_rng(seed)``. ``JΣ`` is a Hamiltonian
     matrix, so ``SᵀJS = J`` (up to round-off)."""
-    M = geometry._check_phase_dim(phase_dim)
-    seed = _check_int("seed", seed, minimum=0)
+    M = geometry.check_phase_dim(phase_dim)
+    seed = check_int("seed", seed, minimum=0)
     scale = _check_real("scale", scale)
     W = np.random.default_rng(seed).normal(size=(M, M))
     J = _J(M)
@@ -332,7 +332,7 @@ class SymplecticTransform(HamiltonianSystem):
             A = -np.einsum("ij,ljk->lik", J, G0[:, :M, :M])  # A = J⁻¹(JA), J⁻¹ = −J
             b = -G0[:, :M, M] @ J.T
             A = np.einsum("ji,ljk,km->lim", S_inv, A, S_inv)  # S⁻ᵀ A S⁻¹
-            G = _quadratic_generators(0.5 * (A + np.swapaxes(A, 1, 2)), b @ S_inv)
+            G = quadratic_generators(0.5 * (A + np.swapaxes(A, 1, 2)), b @ S_inv)
             names = system.generator_names()
         super().__init__(energy, M, name=f"{system.name}_transformed", generators=G,
                          generator_names=names)

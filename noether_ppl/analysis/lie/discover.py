@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ...geometry import span_basis
-from ..symmetry import _reference_from, describe_generator, parallelness
+from ..symmetry import describe_generator, parallelness, reference_from
 from .derivative import check_hamiltonian, check_points, lie_derivatives
 from .quadratic import QuadraticBasis, quadratic_basis
 
@@ -228,7 +228,7 @@ def discover(
         0 <= dimension <= P
     ):
         raise ValueError(f"Expected 0 <= `dimension` <= {P}, got {dimension!r}.")
-    ref, ref_names = _reference_from(reference, names)
+    ref, ref_names = reference_from(reference, names)
     if ref is not None and ref.shape[1] != M + 1:
         raise ValueError(f"Expected `reference` generators of shape (L, {M + 1}, {M + 1}), got "
                          f"{ref.shape}.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...models.basis import BasisFit, BasisHamiltonian, _check_pairs, _check_ridge
+from ...models.basis import BasisFit, BasisHamiltonian, check_pairs, check_ridge
 from .derivative import basis_lie_derivatives, check_generators, check_points
 
 __all__ = ["invariant_subspace", "enforce"]
@@ -82,8 +82,8 @@ def enforce(
     model = _check_model(model)
     M = model.phase_dim
     G = check_generators(generators, M)
-    x_t = _check_pairs(data, dt, M)[0]
-    _check_ridge(ridge)
+    x_t = check_pairs(data, dt, M)[0]
+    check_ridge(ridge)
     x = x_t if points is None else check_points(points, M)
     Q = invariant_subspace(model.basis, G, x, rtol=rtol)
     fit = model.fit(data, dt=dt, ridge=ridge, subspace=Q)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...models.basis import BasisFit, BasisHamiltonian, _check_pairs, _check_ridge
+from ...models.basis import BasisFit, BasisHamiltonian, check_pairs, check_ridge
 from ...precision import float64 as _x64
 from ..symmetry import parallelness as _parallelness
 from .derivative import basis_lie_derivatives, check_generators, check_points
@@ -201,12 +201,12 @@ def promote(
     M, F = model.phase_dim, model.n_features
     C = check_generators(candidates, M, name="candidates")
     weight = _check_nonneg("weight", weight)
-    ridge = _check_ridge(ridge)
+    ridge = check_ridge(ridge)
     if not (isinstance(tol, (float, int)) and not isinstance(tol, bool) and 0 < tol < 1):
         raise ValueError(f"Expected 0 < `tol` < 1, got {tol!r}.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"Expected `max_iter` to be an integer >= 1, got {max_iter!r}.")
-    x_t, x_next, dt = _check_pairs(data, dt, M)
+    x_t, x_next, dt = check_pairs(data, dt, M)
     x = x_t if points is None else check_points(points, M)
     N, K = x.shape[0], C.shape[0]
     if N < K:

@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from ...geometry import _check_phase_dim
-from ...systems.base import _quadratic_generators
+from ...geometry import check_phase_dim
+from ...systems.base import quadratic_generators
 
 __all__ = ["QuadraticBasis", "quadratic_basis"]
 
@@ -87,7 +87,7 @@ class QuadraticBasis:
 
 def quadratic_basis(phase_dim: int) -> QuadraticBasis:
     """The orthonormal quadratic-observable basis on ``R^M`` (module docstring)."""
-    M = _check_phase_dim(phase_dim)
+    M = check_phase_dim(phase_dim)
     coords = _names(M)
     A, b, names = [], [], []
     for i in range(M):
@@ -108,7 +108,7 @@ def quadratic_basis(phase_dim: int) -> QuadraticBasis:
         b.append(bk)
         names.append(coords[i])
     A, b = np.stack(A), np.stack(b)
-    G = _quadratic_generators(A, b)
+    G = quadratic_generators(A, b)
     for arr in (A, b, G):
         arr.flags.writeable = False
     return QuadraticBasis(M, A, b, G, tuple(names))

@@ -1,0 +1,280 @@
+"""The settings of an experiment file: the type of every key (:data:`SYSTEMS`,
+:data:`SPLIT_KEYS`, :data:`MODEL_KEYS`, :data:`INFERENCE_KEYS`, :data:`ANALYSIS_KEYS`) and the
+validated values of its tables (:class:`Split`, :class:`InferenceSettings`,
+:class:`AnalysisSettings`). Reading and checking a file is :mod:`~noether_ppl.experiments.config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ..analysis.symmetry import DEFAULT_THRESHOLD
+
+__all__ = [
+    "Spec",
+    "SYSTEMS",
+    "SPLIT_KEYS",
+    "SPLIT_REQUIRED",
+    "MODEL_KEYS",
+    "INFERENCE_KEYS",
+    "ANALYSIS_KEYS",
+    "TOP_KEYS",
+    "MAX_INT",
+    "MAX_SEED",
+    "Split",
+    "InferenceSettings",
+    "AnalysisSettings",
+]
+
+# ----------------------------------------------------------------------------- type checks
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class Spec:
+    """A key's type: ``check(value) -> converted`` or raise ``TypeError(expected)``."""
+
+    def __init__(self, expected: str, check):
+        self.expected = expected
+        self.check = check
+
+
+def _typed(expected, pred, convert=lambda v: v):
+    def check(v):
+        if not pred(v):
+            raise TypeError(expected)
+        return convert(v)
+
+    return Spec(expected, check)
+
+
+MAX_INT = 2**31 - 1
+"""The largest count a setting may hold: counts become int32 indices in JAX."""
+MAX_SEED = 2**32 - 1
+"""The largest seed: ``jax.random.key`` keeps 32 bits of it without x64 (and fails on more than
+64), so a larger seed would give different keys with and without x64."""
+
+INT = _typed("an integer", _is_int)
+POS_INT = _typed(f"a positive integer <= {MAX_INT}", lambda v: _is_int(v) and 1 <= v <= MAX_INT)
+NONNEG_INT = _typed(f"an integer >= 0 and <= {MAX_INT}",
+                    lambda v: _is_int(v) and 0 <= v <= MAX_INT)
+SEED = _typed(f"an integer in [0, {MAX_SEED}]", lambda v: _is_int(v) and 0 <= v <= MAX_SEED)
+REAL = _typed("a finite number", lambda v: _is_real(v) and math.isfinite(v), float)
+POS_REAL = _typed("a positive finite number",
+                  lambda v: _is_real(v) and math.isfinite(v) and v > 0, float)
+POS_REAL_OR_INF = _typed("a positive number (inf allowed)",
+                         # "inf": how a run's experiment.json stores it (JSON has no inf)
+                         lambda v: (_is_real(v) and v > 0) or v == "inf", float)
+NONNEG_REAL = _typed("a finite number >= 0",
+                     lambda v: _is_real(v) and math.isfinite(v) and v >= 0, float)
+UNIT = _typed("a number in (0, 1)", lambda v: _is_real(v) and 0 < v < 1, float)
+UNIT_CLOSED = _typed("a number in (0, 1]", lambda v: _is_real(v) and 0 < v <= 1, float)
+STR = _typed("a string", lambda v: isinstance(v, str))
+BOOL = _typed("true or false", lambda v: isinstance(v, bool))
+STR_LIST = _typed("a non-empty array of strings",
+                  lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
+                  tuple)
+POS_INT_LIST = _typed(f"a non-empty array of positive integers <= {MAX_INT}",
+                      lambda v: isinstance(v, list) and v and all(_is_int(x) and 1 <= x <= MAX_INT
+                                                                   for x in v), tuple)
+REAL_OR_LIST = _typed(
+    "a finite number or an array of finite numbers",
+    lambda v: (_is_real(v) and math.isfinite(v)) or (
+        isinstance(v, list) and v and all(_is_real(x) and math.isfinite(x) for x in v)),
+    lambda v: float(v) if _is_real(v) else tuple(float(x) for x in v),
+)
+POS_REAL_OR_LIST = _typed(
+    "a positive number or an array of positive numbers",
+    lambda v: (_is_real(v) and 0 < v < math.inf) or (
+        isinstance(v, list) and v and all(_is_real(x) and 0 < x < math.inf for x in v)),
+    lambda v: float(v) if _is_real(v) else tuple(float(x) for x in v),
+)
+
+
+def _one_of(*choices):
+    return _typed(f"one of {list(choices)}", lambda v: isinstance(v, str) and v in choices)
+
+
+def _real_or(word: str):
+    return _typed(f"a positive number or {word!r}",
+                  lambda v: v == word or (_is_real(v) and 0 < v < math.inf),
+                  lambda v: v if isinstance(v, str) else float(v))
+
+
+# ----------------------------------------------------------------------------- the schema
+
+SYSTEMS: dict[str, dict[str, Spec]] = {
+    "harmonic_oscillator": {"mass": POS_REAL, "stiffness": POS_REAL},
+    "coupled_oscillators": {"n": POS_INT},
+    "nbody": {"n_bodies": POS_INT, "dim": POS_INT, "masses": POS_REAL_OR_LIST,
+              "gravity": NONNEG_REAL, "softening": POS_REAL},
+}
+"""System names and their parameters (App. B), with their types (the same names as
+:data:`~noether_ppl.systems.SYSTEM_PARAMETERS`)."""
+
+SPLIT_KEYS: dict[str, Spec] = {
+    "n_trajectories": POS_INT,
+    "n_steps": POS_INT,
+    "dt": POS_REAL,
+    "scale": POS_REAL,
+    "position_scale": POS_REAL,
+    "shift_scale": NONNEG_REAL,
+    "position_shift": REAL_OR_LIST,
+}
+SPLIT_REQUIRED = ("n_trajectories", "n_steps", "dt")
+
+MODEL_KEYS: dict[str, Spec] = {
+    "hidden": POS_INT_LIST,
+    "activation": STR,
+    "elu_alpha": POS_REAL,
+    "n_conserved": NONNEG_INT,
+    "sym_samples": POS_INT,
+    "measure": STR,
+    "measure_scale": POS_REAL,
+    "sampling": STR,
+    "integrator": STR,
+    "substeps": POS_INT,
+    "noise_variance": _real_or("empirical"),
+    "prior_variance": _real_or("optimal"),
+    "conserved_init_scale": POS_REAL,
+    "dtype": _one_of("float32", "float64"),
+}
+"""Types of the ModelSpec fields; ModelSpec validates the values (and any field not listed)."""
+
+INFERENCE_KEYS: dict[str, Spec] = {
+    "num_steps": POS_INT,
+    "epochs": POS_INT,
+    "batch_size": POS_INT,
+    "lr": POS_REAL,
+    "lr_conserved": NONNEG_REAL,  # 0: η held at its start (as `fit(..., lr_conserved=0)`)
+    "schedule": _one_of("cosine", "constant"),
+    "num_particles": POS_INT,
+    "init_scale": POS_REAL,
+    "lr_offdiag": POS_REAL,
+    "refit": BOOL,
+    "refit_lr_offdiag": POS_REAL,
+    "select": BOOL,
+    "select_steps": POS_INT,
+    "runaway_factor": POS_REAL_OR_INF,
+    "chunk_size": POS_INT,
+    "checkpoint_every": POS_INT,
+}
+
+ANALYSIS_KEYS: dict[str, Spec] = {
+    "threshold": UNIT,
+    "min_parallelness": UNIT_CLOSED,
+    "arviz_samples": NONNEG_INT,
+    "figures": BOOL,
+    "num_samples": POS_INT,
+    "num_repeats": POS_INT,
+    "rollouts": BOOL,
+    "rollout_steps": POS_INT,
+    "rollout_trajectories": POS_INT,
+}
+
+TOP_KEYS = ("name", "description", "seed", "variants", "system", "data", "model", "inference",
+            "analysis")
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """How to simulate one data set (``HamiltonianSystem.simulate`` arguments, App. C)."""
+
+    n_trajectories: int
+    n_steps: int
+    dt: float
+    scale: float | None = None
+    position_scale: float | None = None
+    shift_scale: float | None = None
+    position_shift: float | tuple | None = None
+
+    def simulate_kwargs(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceSettings:
+    """Arguments of :func:`~noether_ppl.inference.fit` (App. C), plus checkpointing.
+
+    Exactly one of ``num_steps`` and ``epochs`` is set; ``batch_size=None`` is full batch (a
+    step is then an epoch, as in App. C.1). ``checkpoint_every``: steps between checkpoints
+    (default: a tenth of the run). ``init_scale``: the guide's initial posterior standard
+    deviation (None: :class:`~noether_ppl.inference.AutoMatrixNormal`'s default).
+    ``lr_offdiag``: learning rate of the guide's Cholesky off-diagonals (None: ``lr``;
+    :func:`~noether_ppl.inference.make_optimizer`). ``refit``: after each learned variant, fit
+    its posterior over θ again with η held at the learned η̂ (a run folder of its own,
+    ``<variant>-refit``; :func:`~noether_ppl.inference.refit_posterior`), at the rate
+    ``refit_lr_offdiag`` for the Cholesky off-diagonals (None: ``lr_offdiag``; used only with
+    ``refit``, so ``--set inference.refit=false`` turns a file's refit off); None is off.
+    ``runaway_factor``: when a run whose loss grows by orders of magnitude is stopped
+    (:func:`~noether_ppl.inference.fit`; None: its default, ``inf``: never).
+    ``lr_conserved``: the learning rate of η (None: ``lr``; 0: η stays at its
+    initial value, as ``fit(..., lr_conserved=0)``). ``select`` (``noether-ppl fit --auto``):
+    after each learned variant, the recommended pipeline of
+    :func:`~noether_ppl.analysis.select_from_fits` on it and the plain HNN (the discovered
+    start, then :func:`~noether_ppl.inference.select_conserved`) into a run folder
+    ``<variant>-selected``; ``select_steps``: steps of each of its continuation fits (None: a
+    quarter of the run's steps).
+    """
+
+    num_steps: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float = 1e-3
+    lr_conserved: float | None = None
+    schedule: str = "cosine"
+    num_particles: int = 1
+    init_scale: float | None = None
+    lr_offdiag: float | None = None
+    refit: bool | None = None
+    refit_lr_offdiag: float | None = None
+    select: bool | None = None
+    select_steps: int | None = None
+    runaway_factor: float | None = None
+    chunk_size: int | None = None
+    checkpoint_every: int | None = None
+
+    def steps_for(self, n_trajectories: int) -> int:
+        """Optimisation steps for a training set of ``n_trajectories``."""
+        if self.num_steps is not None:
+            return self.num_steps
+        batch = n_trajectories if self.batch_size is None else self.batch_size
+        return self.epochs * -(-n_trajectories // batch)
+
+    def checkpoint_interval(self, num_steps: int) -> int:
+        if self.checkpoint_every is not None:
+            return self.checkpoint_every
+        return max(1, num_steps // 10)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisSettings:
+    """What is computed and written after fitting.
+
+    ``threshold``: relative singular-value threshold of the learned symmetry's dimension
+    (Sec. 5.1); ``min_parallelness``: what counts as correct discovery (0.99 oscillators, 0.95
+    n-body); ``arviz_samples``: posterior draws in the ArviZ file (0: no file); ``figures``;
+    ``num_samples``, ``num_repeats``, ``rollouts``, ``rollout_steps``,
+    ``rollout_trajectories``: arguments of :func:`~noether_ppl.analysis.evaluate.evaluate`.
+    """
+
+    threshold: float = DEFAULT_THRESHOLD
+    min_parallelness: float = 0.99
+    arviz_samples: int = 100
+    figures: bool = True
+    num_samples: int = 32
+    num_repeats: int = 4
+    rollouts: bool = True
+    rollout_steps: int | None = None
+    rollout_trajectories: int | None = None
+
