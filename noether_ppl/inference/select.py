@@ -234,9 +234,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     complete : with ``criterion="conserved"``: after the removals, read the dimension ``D``
         off the spectrum of the fitted Ĥ over all quadratic quantities
         (:func:`conservation_spectrum`, :func:`spectrum_dimension`; ``D`` may exceed K) and
-        refit F for ``num_steps`` with the symmetry fixed at those ``D`` quantities (unit
-        Frobenius norm, orthonormal); the ELBO of that fit against the one before is in the
-        last step. False: the selection is the learned span the removals leave.
+        refit F for ``num_steps`` with the symmetry fixed at those ``D`` quantities (an
+        orthonormal basis of their span scaled to the median σ of the learned generators); the
+        ELBO of that fit against the one before is in the last step. False: the selection is the learned span the removals leave.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...).
 
@@ -306,13 +306,18 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         spectrum, S = conservation_spectrum(current, x_states, key=k_spec)
         D, gap_ratio = spectrum_dimension(spectrum, max_residual)
         before = current
-        G_sel = _orthonormal(S[:D])
+        # An orthonormal basis of the selected span, at the size the ELBO gave the learned
+        # generators (the median σ; 1 when none is left): the size sets how far the measure μ
+        # carries F along each orbit (Eq. 14), and unit size fitted worse on the suite.
+        sig_before, _ = principal_generators(before.generators())
+        size = float(np.median(sig_before)) if sig_before.size else 1.0
+        G_sel = size * _orthonormal(S[:D])
         current = _continue(_model_with(current.model, D), current.params, G_sel, data,
                             k_done, {**fit_kwargs, "lr_conserved": 0.0})
         delta, se, est_new, est_old = elbo_difference(current, before, data, key=k_cmp,
                                                       num_repeats=num_repeats)
         steps.append({"dimension": before.model.n_conserved, "selected": D,
-                      "reason": "spectrum", "gap_ratio": gap_ratio,
+                      "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
                       "spectrum_head": spectrum[: D + 2].tolist(), "delta": delta, "se": se,
                       "neg_elbo_per_n_selected": est_new.neg_elbo_per_n,
                       "neg_elbo_per_n_before": est_old.neg_elbo_per_n})
