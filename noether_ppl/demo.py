@@ -24,6 +24,7 @@ from ._io import atomic_write_json
 from .analysis.symmetry import DEFAULT_THRESHOLD, symmetry_report
 from .analysis.tables import format_table
 from .inference.restarts import fit_restarts, refit_summary
+from .inference.settings import FitSettings
 from .models import ModelSpec, NoetherRazor
 from .runs.analysis import analyze_run, comparison_figures
 from .runs.folder import open_run, save_run
@@ -65,6 +66,17 @@ class DemoSettings:
     restarts: int = 1
     seed: int = 0
 
+    def fit_settings(self) -> FitSettings:
+        """The settings of every fit: the fields of these settings that are fields of
+        :class:`~noether_ppl.inference.FitSettings` (the others at ``fit``'s defaults)."""
+        return FitSettings(**self._fit_fields())
+
+    def _fit_fields(self) -> dict:
+        """``{name: value}`` of the fields shared with FitSettings, in FitSettings' order."""
+        mine = {f.name for f in dataclasses.fields(self)}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(FitSettings)
+                if f.name in mine}
+
     def spec(self, n_conserved: int) -> ModelSpec:
         return ModelSpec(
             hidden=self.hidden, activation="elu", elu_alpha=self.elu_alpha,
@@ -104,10 +116,9 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
     }
     labels = {"vanilla": "HNN", "learned": "HNN + learned symmetry",
               "oracle": "HNN + fixed SO(2)"}
-    fit_settings = {"num_steps": settings.num_steps, "lr": settings.lr,
-                    "lr_conserved": settings.lr_conserved, "lr_offdiag": settings.lr_offdiag,
-                    "num_particles": settings.num_particles, "init_scale": settings.init_scale,
-                    "restarts": settings.restarts}
+    fit = settings.fit_settings()
+    # what run.json records: the demo's own fit settings and its restarts
+    fit_settings = {**settings._fit_fields(), "restarts": settings.restarts}
     runs, metrics = {}, {}
     for i, (name, model) in enumerate(models.items()):
         refit = settings.refit and model.learns_conserved
@@ -116,10 +127,8 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
         result = fit_restarts(model, train, key=k_fit,
                               refit=refit, refit_kwargs=(
                                   {"lr_offdiag": settings.refit_lr_offdiag} if refit else None),
-                              restarts=settings.restarts, num_steps=settings.num_steps,
-                              lr=settings.lr, lr_conserved=settings.lr_conserved,
-                              lr_offdiag=settings.lr_offdiag, num_particles=settings.num_particles,
-                              init_scale=settings.init_scale, progress_bar=progress_bar)
+                              restarts=settings.restarts, progress_bar=progress_bar,
+                              **fit.to_kwargs())
         folder = os.path.join(out, name)
         meta = {"experiment": "demo", "variant": name, "label": labels[name], "order": i,
                 "system": {"name": "harmonic_oscillator", "mass": 1.0, "stiffness": 1.0},

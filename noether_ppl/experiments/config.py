@@ -57,10 +57,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from ..inference.settings import FitSettings
 from ..models.spec import ModelSpec
 from ..systems.paper import build_system
 from .settings import (
     ANALYSIS_KEYS,
+    FIT_KEYS,
     INFERENCE_KEYS,
     MAX_INT,
     MODEL_KEYS,
@@ -317,6 +319,10 @@ def _parse_inference(ctx: _Ctx, raw: dict, train: Split) -> InferenceSettings:
     inf = _check_table(ctx, raw.get("inference", {}), "inference", INFERENCE_KEYS)
     if ("num_steps" in inf) == ("epochs" in inf):
         raise ctx.error("inference", "give exactly one of num_steps and epochs")
+    try:  # the checks of `fit` (the key types above are at least as strict)
+        FitSettings(**{k: v for k, v in inf.items() if k in FIT_KEYS})
+    except ValueError as err:
+        raise ValueError(f"{ctx.source}: [inference]: {err}") from None
     inference = InferenceSettings(**inf)
     if inference.steps_for(train.n_trajectories) > MAX_INT:
         raise ctx.error("inference.epochs", f"{inference.epochs} epochs of "

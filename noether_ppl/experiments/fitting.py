@@ -21,10 +21,6 @@ __all__ = ["VariantFits", "SELECTION_FILE"]
 SELECTION_FILE = "selection.json"
 """In a ``<variant>-selected`` run folder: what :meth:`VariantFits.select` selected, and why."""
 
-_SELECT_FIT_ARGS = ("batch_size", "lr", "lr_conserved", "schedule", "num_particles",
-                    "init_scale", "lr_offdiag", "runaway_factor")
-
-
 @dataclasses.dataclass
 class VariantFits:
     """The runs of one experiment run: :meth:`fit_all` fits (or keeps) every variant in order
@@ -51,17 +47,14 @@ class VariantFits:
         inf = self.experiment.inference
         self.num_steps = num_steps = inf.steps_for(self.train.n_trajectories)
         _, self.k_fit, self.k_eval = self.experiment.keys()
-        # optional settings only when set, so run.json and the fingerprint are unchanged
+        # the settings of fit a run records (optional ones only when set, so run.json and the
+        # fingerprint of runs from before them are unchanged)
+        self.fit_kwargs = inf.fit_kwargs(self.train.n_trajectories)
         self.fit_settings = dict(
-            num_steps=num_steps, checkpoint_every=inf.checkpoint_interval(num_steps),
+            checkpoint_every=inf.checkpoint_interval(num_steps),
             resume=self.resume, tests=self.tests, reference=self.reference,
             reference_names=self.reference_names, progress_bar=self.progress_bar,
-            chunk_size=inf.chunk_size, batch_size=inf.batch_size, lr=inf.lr,
-            lr_conserved=inf.lr_conserved, schedule=inf.schedule,
-            num_particles=inf.num_particles,
-            **{k: v for k, v in (("init_scale", inf.init_scale), ("lr_offdiag", inf.lr_offdiag),
-                                 ("runaway_factor", inf.runaway_factor))
-               if v is not None})
+            chunk_size=inf.chunk_size, **self.fit_kwargs)
 
     # -- steps ----------------------------------------------------------------------------
     def fit_all(self, resolved) -> dict:
@@ -196,7 +189,7 @@ class VariantFits:
             steps = inf.select_steps or max(1, num_steps // 4)
             echo(f"Selecting the conserved quantities of {v.label} ({slug}): the plain HNN's "
                  f"discovery as a start, then continuation fits of {steps} steps ...")
-            kwargs = {k: fit_settings[k] for k in _SELECT_FIT_ARGS if k in fit_settings}
+            kwargs = {k: v for k, v in self.fit_kwargs.items() if k != "num_steps"}
             auto = select_from_fits(hnn.result, runs[v.slug].result, self.train, key=key,
                                     num_steps=num_steps, select_steps=steps, **kwargs)
             echo(str(auto))

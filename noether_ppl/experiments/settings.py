@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
+from ..inference.settings import SettingRule, setting_rules
 
 __all__ = [
     "Spec",
@@ -18,6 +19,8 @@ __all__ = [
     "SPLIT_REQUIRED",
     "MODEL_KEYS",
     "INFERENCE_KEYS",
+    "FIT_KEYS",
+    "EXPERIMENT_INFERENCE_KEYS",
     "ANALYSIS_KEYS",
     "TOP_KEYS",
     "MAX_INT",
@@ -148,24 +151,42 @@ MODEL_KEYS: dict[str, Spec] = {
 }
 """Types of the ModelSpec fields; ModelSpec validates the values (and any field not listed)."""
 
-INFERENCE_KEYS: dict[str, Spec] = {
-    "num_steps": POS_INT,
-    "epochs": POS_INT,
-    "batch_size": POS_INT,
-    "lr": POS_REAL,
-    "lr_conserved": NONNEG_REAL,  # 0: η held at its start (as `fit(..., lr_conserved=0)`)
-    "schedule": _one_of("cosine", "constant"),
-    "num_particles": POS_INT,
-    "init_scale": POS_REAL,
-    "lr_offdiag": POS_REAL,
-    "refit": BOOL,
-    "refit_lr_offdiag": POS_REAL,
-    "select": BOOL,
-    "select_steps": POS_INT,
-    "runaway_factor": POS_REAL_OR_INF,
-    "chunk_size": POS_INT,
-    "checkpoint_every": POS_INT,
+def _fit_key(rule: SettingRule) -> Spec:
+    """The type of the ``[inference]`` key of a :class:`~noether_ppl.inference.FitSettings`
+    field (its annotation and range; see :func:`~noether_ppl.inference.settings.setting_rule`)."""
+    if rule.base is str and rule.choices:
+        return _one_of(*rule.choices)
+    if rule.base is int and not (rule.zero_ok or rule.inf_ok):
+        return POS_INT
+    if rule.base is float:
+        if rule.inf_ok and not rule.zero_ok:
+            return POS_REAL_OR_INF
+        if rule.zero_ok and not rule.inf_ok:
+            return NONNEG_REAL  # 0: as `fit(..., lr_conserved=0)`
+        if not (rule.zero_ok or rule.inf_ok):
+            return POS_REAL
+    raise TypeError(f"FitSettings.{rule.name}: no experiment-file type for {rule}; add one to "
+                    f"experiments/settings._fit_key.")
+
+
+FIT_KEYS: dict[str, Spec] = {rule.name: _fit_key(rule) for rule in setting_rules()}
+"""The ``[inference]`` keys of the fields of :class:`~noether_ppl.inference.FitSettings`."""
+
+_EXPERIMENT_ONLY: dict[str, tuple[Spec, type]] = {
+    "epochs": (POS_INT, int),
+    "refit": (BOOL, bool),
+    "refit_lr_offdiag": (POS_REAL, float),
+    "select": (BOOL, bool),
+    "select_steps": (POS_INT, int),
+    "checkpoint_every": (POS_INT, int),
 }
+"""The ``[inference]`` keys of experiments only (not settings of ``fit``): their key type and
+the type of their :class:`InferenceSettings` field (default None)."""
+
+EXPERIMENT_INFERENCE_KEYS: dict[str, Spec] = {k: spec for k, (spec, _) in
+                                              _EXPERIMENT_ONLY.items()}
+
+INFERENCE_KEYS: dict[str, Spec] = {**FIT_KEYS, **EXPERIMENT_INFERENCE_KEYS}
 
 ANALYSIS_KEYS: dict[str, Spec] = {
     "threshold": UNIT,
@@ -202,47 +223,8 @@ class Split:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
-@dataclasses.dataclass(frozen=True)
-class InferenceSettings:
-    """Arguments of :func:`~noether_ppl.inference.fit` (App. C), plus checkpointing.
-
-    Exactly one of ``num_steps`` and ``epochs`` is set; ``batch_size=None`` is full batch (a
-    step is then an epoch, as in App. C.1). ``checkpoint_every``: steps between checkpoints
-    (default: a tenth of the run). ``init_scale``: the guide's initial posterior standard
-    deviation (None: :class:`~noether_ppl.inference.AutoMatrixNormal`'s default).
-    ``lr_offdiag``: learning rate of the guide's Cholesky off-diagonals (None: ``lr``;
-    :func:`~noether_ppl.inference.make_optimizer`). ``refit``: after each learned variant, fit
-    its posterior over θ again with η held at the learned η̂ (a run folder of its own,
-    ``<variant>-refit``; :func:`~noether_ppl.inference.refit_posterior`), at the rate
-    ``refit_lr_offdiag`` for the Cholesky off-diagonals (None: ``lr_offdiag``; used only with
-    ``refit``, so ``--set inference.refit=false`` turns a file's refit off); None is off.
-    ``runaway_factor``: when a run whose loss grows by orders of magnitude is stopped
-    (:func:`~noether_ppl.inference.fit`; None: its default, ``inf``: never).
-    ``lr_conserved``: the learning rate of η (None: ``lr``; 0: η stays at its
-    initial value, as ``fit(..., lr_conserved=0)``). ``select`` (``noether-ppl fit --auto``):
-    after each learned variant, the recommended pipeline of
-    :func:`~noether_ppl.analysis.select_from_fits` on it and the plain HNN (the discovered
-    start, then :func:`~noether_ppl.inference.select_conserved`) into a run folder
-    ``<variant>-selected``; ``select_steps``: steps of each of its continuation fits (None: a
-    quarter of the run's steps).
-    """
-
-    num_steps: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float = 1e-3
-    lr_conserved: float | None = None
-    schedule: str = "cosine"
-    num_particles: int = 1
-    init_scale: float | None = None
-    lr_offdiag: float | None = None
-    refit: bool | None = None
-    refit_lr_offdiag: float | None = None
-    select: bool | None = None
-    select_steps: int | None = None
-    runaway_factor: float | None = None
-    chunk_size: int | None = None
-    checkpoint_every: int | None = None
+class _InferenceMethods:
+    """The methods of :class:`InferenceSettings`."""
 
     def steps_for(self, n_trajectories: int) -> int:
         """Optimisation steps for a training set of ``n_trajectories``."""
@@ -255,6 +237,60 @@ class InferenceSettings:
         if self.checkpoint_every is not None:
             return self.checkpoint_every
         return max(1, num_steps // 10)
+
+    def fit_kwargs(self, n_trajectories: int) -> dict:
+        """The settings of :func:`~noether_ppl.inference.fit` a run records (``num_steps``
+        for a training set of ``n_trajectories``, then those recorded ``"always"``, and those
+        recorded ``"when_set"`` when set), as :func:`~noether_ppl.runs.fit_in_folder` takes
+        them. ``chunk_size`` (not recorded) is not among them."""
+        out = {}
+        for rule in setting_rules():
+            value = getattr(self, rule.name)
+            if rule.name == "num_steps":
+                out[rule.name] = self.steps_for(n_trajectories)
+            elif rule.recorded == "always" or (rule.recorded == "when_set"
+                                               and value is not None):
+                out[rule.name] = value
+        return out
+
+
+def _inference_default(rule: SettingRule):
+    """Unset in an experiment file: a setting recorded "always" has ``fit``'s default (it is in
+    every run's ``run.json``); the others None (``fit``'s default, not recorded);
+    ``num_steps`` None (``epochs`` is its alternative)."""
+    if rule.recorded == "always" and rule.name != "num_steps":
+        return rule.default
+    return None
+
+
+_INFERENCE_DOC = """Arguments of :func:`~noether_ppl.inference.fit` (App. C), plus checkpointing.
+
+    One field per field of :class:`~noether_ppl.inference.FitSettings` (its documentation says
+    what each does; None: ``fit``'s default), then the experiments' own:
+    exactly one of ``num_steps`` and ``epochs`` is set; ``batch_size=None`` is full batch (a
+    step is then an epoch, as in App. C.1). ``checkpoint_every``: steps between checkpoints
+    (default: a tenth of the run). ``refit``: after each learned variant, fit
+    its posterior over θ again with η held at the learned η̂ (a run folder of its own,
+    ``<variant>-refit``; :func:`~noether_ppl.inference.refit_posterior`), at the rate
+    ``refit_lr_offdiag`` for the Cholesky off-diagonals (None: ``lr_offdiag``; used only with
+    ``refit``, so ``--set inference.refit=false`` turns a file's refit off); None is off.
+    ``runaway_factor`` None: ``fit``'s default; ``inf``: never.
+    ``select`` (``noether-ppl fit --auto``):
+    after each learned variant, the recommended pipeline of
+    :func:`~noether_ppl.analysis.select_from_fits` on it and the plain HNN (the discovered
+    start, then :func:`~noether_ppl.inference.select_conserved`) into a run folder
+    ``<variant>-selected``; ``select_steps``: steps of each of its continuation fits (None: a
+    quarter of the run's steps).
+    """
+
+InferenceSettings = dataclasses.make_dataclass(
+    "InferenceSettings",
+    [(rule.name, rule.base | None, dataclasses.field(default=_inference_default(rule)))
+     for rule in setting_rules()]
+    + [(name, base | None, dataclasses.field(default=None))
+       for name, (_, base) in _EXPERIMENT_ONLY.items()],
+    bases=(_InferenceMethods,), frozen=True,
+    namespace={"__doc__": _INFERENCE_DOC, "__module__": __name__})
 
 
 @dataclasses.dataclass(frozen=True)

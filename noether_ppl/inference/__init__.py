@@ -21,6 +21,7 @@ from .refit import held_conserved, refit_posterior
 from .restarts import final_neg_elbo, fit_restarts
 from .result import FitResult
 from .select import Selection, select_conserved
+from .settings import FitSettings
 
 __all__ = [
     "ElboEstimate",
@@ -37,6 +38,7 @@ __all__ = [
     "init_to_lecun",
     "MatrixNormalELBO",
     "fit",
+    "FitSettings",
     "make_optimizer",
     "fit_restarts",
     "refit_posterior",

@@ -12,7 +12,6 @@ loss that keeps the last finite state and names the step, and a stop when the lo
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -31,14 +30,13 @@ from ..pointwise import pairs_mesh
 from .elbo import MatrixNormalELBO
 from .guide import AutoMatrixNormal
 from .result import FitResult
+from .settings import DEFAULT_RUNAWAY_FACTOR, SCHEDULES, FitSettings
 
 __all__ = ["fit", "make_optimizer", "DivergenceError", "RunawayError", "TrainingPlan",
-           "Progress", "DEFAULT_RUNAWAY_FACTOR"]
+           "Progress", "DEFAULT_RUNAWAY_FACTOR", "FitSettings"]
 
 OFFDIAG_SUFFIXES = ("_row_offdiag", "_col_offdiag")
 """Param-name endings of the guide's Cholesky off-diagonals (``make_optimizer``'s third group)."""
-
-SCHEDULES = ("cosine", "constant")
 
 
 class Progress(NamedTuple):
@@ -63,13 +61,6 @@ class DivergenceError(FloatingPointError):
             f"state (after {step} steps) is kept in this error's `.result`. Try a smaller `lr` "
             f"or `lr_conserved`, or a larger `noise_variance`."
         )
-
-
-DEFAULT_RUNAWAY_FACTOR = 100.0
-"""``fit``'s default ``runaway_factor``: a run stops only when a chunk's median −ELBO/N exceeds
-``best + runaway_factor · max(L0 − best, |best|)``, a rise by orders of magnitude over the
-run's own progress; a loss that spikes and recovers can trip a tight limit, so the default is
-loose."""
 
 
 class RunawayError(DivergenceError):
@@ -123,23 +114,6 @@ def _is_key(key) -> bool:
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key.shape == ()
     return key.dtype == jnp.uint32 and key.shape == (2,)
-
-
-def _check_positive(name, value, integer=False, allow_none=False, allow_zero=False):
-    if value is None and allow_none:
-        return
-    if allow_zero and not isinstance(value, bool) and isinstance(
-            value, (int, float, np.integer, np.floating)) and value == 0:
-        return
-    ok_type = (
-        isinstance(value, (int, np.integer))
-        if integer
-        else isinstance(value, (int, float, np.integer, np.floating))
-    )
-    if isinstance(value, bool) or not ok_type or not (0 < value < math.inf):
-        kind = "a positive int" if integer else "a positive finite number"
-        kind += " or 0" if allow_zero else ""
-        raise ValueError(f"Expected `{name}` to be {kind}, got {value!r}.")
 
 
 def make_optimizer(
@@ -263,24 +237,16 @@ def fit(
     data: Trajectories,
     *,
     key: jax.Array,
+    settings: FitSettings | None = None,
     guide: AutoMatrixNormal | None = None,
-    init_scale: float | None = None,
-    num_steps: int = 1000,
-    batch_size: int | None = None,
-    lr: float = 1e-3,
-    lr_conserved: float | None = None,
-    lr_offdiag: float | None = None,
-    schedule: str = "cosine",
-    num_particles: int = 1,
     elbo=None,
     init_params: dict | None = None,
     init_state: SVIState | Callable[[SVIState], SVIState] | None = None,
     start_step: int = 0,
-    chunk_size: int | None = None,
     progress_bar: bool = True,
     callback: Callable[[Progress], None] | None = None,
     devices=None,
-    runaway_factor: float | None = DEFAULT_RUNAWAY_FACTOR,
+    **kwargs,
 ) -> FitResult:
     """Maximise the ELBO of ``model`` on the pairs of ``data`` by SVI (App. A.1, App. C).
 
@@ -289,6 +255,8 @@ def fit(
     model : a :class:`~noether_ppl.models.NoetherRazor`.
     data : training :class:`~noether_ppl.Trajectories` (its Δt is the model's Δt).
     key : PRNG key (initialisation, mini-batches, weight and symmetry samples).
+    settings : a :class:`~noether_ppl.inference.FitSettings`, or its fields as keyword
+        arguments (``num_steps=...``, ``lr=...``; not both): the settings below.
     guide : default ``AutoMatrixNormal(model)`` (App. D.1).
     init_scale : initial posterior standard deviation of every weight of the default guide
         (``AutoMatrixNormal(model, init_scale=...)``; None: the guide's default, 1e-3). What a
@@ -336,43 +304,32 @@ def fit(
         )
     if not _is_key(key):
         raise ValueError("Expected `key` to be a JAX PRNG key, e.g. jax.random.key(0).")
-    _check_positive("num_steps", num_steps, integer=True)
-    _check_positive("batch_size", batch_size, integer=True, allow_none=True)
-    _check_positive("lr", lr)
-    _check_positive("lr_conserved", lr_conserved, allow_none=True, allow_zero=True)
-    _check_positive("lr_offdiag", lr_offdiag, allow_none=True)
-    _check_positive("num_particles", num_particles, integer=True)
-    _check_positive("chunk_size", chunk_size, integer=True, allow_none=True)
-    _check_positive("init_scale", init_scale, allow_none=True)
-    if runaway_factor is not None and (
-            isinstance(runaway_factor, bool)
-            or not isinstance(runaway_factor, (int, float, np.integer, np.floating))
-            or not runaway_factor > 0):
-        raise ValueError(f"Expected `runaway_factor` to be a positive number (inf or None: "
-                         f"off), got {runaway_factor!r}.")
-    if init_scale is not None and guide is not None:
+    settings = _settings_of(settings, kwargs)
+    if settings.init_scale is not None and guide is not None:
         raise ValueError("`init_scale` sets up the default guide; got `guide` too (give the "
                          "guide its own init_scale instead).")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
     mesh = _mesh_for(devices)
     N = data.n_trajectories
-    if batch_size is not None and batch_size > N:
-        raise ValueError(f"Expected `batch_size` <= n_trajectories={N}, got {batch_size}.")
+    if settings.batch_size is not None and settings.batch_size > N:
+        raise ValueError(f"Expected `batch_size` <= n_trajectories={N}, got "
+                         f"{settings.batch_size}.")
+    num_steps = settings.num_steps
     if not (isinstance(start_step, (int, np.integer)) and 0 <= start_step <= num_steps):
         raise ValueError(f"Expected 0 <= `start_step` <= num_steps, got {start_step!r}.")
 
-    plan = TrainingPlan(N, data.n_steps, N if batch_size is None else int(batch_size))
+    plan = TrainingPlan(N, data.n_steps,
+                        N if settings.batch_size is None else int(settings.batch_size))
     if guide is None:
-        guide = (AutoMatrixNormal(model) if init_scale is None
-                 else AutoMatrixNormal(model, init_scale=float(init_scale)))
+        guide = (AutoMatrixNormal(model) if settings.init_scale is None
+                 else AutoMatrixNormal(model, init_scale=float(settings.init_scale)))
     if elbo is None:
         elbo = MatrixNormalELBO(
-            num_particles=num_particles,
+            num_particles=settings.num_particles,
             optimal_prior_variance=model.spec.prior_variance == "optimal",
         )
     dt = float(data.dt)
-    tx = make_optimizer(num_steps, lr, lr_conserved, schedule, lr_offdiag=lr_offdiag)
+    tx = make_optimizer(num_steps, settings.lr, settings.lr_conserved, settings.schedule,
+                        lr_offdiag=settings.lr_offdiag)
     svi = SVI(model, guide, tx, elbo, dt=dt, num_data=plan.num_data, mesh=mesh)
 
     states = jnp.asarray(data.states, model.dtype)
@@ -417,6 +374,7 @@ def fit(
         return state, bad, losses, norms
 
     remaining = num_steps - start_step
+    chunk_size = settings.chunk_size
     if chunk_size is None:
         chunk_size = max(1, min(remaining, max(num_steps // 50, 1))) if progress_bar else remaining
     chunk_size = max(1, min(chunk_size, max(remaining, 1)))
@@ -430,7 +388,8 @@ def fit(
                    unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     step = start_step
-    guard = None if runaway_factor is None else _RunawayGuard(float(runaway_factor))
+    runaway = settings.runaway_factor
+    guard = None if runaway is None else _RunawayGuard(float(runaway))
     try:
         while step < num_steps:
             n = min(chunk_size, num_steps - step)
@@ -478,6 +437,24 @@ def fit(
         data=data, plan=plan, key=key, wall_time=time.perf_counter() - t0, steps=step,
         eta_norms=_eta_trace(model, norms),
     )
+
+
+def _settings_of(settings, kwargs) -> FitSettings:
+    """``fit``'s settings: ``settings`` or the keyword arguments (checked), not both."""
+    if settings is not None:
+        if kwargs:
+            raise ValueError(f"Got `settings` and the setting(s) {sorted(kwargs)} as keyword "
+                             f"arguments too; give one or the other.")
+        if not isinstance(settings, FitSettings):
+            raise ValueError(f"Expected `settings` to be a FitSettings, got "
+                             f"{type(settings).__name__}.")
+        return settings
+    known = {f.name for f in dataclasses.fields(FitSettings)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r} (its "
+                        f"settings are the fields of FitSettings: {sorted(known)}).")
+    return FitSettings(**kwargs)
 
 
 def _eta_trace(model, norms) -> np.ndarray | None:

@@ -47,6 +47,17 @@ def _chunk_for(num_steps: int, every: int, progress_bar: bool, chunk_size: int |
     return 1
 
 
+def _fit_kwargs_allowed() -> set:
+    """The settings ``fit_in_folder`` takes as ``**fit_kwargs``: the fields of
+    :class:`~noether_ppl.inference.FitSettings` it does not name as parameters of its own."""
+    import inspect
+
+    from ..inference.settings import fit_setting_names
+
+    own = inspect.signature(fit_in_folder).parameters
+    return {name for name in fit_setting_names() if name not in own}
+
+
 def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_steps: int,
                   checkpoint_every: int | None = None, resume: bool = False,
                   tests: dict | None = None, reference=None, reference_names=None,
@@ -62,18 +73,18 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     an uninterrupted run); a complete run is loaded as it is. A folder that already holds a run
     is refused unless ``resume=True``, and a checkpoint of another configuration is refused.
 
-    ``fit_kwargs``: ``batch_size``, ``lr``, ``lr_conserved``, ``schedule``, ``num_particles``,
-    ``init_scale``, ``lr_offdiag``. ``init_params``: initial values of parameters by name (e.g.
-    a learned η held by ``lr_conserved=0``, :func:`~noether_ppl.inference.held_conserved`);
-    part of the configuration, by content.
+    ``fit_kwargs``: the other settings of :class:`~noether_ppl.inference.FitSettings`
+    (``batch_size``, ``lr``, ...), recorded in ``run.json`` and the configuration as given;
+    ``chunk_size`` only groups the steps. ``init_params``: initial values of parameters by
+    name (e.g. a learned η held by ``lr_conserved=0``,
+    :func:`~noether_ppl.inference.held_conserved`); part of the configuration, by content.
     On divergence the last finite state is saved with status "diverged" and the
     :class:`~noether_ppl.inference.DivergenceError` is raised.
     A non-finite state is never saved: a checkpoint with non-finite values is refused on
     resume, and a fit that starts from non-finite parameters saves nothing. The folder is
     locked (:func:`~noether_ppl.runs.lock.folder_lock`) while the fit writes into it.
     """
-    allowed = {"batch_size", "lr", "lr_conserved", "schedule", "num_particles", "init_scale",
-               "lr_offdiag", "runaway_factor"}
+    allowed = _fit_kwargs_allowed()
     unknown = set(fit_kwargs) - allowed
     if unknown:
         raise ValueError(f"Unknown fit argument(s) {sorted(unknown)}; expected {sorted(allowed)}.")
@@ -94,6 +105,10 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     if init_params is not None and nonfinite_params(init_params):
         raise ValueError(f"`init_params` {nonfinite_params(init_params)} hold non-finite values; "
                          f"a run starts from finite parameters.")
+    from ..inference.settings import FitSettings
+
+    # the settings' own checks (those of `fit`), before anything is written
+    FitSettings(num_steps=num_steps, chunk_size=chunk_size, **fit_kwargs)
     folder = os.fspath(folder)
     settings = {"num_steps": int(num_steps), "checkpoint_every": int(every),
                 **{k: v for k, v in sorted(fit_kwargs.items())}}
