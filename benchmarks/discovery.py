@@ -17,18 +17,20 @@ parallelness of the selected directions (Sec. 5.1).
     python benchmarks/discovery.py --systems sho central-quartic --keys 0 1 --topic discovery-smoke
 
 Writes ``benchmarks/records/<topic>/`` (table.md, metrics.json, record.json) after each run,
-so an interrupted run keeps what it finished.
+so an interrupted run keeps what it finished; ``--resume`` continues it (same settings; the
+record lists every command that contributed rows and their summed wall time).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 
 import jax
 import numpy as np
-from record import write_record
+from record import read_record, write_record
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
@@ -155,22 +157,42 @@ def main(argv=None) -> int:
     p.add_argument("--criterion", default="conserved", choices=["conserved", "elbo", "both"],
                    help="select_conserved's rule")
     p.add_argument("--topic", default="discovery")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already in the topic's record (same settings) and run "
+                        "only the missing system/key pairs")
     args = p.parse_args(argv)
     unknown = sorted(set(args.systems) - set(systems.PAPER) - set(systems.SUITE))
     if unknown:
         p.error(f"unknown systems {unknown}; known: {sorted({**systems.PAPER, **systems.SUITE})}")
+    settings = {k: v for k, v in vars(args).items() if k not in ("systems", "keys", "resume")}
+    rows, commands, earlier_s = [], [], 0.0
+    if args.resume:
+        _, old, meta = read_record(args.topic)
+        differ = {k: (old["settings"].get(k), v) for k, v in settings.items()
+                  if old["settings"].get(k) != v}
+        if differ:
+            p.error(f"--resume: the record of {args.topic!r} has other settings: {differ}")
+        rows, earlier_s = old["rows"], float(meta["wall_s"])
+        commands = meta.get("commands", [meta["command"]])
+    done = {(r["system"], r["key"]) for r in rows}
+    commands = [*commands, shlex.join(["python", *sys.argv])]
     enable_compilation_cache()  # the same programs for every key: compile once
-    rows, start = [], time.perf_counter()
+    start = time.perf_counter()
     for name in args.systems:
         for key in args.keys:
+            if (name, key) in done:
+                continue
             rows.append(run_one(name, key, args))
+            jax.clear_caches()  # one process runs many shapes: keep its compiled code bounded
             print(f"{name} key {key}: razor {rows[-1]['razor_dim']} "
                   f"(ok={rows[-1]['razor_ok']}), HNN+discover {rows[-1]['hnn_dim']} "
                   f"(ok={rows[-1]['hnn_ok']}), {rows[-1]['wall_s']:.0f} s", flush=True)
-            text = table(rows, args)
-            write_record(args.topic, table=text, metrics={"settings": vars(args), "rows": rows},
-                         command=sys.argv, wall_s=time.perf_counter() - start)
-    print(text)
+            write_record(args.topic, table=table(rows, args),
+                         metrics={"settings": {**settings, "systems": args.systems,
+                                               "keys": args.keys}, "rows": rows},
+                         command=commands[-1], commands=commands,
+                         wall_s=earlier_s + time.perf_counter() - start)
+    print(table(rows, args))
     return 0
 
 

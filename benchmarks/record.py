@@ -74,11 +74,12 @@ def environment() -> dict:
 
 
 def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
-                 notes: str | None = None) -> Path:
+                 notes: str | None = None, commands: list[str] | None = None) -> Path:
     """Write ``records/<topic>/{table.md, metrics.json, record.json}`` atomically.
 
     ``command`` is the argument list (e.g. ``sys.argv``) or the shell line that made the record;
-    ``metrics`` any JSON-serialisable object (no large arrays)."""
+    ``metrics`` any JSON-serialisable object (no large arrays); ``commands``: every command
+    that contributed to a record written in several sittings, in order."""
     if not topic or "/" in topic or topic.startswith("."):
         raise ValueError(f"Expected a plain folder name for `topic`, got {topic!r}.")
     folder = RECORDS / topic
@@ -92,6 +93,8 @@ def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
         "wall_s": round(float(wall_s), 1),
         "environment": environment(),
     }
+    if commands:
+        meta["commands"] = list(commands)
     if notes:
         meta["notes"] = notes
     atomic_write_text(folder / "table.md", table if table.endswith("\n") else table + "\n")
