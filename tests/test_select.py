@@ -208,8 +208,9 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     assert [s["reason"] for s in drop.steps] == ["not conserved by the fitted H"]
     assert drop.steps[0]["residual"] > 1e-12
     # completed: the dimension is read off the spectrum of the whole quadratic space (P = 5)
+    # (tolerance: the refit is returned whatever its ELBO)
     every = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
-                             max_residual=1e6, lr=1e-3)
+                             max_residual=1e6, lr=1e-3, tolerance=1e12)
     assert every.dimension == 5 == every.result.model.n_conserved
     assert every.steps[-1]["reason"] == "spectrum" and every.steps[-1]["selected"] == 5
     assert every.spectrum.shape == (5,) and np.all(np.diff(every.spectrum) >= 0)
@@ -222,10 +223,18 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     G = every.result.generators().reshape(5, -1) / size
     np.testing.assert_allclose(G @ G.T, np.eye(5), atol=1e-5)
     none = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
-                            max_residual=1e-12, lr=1e-3)
+                            max_residual=1e-12, lr=1e-3, tolerance=1e12)
     assert none.dimension == 0 and none.result.variant == "vanilla"
     assert none.residuals.shape == (0,)
     assert conservation_spectrum(fitted, x, key=jax.random.key(1))[0][0] > 1e-12
+    # without tolerance the ELBO decides between the refit and the fit before it
+    strict = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                              max_residual=1e6, lr=1e-3, tolerance=0.0)
+    last = strict.steps[-1]
+    refit_kept = last["delta"] >= -2.0 * last["se"]
+    assert last["kept"] == ("refit" if refit_kept else "before")
+    assert strict.result.model.n_conserved == (5 if refit_kept else 1)
+    assert strict.dimension == 5 and strict.generators.shape == (5, 3, 3)
 
 
 def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():

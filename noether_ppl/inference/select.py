@@ -96,8 +96,9 @@ class Selection:
 
     Attributes
     ----------
-    result : the fit with the selected number of conserved quantities (the plain HNN when
-        none is selected).
+    result : the fit to use: symmetrised over the selected quantities (the plain HNN when
+        none is selected), or, where the spectrum decided and that refit had the lower ELBO,
+        the fit the quantities were read from (``steps[-1]["kept"]``).
     dimension : the selected dimension L of the symmetry algebra.
     generators : ``(L, M+1, M+1)`` the selected generators in principal form.
     singular_values : ``(L,)`` their singular values σ_k (Sec. 5.1).
@@ -141,10 +142,12 @@ class Selection:
         for s in self.steps:
             if s["reason"] == "spectrum":
                 gap = "" if s["gap_ratio"] is None else f", gap x{s['gap_ratio']:.3g}"
+                kept = ("refit kept" if s.get("kept", "refit") == "refit"
+                        else "the fit before it kept")
                 lines.append(f"  spectrum of the fitted H over all quadratic quantities: "
                              f"{', '.join(f'{r:.3g}' for r in s['spectrum_head'])} ... -> "
-                             f"{s['selected']}{gap}; refitted with them fixed: ELBO selected − "
-                             f"before = {s['delta']:+.3g} ± {s['se']:.2g} nats")
+                             f"{s['selected']}{gap}; refitted with them fixed: ELBO refit − "
+                             f"before = {s['delta']:+.3g} ± {s['se']:.2g} nats, {kept}")
                 continue
             head = (f"  {s['dimension']} -> {s['dimension'] - 1}: direction σ={s['sigma']:.3g}, "
                     f"residual {s['residual']:.3g}; ")
@@ -238,9 +241,11 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         off the spectrum of the fitted Ĥ over all quadratic quantities
         (:func:`conservation_spectrum`, :func:`spectrum_dimension`; ``D`` may exceed K) and
         refit F for ``num_steps`` with the symmetry fixed at those ``D`` quantities (an
-        orthonormal basis of their span scaled to the median σ of the learned generators); the
-        ELBO of that fit against the one before is in the last step. False: the selection
-        is the learned span the removals leave.
+        orthonormal basis of their span scaled to the median σ of the learned generators). That
+        refit is the result unless its ELBO is below the fit before it by more than
+        ``tolerance`` plus twice the standard error; then the fit before it (whose Ĥ conserves
+        the selected quantities: see ``residuals``) is. The last step records both. False: the
+        selection is the learned span the removals leave.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...).
 
@@ -316,16 +321,21 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         sig_before, _ = principal_generators(before.generators())
         size = float(np.median(sig_before)) if sig_before.size else 1.0
         G_sel = size * _orthonormal(S[:D])
-        current = _continue(_model_with(current.model, D), current.params, G_sel, data,
-                            k_done, {**fit_kwargs, "lr_conserved": 0.0})
-        delta, se, est_new, est_old = elbo_difference(current, before, data, key=k_cmp,
+        refit = _continue(_model_with(current.model, D), current.params, G_sel, data, k_done,
+                          {**fit_kwargs, "lr_conserved": 0.0})
+        delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
                                                       num_repeats=num_repeats)
+        # The ELBO arbitrates which fit is returned: with non-compact directions at that size
+        # the refit can fit far worse than the fit whose Ĥ the quantities were read from.
+        kept_refit = bool(delta >= -(tolerance + 2.0 * se))
+        current = refit if kept_refit else before
         steps.append({"dimension": before.model.n_conserved, "selected": D,
                       "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
                       "spectrum_head": spectrum[: D + 2].tolist(), "delta": delta, "se": se,
                       "neg_elbo_per_n_selected": est_new.neg_elbo_per_n,
-                      "neg_elbo_per_n_before": est_old.neg_elbo_per_n})
-        sig, G = principal_generators(current.generators())
+                      "neg_elbo_per_n_before": est_old.neg_elbo_per_n,
+                      "kept": "refit" if kept_refit else "before"})
+        sig, G = principal_generators(refit.generators())  # the selected quantities
         res = (conservation_residuals(current, G, x_states, key=k_spec)
                if G.shape[0] else np.zeros(0))
     elif decided is not None:
