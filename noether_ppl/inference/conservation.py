@@ -216,12 +216,3 @@ def spectrum_dimension(residuals, max_residual: float) -> tuple[int, float | Non
     eligible = r[:-1] <= max_residual
     j = int(np.argmax(np.where(eligible, ratios, -np.inf)))
     return j + 1, float(ratios[j])
-
-
-def _orthonormal(G) -> np.ndarray:
-    """``(D, M+1, M+1)``: an orthonormal (Frobenius) basis of the span of ``G``."""
-    G = np.asarray(G, dtype=np.float64)
-    if G.shape[0] == 0:
-        return G
-    _, _, vt = np.linalg.svd(G.reshape(G.shape[0], -1), full_matrices=False)
-    return vt[: G.shape[0]].reshape(G.shape)

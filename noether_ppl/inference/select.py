@@ -53,10 +53,10 @@ import jax
 import numpy as np
 
 from ..data import Trajectories, check_key
+from ..geometry import span_basis
 from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
 from .conservation import (
-    _orthonormal,
     conservation_eigen,
     conservation_residuals,
     conservation_spectrum,
@@ -320,7 +320,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # carries F along each orbit (Eq. 14), and unit size fitted worse on the suite.
         sig_before, _ = principal_generators(before.generators())
         size = float(np.median(sig_before)) if sig_before.size else 1.0
-        G_sel = size * _orthonormal(S[:D])
+        M = data.phase_dim
+        G_sel = size * span_basis(S[:D]).reshape(-1, M + 1, M + 1)
         refit = _continue(_model_with(current.model, D), current.params, G_sel, data, k_done,
                           {**fit_kwargs, "lr_conserved": 0.0})
         delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
