@@ -9,7 +9,8 @@ marks an HNN spectrum whose largest gap is below ``GAP_MIN_RATIO``. "margin": th
 residual (``inference.conservation_residuals``) of the best-conserved quadratic direction
 outside its conserved span, on the training states: how broken the nearest non-symmetry is
 (a fit whose own error is larger cannot tell). "gap": the ratio at the razor's selected
-dimension in the spectrum of its fitted Ĥ (``inference.spectrum_dimension``). The ground
+dimension in the spectrum of its fitted Ĥ (``inference.spectrum_dimension``). "(HNN kept)":
+step 4 of ``fit_auto`` kept the plain HNN (its ELBO was higher than the selection's). The ground
 truth (each system's hand-derived generators) only scores: dimension and the smallest
 parallelness of the selected directions (Sec. 5.1).
 
@@ -79,8 +80,9 @@ def run_one(name: str, key: int, args) -> dict:
     sel_elbo = analysis.elbo_terms(auto.result, train, key=k_eval)
     row = {
         "system": name, "key": key, "true_dim": L, "K": L + args.extra,
-        "razor_dim": auto.dimension, "razor_min_par": _min_par(auto.selection.generators, truth),
-        "razor_start": auto.start,
+        "razor_dim": auto.dimension, "razor_min_par": _min_par(auto.generators, truth),
+        "razor_start": auto.start, "razor_kept": auto.kept,
+        "selected_minus_hnn_elbo": auto.hnn_delta, "selected_minus_hnn_se": auto.hnn_se,
         "hnn_dim": d.dimension, "hnn_identified": d.identified,
         "hnn_min_par": _min_par(d.generators, truth),
         "razor_neg_elbo_per_n": sel_elbo["neg_elbo_per_n"],
@@ -121,7 +123,8 @@ def table(rows, args) -> str:
         hnn_dim = f"{r['hnn_dim']}" + ("" if r["hnn_identified"] else " (no gap)")
         out.append(
             f"| {r['system']} | {r['key']} | {r['true_dim']} | "
-            f"{_fmt(r.get('true_margin'), '.3f')} | {r['razor_dim']} | "
+            f"{_fmt(r.get('true_margin'), '.3f')} | {r['razor_dim']}"
+            f"{' (HNN kept)' if r.get('razor_kept') == 'hnn' else ''} | "
             f"{_fmt(r.get('razor_gap'), '.3g')} | {_fmt(r['razor_min_par'], '.3f')} | "
             f"{r['razor_start']} | {hnn_dim} | "
             f"{_fmt(r['hnn_min_par'], '.3f')} | {r['razor_neg_elbo_per_n']:.2f} ± "

@@ -14,64 +14,19 @@ Usage from a benchmark script::
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
 import json
-import os
-import platform
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 from noether_ppl._io import atomic_write_json, atomic_write_text
+from noether_ppl.provenance import commit, environment
 
 __all__ = ["RECORDS", "write_record", "read_record", "environment", "sync_quoted_tables"]
 
 RECORDS = Path(__file__).resolve().parent / "records"
 """Where the records live: ``benchmarks/records/<topic>/``."""
-
-_PACKAGES = ("noether-ppl", "jax", "jaxlib", "numpyro", "optax", "numpy", "scipy",
-             "arviz-base", "arviz-stats")
-
-
-def _commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("+uncommitted" if dirty.strip() else "")
-
-
-def environment() -> dict:
-    """The machine and the package versions a record was made with."""
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    try:
-        import jax
-
-        backend = jax.default_backend()
-        devices = [str(d.device_kind) for d in jax.devices()]
-    except Exception:  # noqa: BLE001 - a record is still useful without the device list
-        backend, devices = None, []
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "backend": backend,
-        "devices": devices,
-        "packages": versions,
-    }
-
 
 def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
                  notes: str | None = None, commands: list[str] | None = None) -> Path:
@@ -88,7 +43,7 @@ def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
     meta = {
         "topic": topic,
         "command": command,
-        "commit": _commit(),
+        "commit": commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(float(wall_s), 1),
         "environment": environment(),

@@ -7,7 +7,9 @@ conserved quantity (K = 1) and the fixed SO(2) "oracle", prints a table in Table
 with the learned generator's alignment with SO(2), and writes ``metrics.json``,
 ``hamiltonians.png`` (Fig. 2's layout), ``training_curves.png`` and one run folder per model
 (with its ArviZ file ``posterior.nc``, metrics and figures) into the output folder;
-``noether-ppl report`` rebuilds the table from the run folders.
+``noether-ppl report`` rebuilds the table from the run folders. ``metrics.json`` (``timing``)
+and every ``run.json`` record where the time went: the data, the fits, the analysis and I/O
+(:mod:`noether_ppl.runs.timing`); the last line printed says it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .inference.settings import FitSettings
 from .models import ModelSpec, NoetherRazor
 from .runs.analysis import analyze_run, comparison_figures
 from .runs.folder import open_run, save_run
+from .runs.timing import PhaseTimer, record_run_timing, split_line
+from .runs.timing import summary as timing_summary
 
 __all__ = ["DemoSettings", "run_demo", "format_table"]
 
@@ -100,12 +104,13 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
     ``training_curves.png``.
     """
     settings = settings or DemoSettings()
-    t_start = time.perf_counter()
+    timer = PhaseTimer()
     key = jax.random.key(settings.seed)
     k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)
-    sho = systems.HarmonicOscillator()
-    train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
-    test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
+    with timer("simulate_s"):
+        sho = systems.HarmonicOscillator()
+        train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
+        test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
     echo(f"Data: {train.n_trajectories} training trajectories x {train.n_steps} pairs "
          f"(dt = {train.dt}), {test.n_trajectories} test trajectories x {test.n_steps} steps.")
 
@@ -124,43 +129,25 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
         refit = settings.refit and model.learns_conserved
         # every model from the same key: the comparison is paired (same initial MLP weights,
         # same minibatches and symmetry draws where the models share them)
+        start = time.perf_counter()
         result = fit_restarts(model, train, key=k_fit,
                               refit=refit, refit_kwargs=(
                                   {"lr_offdiag": settings.refit_lr_offdiag} if refit else None),
                               restarts=settings.restarts, progress_bar=progress_bar,
                               **fit.to_kwargs())
-        folder = os.path.join(out, name)
+        fit_s = time.perf_counter() - start  # the fit(s), compilation included
+        timer.add("fit_s", fit_s)
         meta = {"experiment": "demo", "variant": name, "label": labels[name], "order": i,
                 "system": {"name": "harmonic_oscillator", "mass": 1.0, "stiffness": 1.0},
                 "analysis": {"threshold": DEFAULT_THRESHOLD}, "data_source": "simulated"}
-        save_run(result, folder, train=train, tests={"test": test},
-                 reference=sho.generators(), reference_names=sho.generator_names(),
-                 meta=meta, settings={**fit_settings, **({"refit": True, "refit_lr_offdiag":
-                                                          settings.refit_lr_offdiag}
-                                                         if refit else {})})
-        # 8 posterior draws for the predictive metrics and rollouts from 20 test initial
-        # conditions keep the analysis to seconds; 100 draws in the ArviZ file (PSIS needs 25+).
-        m = analyze_run(folder, key=k_eval, system=sho,
-                        threshold=DEFAULT_THRESHOLD, num_samples=8, rollout_trajectories=20,
-                        arviz_samples=100)
-        runs[name] = open_run(folder)
-        metrics[name] = {
-            "train_mse": m["train_mse"],
-            "nll_per_n": m["nll_per_n"],
-            "kl_per_n": m["kl_per_n"],
-            "neg_elbo_per_n": m["neg_elbo_per_n"],
-            "test_mse": m["test_mse"]["test"],
-            "wall_time_s": sum(r["wall_time_s"] or 0.0 for r in result.info["restarts"])
-            + ((result.info.get("refit") or {}).get("wall_time_s") or 0.0),
-            "restarts": result.info["restarts"],
-            "restart_kept": result.info["restart"],
-        }
-        if "refit" in result.info:
-            metrics[name]["refit"] = result.info["refit"]
-        if m.get("vi"):
-            metrics[name]["pareto_k"] = m["vi"]["pareto_k"]
-    report = symmetry_report(runs["learned"].result, reference=sho,
-                             threshold=DEFAULT_THRESHOLD)
+        run_settings = {**fit_settings, **({"refit": True, "refit_lr_offdiag":
+                                            settings.refit_lr_offdiag} if refit else {})}
+        runs[name], metrics[name] = _save_and_analyze(
+            result, os.path.join(out, name), timer, fit_s=fit_s, key=k_eval, system=sho,
+            data={"train": train, "tests": {"test": test}}, meta=meta, settings=run_settings)
+    with timer("metrics_s"):
+        report = symmetry_report(runs["learned"].result, reference=sho,
+                                 threshold=DEFAULT_THRESHOLD)
     metrics["learned"]["singular_values"] = report.singular_values.tolist()
     metrics["learned"]["parallelness"] = report.parallelness.tolist()
     metrics["learned"]["conserved_quantity"] = report.descriptions
@@ -183,14 +170,51 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
             echo(f"{labels[name]}: final -ELBO/N of the {settings.restarts} restarts {scores}; "
                  f"kept restart {metrics[name]['restart_kept']} (highest ELBO).")
 
-    comparison_figures([runs[n] for n in models], out, system=sho,
-                       key=jax.random.fold_in(k_eval, 99))
+    with timer("figures_s"):
+        comparison_figures([runs[n] for n in models], out, system=sho,
+                           key=jax.random.fold_in(k_eval, 99))
     metrics_out = dict(metrics)
     metrics_out["settings"] = dataclasses.asdict(settings)
-    metrics_out["wall_time_s"] = time.perf_counter() - t_start
+    metrics_out["wall_time_s"] = timer.elapsed
+    metrics_out["timing"] = timing_summary(timer, wall_s=metrics_out["wall_time_s"])
     atomic_write_json(os.path.join(out, "metrics.json"), metrics_out)
     echo(f"\nWrote {out}/metrics.json, {out}/hamiltonians.png, {out}/training_curves.png and "
          f"one run folder per model ({', '.join(models)}) with posterior.nc, metrics and "
          f"figures ({metrics_out['wall_time_s']:.0f} s). Rebuild the table with: "
          f"noether-ppl report {out}")
+    echo(split_line(metrics_out["timing"]))
     return metrics_out
+
+
+def _save_and_analyze(result, folder, timer: PhaseTimer, *, fit_s: float, key, system, data,
+                      meta, settings):
+    """Save one model's fit into its run folder, analyse it and record its time split in
+    ``run.json``; returns ``(Run, its row of the demo's metrics)``."""
+    with timer("io_s"):
+        save_run(result, folder, train=data["train"], tests=data["tests"],
+                 reference=system.generators(), reference_names=system.generator_names(),
+                 meta=meta, settings=settings)
+        run = open_run(folder, result=result)  # the fit in memory: nothing rebuilt, recompiled
+    # 8 posterior draws for the predictive metrics and rollouts from 20 test initial
+    # conditions keep the analysis to seconds; 100 draws in the ArviZ file (PSIS needs 25+).
+    m = analyze_run(run, key=key, system=system, threshold=DEFAULT_THRESHOLD, num_samples=8,
+                    rollout_trajectories=20, arviz_samples=100)
+    timer.merge(m["timing"])
+    with timer("io_s"):
+        record_run_timing(folder, fit_s=fit_s, analysis=m["timing"])
+    row = {
+        "train_mse": m["train_mse"],
+        "nll_per_n": m["nll_per_n"],
+        "kl_per_n": m["kl_per_n"],
+        "neg_elbo_per_n": m["neg_elbo_per_n"],
+        "test_mse": m["test_mse"]["test"],
+        "wall_time_s": sum(r["wall_time_s"] or 0.0 for r in result.info["restarts"])
+        + ((result.info.get("refit") or {}).get("wall_time_s") or 0.0),
+        "restarts": result.info["restarts"],
+        "restart_kept": result.info["restart"],
+    }
+    if "refit" in result.info:
+        row["refit"] = result.info["refit"]
+    if m.get("vi"):
+        row["pareto_k"] = m["vi"]["pareto_k"]
+    return run, row

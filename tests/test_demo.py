@@ -2,8 +2,12 @@
 
 import json
 import os
+import time
+
+import pytest
 
 from noether_ppl.demo import DemoSettings, run_demo
+from noether_ppl.runs.timing import ANALYSIS_PHASES, split_line
 
 TINY = DemoSettings(hidden=(8,), sym_samples=4, substeps=2, num_steps=20)
 
@@ -11,7 +15,9 @@ TINY = DemoSettings(hidden=(8,), sym_samples=4, substeps=2, num_steps=20)
 def test_demo_writes_its_table_metrics_and_figures(tmp_path):
     out = str(tmp_path / "demo")
     lines = []
+    start = time.perf_counter()
     metrics = run_demo(out, TINY, progress_bar=False, echo=lines.append)
+    wall = time.perf_counter() - start
     with open(os.path.join(out, "metrics.json")) as f:
         written = json.load(f)
     keys = {"train_mse", "nll_per_n", "kl_per_n", "neg_elbo_per_n", "test_mse"}
@@ -33,3 +39,18 @@ def test_demo_writes_its_table_metrics_and_figures(tmp_path):
     with open(os.path.join(out, "learned", "run.json")) as f:
         assert json.load(f)["fit"]["refit_lr_offdiag"] == TINY.refit_lr_offdiag
     assert metrics["learned"]["neg_elbo_per_n"] == written["learned"]["neg_elbo_per_n"]
+    # where the time went: metrics.json and every run.json, the split printed last
+    timing = written["timing"]
+    assert timing == metrics["timing"] and lines[-1] == split_line(timing)
+    # the split is stored to the millisecond
+    assert timing["wall_s"] == pytest.approx(metrics["wall_time_s"], abs=1e-3)
+    assert timing["wall_s"] <= wall
+    parts = [timing[k] for k in ("simulate_s", "fit_s", "analysis_s", "io_s")]
+    assert min(parts) >= 0 and timing["fit_s"] > 0 and sum(parts) <= timing["wall_s"] + 1e-2
+    assert set(timing["analysis"]) == set(ANALYSIS_PHASES)
+    assert timing["analysis_s"] == pytest.approx(sum(timing["analysis"].values()), abs=1e-2)
+    for name in ("vanilla", "learned", "oracle"):
+        with open(os.path.join(out, name, "run.json")) as f:
+            run_timing = json.load(f)["timing"]
+        assert min(run_timing["fit_s"], run_timing["analysis_s"], run_timing["io_s"]) >= 0
+        assert run_timing["fit_s"] + run_timing["analysis_s"] <= timing["wall_s"]

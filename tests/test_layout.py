@@ -13,8 +13,8 @@ PACKAGE = pathlib.Path(noether_ppl.__file__).parent
 MAX_LINES = 500
 
 LAYERS = [
-    ("_io", "geometry", "nn", "integrators", "distributions", "precision", "pointwise",
-     "symmetrize", "compilation_cache"),
+    ("_io", "provenance", "geometry", "nn", "integrators", "distributions", "precision",
+     "pointwise", "symmetrize", "compilation_cache"),
     ("data", "systems"),
     ("models",),
     ("inference",),

@@ -23,7 +23,7 @@ from noether_ppl.inference.conservation import (
     spectrum_dimension,
 )
 from noether_ppl.inference.evidence import elbo_difference, elbo_estimate
-from noether_ppl.inference.select import select_conserved
+from noether_ppl.inference.select import DEFAULT_TOLERANCE, select_conserved
 from noether_ppl.models import ModelSpec, NoetherRazor
 
 
@@ -325,11 +325,38 @@ def test_fit_auto_runs_the_pipeline_and_keeps_the_better_start(tiny_sho):
     if auto.discovery.dimension:
         assert auto.start == ("discovered" if auto.start_delta > 0 else "random")
     # the dimension is read off the spectrum of all P = 5 quadratic quantities; the fit returned
-    # is the refit at them or, when its ELBO was lower, the fit they were read from
+    # is the refit at them or, when its ELBO was lower, the fit they were read from; then the
+    # plain HNN when its ELBO is higher beyond the tolerance (step 4)
     last = auto.selection.steps[-1]
-    assert last["reason"] == "spectrum" and last["selected"] == auto.dimension <= 5
-    assert auto.result.model.n_conserved == (
-        auto.dimension if last["kept"] == "refit" else last["dimension"])
+    assert last["reason"] == "spectrum" and last["selected"] == auto.selection.dimension <= 5
+    beaten = auto.hnn_delta < -(DEFAULT_TOLERANCE + 2.0 * auto.hnn_se)
+    assert auto.kept == ("hnn" if beaten else "selected")
+    if auto.kept == "hnn":
+        assert auto.result is auto.hnn and auto.dimension == 0
+    else:
+        assert auto.result.model.n_conserved == (
+            auto.dimension if last["kept"] == "refit" else last["dimension"])
+    assert auto.generators.shape[0] == auto.dimension
     assert np.all(auto.selection.residuals <= 0.12)
-    assert "Selected dimension" in str(auto)
-    assert set(auto.wall_s) == {"hnn_and_razor", "discover", "razor_discovered_start", "select"}
+    assert "Selected dimension" in str(auto) and "Against the plain HNN" in str(auto)
+    assert set(auto.wall_s) == {"hnn_and_razor", "discover", "razor_discovered_start", "select",
+                                "against_hnn"}
+
+
+def test_auto_fit_that_keeps_the_hnn_reports_dimension_zero():
+    """Step 4's outcome: with ``kept="hnn"`` the result, dimension and generators are the
+    plain HNN's (none), whatever the selection found; the record says so."""
+    from types import SimpleNamespace
+
+    from noether_ppl.analysis.auto import AutoFit
+
+    selection = SimpleNamespace(result="selected fit", dimension=2,
+                                generators=np.ones((2, 3, 3)), to_dict=lambda: {"dimension": 2})
+    discovery = SimpleNamespace(dimension=1, identified=True, rule="gap")
+    kept = AutoFit(selection, "hnn fit", discovery, "random", None, None, {}, "hnn", -30.0, 2.0)
+    assert kept.result == "hnn fit" and kept.dimension == 0 and kept.generators.shape == (0, 3, 3)
+    assert kept.to_dict()["dimension"] == 0 and kept.to_dict()["kept"] == "hnn"
+    assert kept.to_dict()["against_hnn"] == {"delta": -30.0, "se": 2.0}
+    other = dataclasses.replace(kept, kept="selected", hnn_delta=5.0)
+    assert other.result == "selected fit" and other.dimension == 2
+    assert other.generators.shape == (2, 3, 3)

@@ -12,7 +12,10 @@
 3. :func:`~noether_ppl.inference.select_conserved` on the kept fit: by default the quantities
    that the ELBO-fitted Ĥ does not conserve are removed (Noether's Theorem 1), the dimension
    is read off what that Ĥ conserves over all quadratic quantities, and F is refitted with the
-   symmetry fixed at the selected ones.
+   symmetry fixed at the selected ones;
+4. the selected fit against the plain HNN of step 1 (the model with no symmetry): the HNN is
+   the answer (dimension 0) when its ELBO is higher by more than ``tolerance`` + 2 standard
+   errors, the rule of every other comparison in the selection.
 
 No reference span and no test data enter any choice.
 """
@@ -57,6 +60,10 @@ class AutoFit:
     start_delta, start_se : ELBO of the discovered start minus the random one (nats) and its
         standard error; None when only the random start was fitted (nothing discovered).
     wall_s : seconds per stage.
+    kept : ``"selected"`` (the selection's fit) or ``"hnn"`` (the plain HNN had the higher
+        ELBO beyond the tolerance: no symmetry, dimension 0).
+    hnn_delta, hnn_se : ELBO of the selection's fit minus the plain HNN's (nats) and its
+        standard error (step 4).
     """
 
     selection: Selection
@@ -66,17 +73,28 @@ class AutoFit:
     start_delta: float | None
     start_se: float | None
     wall_s: dict
+    kept: str = "selected"
+    hnn_delta: float | None = None
+    hnn_se: float | None = None
 
     @property
     def result(self) -> FitResult:
-        return self.selection.result
+        return self.hnn if self.kept == "hnn" else self.selection.result
 
     @property
     def dimension(self) -> int:
-        return self.selection.dimension
+        return 0 if self.kept == "hnn" else self.selection.dimension
+
+    @property
+    def generators(self) -> np.ndarray:
+        """The selected generators ``(dimension, M+1, M+1)`` (none when the HNN was kept)."""
+        G = np.asarray(self.selection.generators)
+        return G[:0] if self.kept == "hnn" else G
 
     def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "start": self.start,
+        return {"dimension": self.dimension, "kept": self.kept,
+                "against_hnn": {"delta": self.hnn_delta, "se": self.hnn_se},
+                "start": self.start,
                 "start_delta": self.start_delta, "start_se": self.start_se,
                 "hnn_discovery": {"dimension": self.discovery.dimension,
                                   "identified": self.discovery.identified,
@@ -93,6 +111,11 @@ class AutoFit:
             lines.append(f"Razor start kept: {self.start} (ELBO discovered − random = "
                          f"{self.start_delta:+.3g} ± {self.start_se:.2g} nats)")
         lines.append(str(self.selection))
+        if self.hnn_delta is not None:
+            verdict = ("kept the plain HNN: no symmetry (dimension 0)" if self.kept == "hnn"
+                       else f"kept the selection (dimension {self.dimension})")
+            lines.append(f"Against the plain HNN: ELBO selected − HNN = {self.hnn_delta:+.3g} "
+                         f"± {self.hnn_se:.2g} nats; {verdict}")
         return "\n".join(lines)
 
 
@@ -218,4 +241,11 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
                                  max_residual=max_residual, criterion=criterion,
                                  **select_kwargs)
     wall["select"] = time.perf_counter() - t
-    return AutoFit(selection, hnn, found, start, delta, se, wall)
+
+    t = time.perf_counter()
+    hnn_delta, hnn_se, _, _ = elbo_difference(selection.result, hnn, data,
+                                              key=jax.random.fold_in(k_cmp, 1),
+                                              num_repeats=num_repeats)
+    kept = "hnn" if hnn_delta < -(tolerance + 2.0 * hnn_se) else "selected"
+    wall["against_hnn"] = time.perf_counter() - t
+    return AutoFit(selection, hnn, found, start, delta, se, wall, kept, hnn_delta, hnn_se)

@@ -20,6 +20,7 @@ set. Results are dataclasses with ``to_dict()`` for JSON.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 
 import jax
@@ -130,6 +131,7 @@ def evaluate(
     rollout_trajectories: int | None = None,
     rollouts: bool = True,
     chunk: int = DEFAULT_CHUNK,
+    timings: dict | None = None,
 ) -> Evaluation:
     """Everything the paper's tables report (Sec. 5, Tables 1–3) and more, for one fit.
 
@@ -148,6 +150,9 @@ def evaluate(
         own length (without a system no longer horizon is possible).
     rollout_trajectories : initial conditions per test set (default all).
     rollouts : set False to skip the rollouts.
+    chunk : points per compiled chunk (:data:`~noether_ppl.analysis.predictive.DEFAULT_CHUNK`);
+        the results do not depend on it.
+    timings : a dict to which the seconds of the rollouts are added (``"rollouts_s"``).
     """
     _check_result(result)
     _check_data(train, result, "train")
@@ -195,6 +200,7 @@ def evaluate(
         for i, (name, data) in enumerate(sets.items())
     }
     rolls = {}
+    start = time.perf_counter()
     if rollouts:
         steps = rollout_steps if rollout_steps is not None else (100 if system else None)
         rolls = {
@@ -203,6 +209,8 @@ def evaluate(
                                   n_trajectories=rollout_trajectories, chunk=chunk)
             for i, (name, data) in enumerate(tests.items())
         }
+    if timings is not None:
+        timings["rollouts_s"] = timings.get("rollouts_s", 0.0) + time.perf_counter() - start
     return Evaluation(
         variant=result.variant,
         train_mse=predictive["train"].mse,

@@ -25,7 +25,8 @@ from .predictive import (
     _over_chunks,
 )
 
-__all__ = ["RolloutMetrics", "rollout_metrics", "model_conserved_quantities"]
+__all__ = ["RolloutMetrics", "rollout_metrics", "model_conserved_quantities",
+           "model_hamiltonian"]
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -41,6 +42,22 @@ def _rollout_kernel(model, weights, Phis, x0, dt, n_steps):
     xs = rollout(field, x0, dt, n_steps, integrator=model.spec.integrator,
                  substeps=model.spec.substeps)
     return jnp.swapaxes(xs, 0, 1)
+
+
+def model_hamiltonian(result, x, *, key: jax.Array, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
+    """``Ĥ(x)`` (Eq. 14) with the posterior-mean weights and one set of S group elements drawn
+    from ``key``: ``result.hamiltonian(x, key=key)`` for ``x (n, M)`` → ``(n,)`` float64, run
+    as one compiled program per model over chunks of ``chunk`` points (the program of the
+    rollouts' own-energy drift, so figures on any grid compile nothing new)."""
+    _check_result(result)
+    model = result.model
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != model.phase_dim:
+        raise ValueError(f"Expected `x` of shape (n, {model.phase_dim}), got {x.shape}.")
+    weights = result.weights_mean()
+    Phis = result.group_elements(key)
+    return _over_chunks(lambda xb: _hamiltonian_kernel(model, weights, Phis, xb),
+                        jnp.asarray(x, model.dtype), _check_count("chunk", chunk))
 
 
 def model_conserved_quantities(result, x) -> np.ndarray:

@@ -5,7 +5,8 @@ Layout of an experiment folder::
 
     OUT/
       experiment.json   the resolved experiment (every setting after --set), the variants, the
-                        data source and the SHA-256 of every data file
+                        data source, the SHA-256 of every data file and, once the run is
+                        done, where its time went ("timing": data, fits, analysis, I/O)
       experiment.toml   the experiment file as given (before --set), when it came from a file
       data/*.npz        the data sets (simulated once, or the user's)
       table.txt         the table as printed
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 
 import numpy as np
 
@@ -41,6 +43,8 @@ from ..data import Trajectories
 from ..runs.files import file_sha256, is_run_folder, jsonable, write_json
 from ..runs.lock import folder_lock
 from ..runs.schema import EXPERIMENT_KIND
+from ..runs.timing import PhaseTimer, record_run_timing, split_line
+from ..runs.timing import summary as timing_summary
 from .config import Experiment, source_text
 from .fitting import VariantFits
 from .inputs import load_reference
@@ -72,6 +76,10 @@ class ExperimentResult:
     table: str
     already_complete: bool = False
     """True when a resumed experiment was complete: nothing was fitted or written."""
+    timing: dict | None = None
+    """Where the time went (also in ``experiment.json``): ``simulate_s``, ``fit_s``,
+    ``analysis_s`` (its parts under ``analysis``), ``io_s``, ``wall_s``
+    (:mod:`~noether_ppl.runs.timing`)."""
 
 
 
@@ -136,6 +144,7 @@ def _run_experiment(stack, experiment, out, *, variants, data, tests, reference,
                     reference_names, data_source, resume, overwrite, init_conserved,
                     progress_bar, analyze, echo):
     """The steps of :func:`run_experiment`, with the folder's lock held on ``stack``."""
+    timer = PhaseTimer()
     stored, occupied, user_data, variants = _open_folder(
         stack, experiment, out, variants=variants, data=data, resume=resume,
         overwrite=overwrite)
@@ -156,23 +165,63 @@ def _run_experiment(stack, experiment, out, *, variants, data, tests, reference,
     if not resume:  # the folder: a bad path here is the user's (plain OSError, ValueError)
         _start_folder(stack, out, occupied, echo)
     stack.enter_context(run_io(out))  # from here on an OSError is a failure of the run
-    train, test_sets, record = prepare_data(experiment, out, data=data, tests=tests,
-                                            system=system, resume=resume, stored=stored,
-                                            echo=echo)
+    with timer("simulate_s"):  # simulated (or the user's) and written, or read back on resume
+        train, test_sets, record = prepare_data(experiment, out, data=data, tests=tests,
+                                                system=system, resume=resume, stored=stored,
+                                                echo=echo)
     if stored is None:
-        _write_record(experiment, out, record, resolved, data_source=data_source,
-                      reference=reference, reference_names=reference_names,
-                      init_conserved=init_conserved)
+        with timer("io_s"):
+            _write_record(experiment, out, record, resolved, data_source=data_source,
+                          reference=reference, reference_names=reference_names,
+                          init_conserved=init_conserved)
     if reference is None and system is not None:
         reference, reference_names = system.generators(), system.generator_names()
-    runs = VariantFits(experiment, out, train, test_sets, system, reference, reference_names,
-                       specs, init_conserved, record["source"], resume, analyze, progress_bar,
-                       echo).fit_all(resolved)
+    fits = _TimedFits(experiment, out, train, test_sets, system, reference, reference_names,
+                      specs, init_conserved, record["source"], resume, analyze, progress_bar,
+                      echo)
+    start = time.perf_counter()
+    runs = fits.fit_all(resolved)
+    # everything fit_all did outside the analyses (and their I/O) is fitting
+    timer.add("fit_s", time.perf_counter() - start - sum(fits.timer.seconds.values()))
+    timer.merge(fits.timer.seconds)
     metrics = {slug: run.metrics for slug, run in runs.items()}
     table = ""
     if analyze:
-        table = _write_table(experiment, out, runs, metrics, system=system, test_sets=test_sets)
-    return ExperimentResult(out, experiment, runs, metrics, table)
+        table = _write_table(experiment, out, runs, metrics, system=system, test_sets=test_sets,
+                             timer=timer)
+    timing = _record_timing(out, timer)
+    echo(split_line(timing))
+    return ExperimentResult(out, experiment, runs, metrics, table, timing=timing)
+
+
+@dataclasses.dataclass
+class _TimedFits(VariantFits):
+    """:class:`~noether_ppl.experiments.fitting.VariantFits` that adds up the seconds of every
+    analysis (by phase, in ``timer``) and records each run's split in its ``run.json``."""
+
+    timer: PhaseTimer = dataclasses.field(default_factory=PhaseTimer)
+
+    def analysed(self, run):
+        if not self.analyze or run.metrics is not None:
+            return super().analysed(run)
+        run = super().analysed(run)
+        split = run.metrics.get("timing") or {}
+        self.timer.merge(split)
+        with self.timer("io_s"):
+            record_run_timing(run.folder, analysis=split)
+        return run
+
+
+def _record_timing(out, timer: PhaseTimer) -> dict:
+    """The split of the whole run (:func:`~noether_ppl.runs.timing.summary`), added to
+    ``experiment.json`` as ``"timing"``; returns it."""
+    path = os.path.join(out, EXPERIMENT_FILE)
+    with timer("io_s"):
+        record = read_experiment_record(path)
+        timing = timing_summary(timer)
+        record["timing"] = timing
+        write_json(path, record)
+    return timing
 
 
 def _open_folder(stack, experiment, out, *, variants, data, resume, overwrite):
@@ -343,16 +392,18 @@ def _write_record(experiment, out, record, resolved, *, data_source, reference,
         atomic_write_text(os.path.join(out, "experiment.toml"), text)
 
 
-def _write_table(experiment, out, runs, metrics, *, system, test_sets) -> str:
+def _write_table(experiment, out, runs, metrics, *, system, test_sets, timer) -> str:
     """The paper-layout table (``table.txt``) and the comparison figures; returns the table."""
     from ..analysis.tables import format_table, table_layout, table_title
     from ..runs.analysis import comparison_figures, table_row
 
-    rows = {run.label: table_row(metrics[slug]) for slug, run in runs.items()}
-    table = format_table(rows, table_title(experiment.name, experiment.system["name"]
-                                           if system is not None else None),
-                         layout=table_layout(test_sets))
-    atomic_write_text(os.path.join(out, "table.txt"), table + "\n")
+    with timer("io_s"):
+        rows = {run.label: table_row(metrics[slug]) for slug, run in runs.items()}
+        table = format_table(rows, table_title(experiment.name, experiment.system["name"]
+                                               if system is not None else None),
+                             layout=table_layout(test_sets))
+        atomic_write_text(os.path.join(out, "table.txt"), table + "\n")
     if experiment.analysis.figures:
-        comparison_figures(list(runs.values()), os.path.join(out, "figures"), system=system)
+        with timer("figures_s"):
+            comparison_figures(list(runs.values()), os.path.join(out, "figures"), system=system)
     return table

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import tempfile
 
@@ -50,6 +51,7 @@ __all__ = [
     "to_arviz",
     "VIDiagnostics",
     "vi_diagnostics",
+    "vi_diagnostics_from_tree",
     "psis_khat",
     "MIN_PSIS_SAMPLES",
     "summary",
@@ -327,6 +329,32 @@ def to_arviz(
     tree["sample_stats"] = xr.DataTree(stats)
     return tree
 
+
+
+def vi_diagnostics_from_tree(tree) -> VIDiagnostics:
+    """:func:`vi_diagnostics` of the draws of a :func:`to_arviz` tree, without running the model
+    again: with the same ``key`` and ``num_samples`` both draw the same ``θ_s`` and symmetry
+    times and compute the same ``log p(X, θ_s)`` and ``log q(θ_s)``, which the tree keeps in
+    ``sample_stats`` (``(chain, draw)``, taken in draw order as the ``(S,)`` ratios)."""
+    if not hasattr(tree, "children") or "sample_stats" not in tree.children:
+        raise ValueError("Expected `tree` to be a to_arviz DataTree with a 'sample_stats' group.")
+    stats = tree["sample_stats"]
+    log_p = np.asarray(stats["log_p"].values, np.float64).reshape(-1)
+    log_q = np.asarray(stats["log_q"].values, np.float64).reshape(-1)
+    S = log_p.size
+    if S < MIN_PSIS_SAMPLES:
+        raise ValueError(f"Expected a tree of >= {MIN_PSIS_SAMPLES} draws for a Pareto fit (its "
+                         f"tail is the largest 20% of the ratios, at least 5), got {S}.")
+    log_w = log_p - log_q
+    n_bad = int(np.sum(~np.isfinite(log_w)))
+    if n_bad:  # as vi_diagnostics: no usable tail estimate
+        khat, lw, ess = math.inf, np.full_like(log_w, np.nan), 0.0
+    else:
+        khat, lw = psis_khat(log_w)
+        ess = float(1.0 / np.sum(np.exp(2 * lw)))
+    return VIDiagnostics(pareto_k=khat, good_k=float(min(1.0 - 1.0 / math.log10(S), 0.7)),
+                         ess=ess, num_samples=int(S), log_p=log_p, log_q=log_q,
+                         log_weights=lw, n_nonfinite=n_bad)
 
 
 # ----------------------------------------------------------------------------- summary, I/O

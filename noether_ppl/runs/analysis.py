@@ -9,6 +9,7 @@ rollout metrics), its learned symmetry (Sec. 5.1) and the VI diagnostics, and wr
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
 import jax
@@ -17,6 +18,7 @@ import numpy as np
 from ..analysis.symmetry import DEFAULT_THRESHOLD
 from .files import FIGURES_DIR, METRICS_FILE, PARAMS_FILE, write_json
 from .folder import Run, open_run
+from .timing import ANALYSIS_PHASES, PhaseTimer
 
 __all__ = ["analyze_run", "run_figures", "comparison_figures", "table_row", "ARVIZ_FILE"]
 
@@ -63,33 +65,40 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
     the top level (``train_mse``, ``nll_per_n``, ``kl_per_n``, ``neg_elbo_per_n``,
     ``test_mse``), ``evaluation`` (everything :func:`~noether_ppl.analysis.evaluate.evaluate`
     computed), ``symmetry`` (the learned symmetry, for models that learn C_η), ``vi`` (Pareto
-    k̂) and run facts (variant, label, steps, wall time).
+    k̂), run facts (variant, label, steps, wall time) and ``timing``: the seconds of the
+    analysis' phases (``metrics_s``, ``rollouts_s``, ``arviz_s``, ``figures_s``, ``io_s``;
+    :mod:`~noether_ppl.runs.timing`).
     """
     from ..analysis.evaluate import evaluate
-    from ..inference.arviz import save_arviz, to_arviz, vi_diagnostics
 
-    run = folder if isinstance(folder, Run) else open_run(folder)
+    timer = PhaseTimer()
+    with timer("io_s"):
+        run = folder if isinstance(folder, Run) else open_run(folder)
     if run.train is None:
         raise ValueError(f"{run.folder!r} holds no training data (data/train.npz).")
     result = run.result
     k_eval, k_az = jax.random.split(key)
+    inner: dict = {}
+    start = time.perf_counter()
     ev = evaluate(result, run.train, run.tests, key=k_eval, system=system,
                   num_samples=num_samples, num_repeats=num_repeats, rollouts=rollouts,
-                  rollout_steps=rollout_steps, rollout_trajectories=rollout_trajectories)
-    metrics = ev.to_dict()
-    metrics["evaluation"] = {k: metrics.pop(k) for k in ("predictive", "rollouts")}
-    report = _symmetry(run, threshold)
-    metrics["symmetry"] = None if report is None else report.to_dict()
-    if report is not None and report.parallelness is not None:
-        metrics["symmetry"]["matches_reference"] = report.matches_reference(min_parallelness)
-        metrics["symmetry"]["min_parallelness"] = min_parallelness
+                  rollout_steps=rollout_steps, rollout_trajectories=rollout_trajectories,
+                  timings=inner)
+    # evaluate's rollouts are a phase of their own
+    elapsed = time.perf_counter() - start
+    rollouts_s = min(inner.get("rollouts_s", 0.0), elapsed)
+    timer.add("metrics_s", elapsed - rollouts_s)
+    timer.add("rollouts_s", rollouts_s)
+    with timer("metrics_s"):
+        metrics = ev.to_dict()
+        metrics["evaluation"] = {k: metrics.pop(k) for k in ("predictive", "rollouts")}
+        report = _symmetry(run, threshold)
+        metrics["symmetry"] = None if report is None else report.to_dict()
+        if report is not None and report.parallelness is not None:
+            metrics["symmetry"]["matches_reference"] = report.matches_reference(min_parallelness)
+            metrics["symmetry"]["min_parallelness"] = min_parallelness
     metrics["vi"] = None
-    if arviz_samples:
-        tree = to_arviz(result, run.train, key=k_az, num_samples=arviz_samples)
-        save_arviz(tree, os.path.join(run.folder, ARVIZ_FILE))
-        if arviz_samples >= MIN_VI_SAMPLES:
-            metrics["vi"] = vi_diagnostics(result, run.train, key=k_az,
-                                           num_samples=arviz_samples).to_dict()
+    tree = _arviz(run, k_az, arviz_samples, metrics, timer)
     metrics.update({
         # which parameters these metrics describe (report warns when params.npz differs)
         "params_sha256": run.info["files"].get(PARAMS_FILE),
@@ -100,12 +109,35 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
     })
     if figures:
         notes: list[str] = []
-        run_figures(run, system=system, key=k_eval, evaluation=ev, report=report, notes=notes)
+        with timer("figures_s"):
+            run_figures(run, system=system, key=k_eval, evaluation=ev, report=report,
+                        notes=notes, tree=tree)
         metrics["figure_notes"] = notes
-    write_json(os.path.join(run.folder, METRICS_FILE), metrics)
+    metrics["timing"] = {p: round(timer.get(p), 3) for p in (*ANALYSIS_PHASES, "io_s")}
+    with timer("io_s"):
+        write_json(os.path.join(run.folder, METRICS_FILE), metrics)
+    metrics["timing"]["io_s"] = round(timer.get("io_s"), 3)  # with the write of metrics.json
     if echo is not None and report is not None:
         echo(f"{run.label}: " + str(report))
     return metrics
+
+
+def _arviz(run: Run, key, num_samples: int, metrics: dict, timer: PhaseTimer):
+    """The ArviZ tree of ``num_samples`` draws (None for 0), written to ``posterior.nc``, and
+    (with at least :data:`MIN_VI_SAMPLES` draws) ``metrics["vi"]``: the PSIS diagnostics of
+    the same draws (:func:`~noether_ppl.inference.arviz.vi_diagnostics_from_tree`, equal to
+    ``vi_diagnostics`` with this key, without running the model a second time)."""
+    from ..inference.arviz import save_arviz, to_arviz, vi_diagnostics_from_tree
+
+    if not num_samples:
+        return None
+    with timer("arviz_s"):
+        tree = to_arviz(run.result, run.train, key=key, num_samples=num_samples)
+        if num_samples >= MIN_VI_SAMPLES:
+            metrics["vi"] = vi_diagnostics_from_tree(tree).to_dict()
+    with timer("io_s"):
+        save_arviz(tree, os.path.join(run.folder, ARVIZ_FILE))
+    return tree
 
 
 def _figure(paths: list, notes: list, path: str, draw) -> None:
@@ -134,7 +166,7 @@ def _reference_for(run: Run, system):
 
 
 def run_figures(run: Run, *, system=None, key: jax.Array | None = None, evaluation=None,
-                report=None, notes: list | None = None) -> list[str]:
+                report=None, notes: list | None = None, tree=None) -> list[str]:
     """Draw a run's figures into ``RUN/figures`` and return the paths written:
 
     - ``training_curves.png``: −ELBO/N and ‖η‖ per step;
@@ -147,9 +179,11 @@ def run_figures(run: Run, *, system=None, key: jax.Array | None = None, evaluati
       predictive check and (with at least :data:`MIN_VI_SAMPLES` draws) the Pareto k̂ of
       PSIS-LOO.
 
-    Warnings raised while drawing are appended to ``notes``.
+    Warnings raised while drawing are appended to ``notes``. ``tree``: the run's ArviZ tree
+    when it is already in memory (it is then not read back from ``posterior.nc``).
     """
     from ..analysis import plots
+    from ..analysis.rollouts import model_hamiltonian
     from ..analysis.symmetry import symmetry_report
 
     out = os.path.join(run.folder, FIGURES_DIR)
@@ -164,7 +198,7 @@ def run_figures(run: Run, *, system=None, key: jax.Array | None = None, evaluati
         panels = {}
         if system is not None:
             panels["true H"] = lambda x: np.asarray(system.hamiltonian(x))
-        panels[label] = lambda x: np.asarray(result.hamiltonian(x, key=key))
+        panels[label] = lambda x: model_hamiltonian(result, x, key=key)
         _figure(paths, notes, os.path.join(out, "hamiltonian.png"),
                 lambda p: plots.plot_phase_space_hamiltonians(panels, data=run.train, path=p))
     if result.model.learns_conserved:
@@ -182,10 +216,11 @@ def run_figures(run: Run, *, system=None, key: jax.Array | None = None, evaluati
         _figure(paths, notes, os.path.join(out, "rollouts.png"),
                 lambda p: plots.plot_rollouts({label: evaluation.rollouts[name]}, path=p))
     tree_path = os.path.join(run.folder, ARVIZ_FILE)
-    if os.path.exists(tree_path):
+    if tree is None and os.path.exists(tree_path):
         from ..inference.arviz import load_arviz
 
         tree = load_arviz(tree_path)
+    if tree is not None:
         _figure(paths, notes, os.path.join(out, "ppc.png"),
                 lambda p: plots.plot_ppc(tree, path=p))
         if _num_draws(tree) >= MIN_VI_SAMPLES:  # PSIS-LOO fits a tail of >= 5 draws
@@ -203,6 +238,7 @@ def comparison_figures(runs: list[Run], out, *, system=None, key: jax.Array | No
     :data:`MIN_VI_SAMPLES` draws) on the same data.
     Returns the paths written."""
     from ..analysis import plots
+    from ..analysis.rollouts import model_hamiltonian
     from ..analysis.symmetry import symmetry_report
 
     key = jax.random.key(0) if key is None else key
@@ -218,8 +254,7 @@ def comparison_figures(runs: list[Run], out, *, system=None, key: jax.Array | No
         if system is not None:
             panels["true H"] = lambda x: np.asarray(system.hamiltonian(x))
         for lab, r in pairs:
-            panels[lab] = (lambda res: lambda x: np.asarray(res.hamiltonian(x, key=key)))(
-                r.result)
+            panels[lab] = (lambda res: lambda x: model_hamiltonian(res, x, key=key))(r.result)
         _figure(paths, notes, os.path.join(out, "hamiltonians.png"),
                 lambda p: plots.plot_phase_space_hamiltonians(panels, data=runs[0].train,
                                                               path=p))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 import jax
 import numpy as np
@@ -83,6 +84,8 @@ def fit_in_folder(model, train: Trajectories, folder, *, key: jax.Array, num_ste
     A non-finite state is never saved: a checkpoint with non-finite values is refused on
     resume, and a fit that starts from non-finite parameters saves nothing. The folder is
     locked (:func:`~noether_ppl.runs.lock.folder_lock`) while the fit writes into it.
+    ``run.json`` records the fit's seconds in this session, compilation and checkpoints
+    included (``timing.fit_s``, :mod:`~noether_ppl.runs.timing`).
     """
     allowed = _fit_kwargs_allowed()
     unknown = set(fit_kwargs) - allowed
@@ -135,6 +138,7 @@ def _fit_locked(model, train, folder, *, key, num_steps, every, resume, tests, r
     """:func:`fit_in_folder` after its checks, holding the folder's lock."""
     from ..inference.fit import DivergenceError, fit
 
+    started = time.perf_counter()  # the fit's seconds (this session's) go into run.json
     ckpt_path = os.path.join(folder, CHECKPOINT_FILE)
     start, prior_losses, prior_eta = 0, np.zeros(0), None
     if is_run_folder(folder):
@@ -188,7 +192,8 @@ def _fit_locked(model, train, folder, *, key, num_steps, every, resume, tests, r
             result, losses=join(prior_losses, result.losses),
             eta_norms=join(prior_eta, result.eta_norms),
             info={**result.info, "resumed_from_step": start} if start else result.info)
-        save_run(result, folder, meta=meta, settings=settings, status=status, fingerprint=fp)
+        save_run(result, folder, meta=meta, settings=settings, status=status, fingerprint=fp,
+                 timing={"fit_s": round(time.perf_counter() - started, 3)})
         return result
 
     try:

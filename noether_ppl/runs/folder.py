@@ -66,14 +66,15 @@ __all__ = ["Run", "save_run", "load_run", "open_run"]
 def save_run(result, folder, *, train: Trajectories | None = None, tests: dict | None = None,
              reference=None, reference_names=None, meta: dict | None = None,
              settings: dict | None = None, status: str = "complete",
-             fingerprint: str | None = None) -> str:
+             fingerprint: str | None = None, timing: dict | None = None) -> str:
     """Write ``result`` (a :class:`~noether_ppl.inference.FitResult`) into ``folder``.
 
     ``train`` and ``tests`` (``{name: Trajectories}``) are stored under ``data/``;
     ``reference`` generators (and ``reference_names``) in ``reference.npz``; ``meta`` (e.g. the
     experiment name and the variant's label) and ``settings`` (fit arguments) in ``run.json``.
-    Every file is written atomically; ``run.json`` last, with the SHA-256 of every other file.
-    Returns the folder.
+    Every file is written atomically; ``run.json`` last, with the SHA-256 of every other file
+    and ``timing`` (where the run's time went, e.g. ``{"fit_s": 12.3}``;
+    :mod:`~noether_ppl.runs.timing`) when given. Returns the folder.
     """
     if not hasattr(result, "params") or not hasattr(result, "model"):
         raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
@@ -139,6 +140,8 @@ def save_run(result, folder, *, train: Trajectories | None = None, tests: dict |
         "files": {rel: file_sha256(os.path.join(folder, rel)) for rel in files},
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
+    if timing is not None:
+        info["timing"] = jsonable(dict(timing))
     write_json(os.path.join(folder, RUN_FILE), info)
     return folder
 

@@ -126,6 +126,8 @@ def _safe_relpath(v) -> bool:
     return all(p not in ("", ".", "..") for p in parts)
 
 
+SECONDS = _is("a finite number of seconds >= 0", lambda v: _real(v) and 0 <= v < math.inf,
+              float)
 RELPATH = _is("a relative path inside the folder (no '..')", _safe_relpath)
 
 
@@ -201,6 +203,18 @@ def _header(obj_: dict, what: str, path, kind: str, version: int) -> None:
 
 
 # ----------------------------------------------------------------------------- JSON files
+_SPLIT = dict_of(STR, SECONDS, "an object {phase: seconds}")
+TIMING = obj({
+    "simulate_s": (SECONDS, False),
+    "fit_s": (SECONDS, False),
+    "analysis_s": (SECONDS, False),
+    "io_s": (SECONDS, False),
+    "wall_s": (SECONDS, False),
+    "analysis": (_SPLIT, False),
+})
+"""Where the time went (:mod:`noether_ppl.runs.timing`): optional in ``run.json``,
+``experiment.json`` and ``metrics.json``, so folders written before it still load."""
+
 _META = obj({
     "label": (STR, False),
     "order": (INT, False),
@@ -229,6 +243,7 @@ RUN_INFO = obj({
     "info": (OBJECT, False),
     "data": (dict_of(STR, RELPATH, "an object {data-set name: relative path}"), False),
     "files": (dict_of(RELPATH, SHA256, "an object {relative path: SHA-256 digest}"), True),
+    "timing": (optional(TIMING), False),
 })
 
 
@@ -261,6 +276,7 @@ EXPERIMENT_RECORD = obj({
         "user_file": (STR, False),
         "init_conserved": (_FILE_ENTRY, False),
     }), True),
+    "timing": (optional(TIMING), False),
 })
 
 
@@ -307,6 +323,7 @@ METRICS = obj({
     "wall_time_s": (optional(NUMBER), False),
     "params_sha256": (optional(SHA256), False),
     "figure_notes": (list_of(STR, "a list of strings"), False),
+    "timing": (optional(_SPLIT), False),
 })
 
 

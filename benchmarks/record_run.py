@@ -1,0 +1,65 @@
+"""Record an experiment folder of ``noether-ppl fit`` as a benchmark record, so that a table
+quoted in ``REPRODUCTION.md`` has its numbers, command and commit committed.
+
+    noether-ppl fit sho-cpu --out runs/sho-cpu
+    python benchmarks/record_run.py runs/sho-cpu --topic sho-cpu \\
+        --command "noether-ppl fit sho-cpu --out runs/sho-cpu"
+
+Writes ``benchmarks/records/<topic>/``: ``table.md`` (``noether-ppl report DIR --markdown`` as
+it prints, symmetry and selection lines included), ``metrics.json`` (each run's
+``metrics.json`` and the run facts of its ``run.json``: status, steps, wall time, timing split;
+no arrays) and ``record.json`` (the command given, the commit, versions, machine). The wall
+time is the sum of the runs' recorded wall times unless ``--wall-s`` gives the command's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from record import write_record
+
+from noether_ppl.runs.files import read_metrics, read_run_info
+from noether_ppl.runs.report import find_runs, report
+
+_RUN_FACTS = ("variant", "label", "status", "steps", "wall_time_s", "timing", "selection")
+
+
+def collect(folder: str) -> tuple[str, dict, float]:
+    """``(table, metrics, summed wall seconds)`` of the complete runs under ``folder``."""
+    lines: list[str] = []
+    report(folder, figures=False, fmt="markdown", echo=lines.append)  # table, then notes
+    metrics, wall = {}, 0.0
+    for run_dir in find_runs(folder):
+        info = read_run_info(run_dir)
+        facts = {k: v for k, v in {**info, **info.get("info", {})}.items() if k in _RUN_FACTS}
+        wall += float(info.get("info", {}).get("wall_time_s") or 0.0)
+        metrics[os.path.relpath(run_dir, folder)] = {"run": facts,
+                                                    "metrics": read_metrics(run_dir)}
+    return "\n".join(lines), metrics, wall
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", help="experiment folder written by `noether-ppl fit`")
+    parser.add_argument("--topic", required=True, help="records/<topic>/ to write")
+    parser.add_argument("--command", required=True,
+                        help="the command line that made the folder, as run")
+    parser.add_argument("--wall-s", type=float, default=None,
+                        help="the command's wall time (default: the runs' summed wall time)")
+    parser.add_argument("--notes", default=None, help="what a reader needs to know")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.folder):
+        parser.error(f"--folder: no folder at {args.folder!r}")
+    table, metrics, wall = collect(args.folder)
+    path = write_record(args.topic, table=table, metrics=metrics, command=args.command,
+                        wall_s=args.wall_s if args.wall_s is not None else wall,
+                        notes=args.notes)
+    print(table)
+    print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Where a result came from: the commit, the package versions and the machine.
+
+One definition for the benchmark records (``benchmarks/record.py``) and the provenance cell at
+the end of each stored notebook, so that both describe a run the same way.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import pathlib
+import platform
+import subprocess
+
+__all__ = ["PACKAGES", "commit", "environment", "summary"]
+
+PACKAGES = ("noether-ppl", "jax", "jaxlib", "numpyro", "optax", "numpy", "scipy",
+            "arviz-base", "arviz-stats")
+"""The distributions whose versions a record names."""
+
+
+def _git(*args: str) -> str | None:
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def commit() -> str:
+    """The checkout's ``HEAD`` commit, with ``+uncommitted`` when tracked files differ from it;
+    ``"unknown"`` outside a git checkout (e.g. an installed wheel)."""
+    sha = _git("rev-parse", "HEAD")
+    if not sha:
+        return "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return sha + ("+uncommitted" if dirty else "")
+
+
+def environment() -> dict:
+    """The machine, JAX's backend and devices, and the versions of :data:`PACKAGES`."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        import jax
+
+        backend = jax.default_backend()
+        devices = [str(d.device_kind) for d in jax.devices()]
+    except Exception:  # noqa: BLE001 - a record is still useful without the device list
+        backend, devices = None, []
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "backend": backend,
+        "devices": devices,
+        "packages": versions,
+    }
+
+
+def summary() -> str:
+    """Three lines for a notebook or a log: the versions, the commit, the machine."""
+    env = environment()
+    pkgs = env["packages"]
+    versions = ", ".join(f"{n} {pkgs[n]}" for n in ("noether-ppl", "jax", "numpyro")
+                         if pkgs.get(n))
+    return (f"{versions}, Python {env['python']}\n"
+            f"commit {commit()}\n"
+            f"machine: {env['platform']}, {env['cpu_count']} CPUs, {env['backend']} devices "
+            f"{env['devices']}")

@@ -1,0 +1,38 @@
+"""noether_ppl.provenance: the commit and versions a record or notebook states are the real ones."""
+
+import shutil
+import subprocess
+
+import jax
+import numpyro
+import pytest
+
+from noether_ppl import provenance
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_commit_is_the_checkouts_head():
+    root = provenance.__file__.rsplit("/noether_ppl/", 1)[0]
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except subprocess.CalledProcessError:
+        pytest.skip("not a git checkout")
+    found = provenance.commit()
+    assert found.removesuffix("+uncommitted") == head
+
+
+def test_environment_names_the_installed_versions():
+    env = provenance.environment()
+    assert env["packages"]["jax"] == jax.__version__
+    assert env["packages"]["numpyro"] == numpyro.__version__
+    assert env["backend"] == jax.default_backend()
+    assert set(provenance.PACKAGES) == set(env["packages"])
+
+
+def test_summary_has_the_fields_the_notebooks_show():
+    lines = provenance.summary().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("noether-ppl ") and f"jax {jax.__version__}" in lines[0]
+    assert lines[1].startswith("commit ")
+    assert lines[2].startswith("machine: ")
