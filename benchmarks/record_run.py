@@ -8,7 +8,8 @@ quoted in ``REPRODUCTION.md`` has its numbers, command and commit committed.
 Writes ``benchmarks/records/<topic>/``: ``table.md`` (``noether-ppl report DIR --markdown`` as
 it prints, symmetry and selection lines included), ``metrics.json`` (each run's
 ``metrics.json`` and the run facts of its ``run.json``: status, steps, wall time, timing split;
-no arrays) and ``record.json`` (the command given, the commit, versions, machine). The wall
+curves over time, such as the rollouts' per-step errors, are left out: they stay in the run
+folder) and ``record.json`` (the command given, the commit, versions, machine). The wall
 time is the sum of the runs' recorded wall times unless ``--wall-s`` gives the command's own.
 """
 
@@ -24,6 +25,18 @@ from noether_ppl.runs.files import read_metrics, read_run_info
 from noether_ppl.runs.report import find_runs, report
 
 _RUN_FACTS = ("variant", "label", "status", "steps", "wall_time_s", "timing", "selection")
+_MAX_LIST = 16
+"""Longer lists (curves over time) are left out of a record."""
+
+
+def _without_curves(obj):
+    """``obj`` with every list longer than :data:`_MAX_LIST` removed, recursively."""
+    if isinstance(obj, dict):
+        return {k: _without_curves(v) for k, v in obj.items()
+                if not (isinstance(v, list) and len(v) > _MAX_LIST)}
+    if isinstance(obj, list):
+        return [_without_curves(v) for v in obj]
+    return obj
 
 
 def collect(folder: str) -> tuple[str, dict, float]:
@@ -35,8 +48,8 @@ def collect(folder: str) -> tuple[str, dict, float]:
         info = read_run_info(run_dir)
         facts = {k: v for k, v in {**info, **info.get("info", {})}.items() if k in _RUN_FACTS}
         wall += float(info.get("info", {}).get("wall_time_s") or 0.0)
-        metrics[os.path.relpath(run_dir, folder)] = {"run": facts,
-                                                    "metrics": read_metrics(run_dir)}
+        metrics[os.path.relpath(run_dir, folder)] = {
+            "run": facts, "metrics": _without_curves(read_metrics(run_dir))}
     return "\n".join(lines), metrics, wall
 
 
