@@ -1,6 +1,6 @@
 """Time one jitted SVI step (loss and all gradients) of Noether's razor.
 
-    python benchmarks/step_time.py             # every configuration -> records/step-time/table.md
+    python benchmarks/step_time.py             # every configuration -> records/step-time/
     python benchmarks/step_time.py --config sho-paper --json out.json
     python benchmarks/step_time.py --config sho-paper --set sym_samples=50 --set particles=4
     XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
@@ -15,10 +15,17 @@ Euler sub-steps, width, depth and batch exactly (DESIGN.md table; App. C), so th
 compared with other implementations at identical settings.
 
 FLOP count (the same for any implementation of the step, so rates compare): per evaluation,
-the matmuls of the forward pass (``2 Σ_l in_l out_l``) and of the input gradient (the same
-again), and reverse mode through both (twice that): ``6 Σ_l in_l out_l`` per evaluation.
-Recomputation an implementation chooses to do (ours recomputes each tile's forward pass in the
-backward pass) is not counted.
+the matmuls of the forward pass (``2 Σ_l in_l out_l``) and of the input gradient ∇ₓF (the
+same again), and reverse mode through both (each of those matmuls has two transposed
+products: twice their ``4 Σ``): ``12 Σ_l in_l out_l`` per evaluation (:func:`flops_per_eval`;
+``tests/test_step_time.py`` checks it against XLA's own count of the plain autodiff step).
+Element-wise work and recomputation an implementation chooses to do (ours recomputes each
+tile's forward pass in the backward pass) are not counted. Records made before 2026-12-03
+counted ``6 Σ``, half of this: their GFLOP/s are half of what this count gives.
+
+``--topic`` (the default, ``step-time``, with every configuration) writes the record
+``benchmarks/records/<topic>/`` (table, metrics, command, commit, versions, wall time);
+``--markdown PATH`` writes only the table, to PATH (``gpu_record.sh``).
 """
 
 from __future__ import annotations
@@ -105,11 +112,15 @@ def _parse_value(text: str):
     return text
 
 
+def flops_per_eval(sizes) -> int:
+    """Matmul FLOP of one evaluation of the step for an MLP with layer sizes ``sizes`` (input,
+    hidden..., 1): F and ∇ₓF (``4 Σ_l in_l out_l``) and reverse mode through both (``8 Σ``)."""
+    return 12 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
 def step_flops(cfg: dict) -> float:
-    """The step's work (see the module docstring): ``6 Σ_l in_l out_l`` per evaluation."""
-    sizes = [cfg["phase_dim"], *cfg["hidden"], 1]
-    per_eval = 6 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    return per_eval * evaluations(cfg)
+    """The step's work (see the module docstring): :func:`flops_per_eval` per evaluation."""
+    return flops_per_eval([cfg["phase_dim"], *cfg["hidden"], 1]) * evaluations(cfg)
 
 
 def evaluations(cfg: dict) -> int:
@@ -124,7 +135,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run(name: str, cfg: dict) -> dict:
+def compiled_step(cfg: dict):
+    """The configuration's jitted SVI step, compiled: ``(step, state, x_t, x_next, compile_s)``
+    with ``step(state, x_t, x_next) -> (state, loss)`` (the state is donated)."""
     import jax
     import jax.numpy as jnp
     from numpyro.infer import SVI
@@ -153,7 +166,14 @@ def run(name: str, cfg: dict) -> dict:
     state = svi.init(key, x_t, x_next)
     t0 = time.perf_counter()
     update = jax.jit(svi.update, donate_argnums=0).lower(state, x_t, x_next).compile()
-    compile_s = time.perf_counter() - t0
+    return update, state, x_t, x_next, time.perf_counter() - t0
+
+
+def run(name: str, cfg: dict) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    update, state, x_t, x_next, compile_s = compiled_step(cfg)
     state, loss = update(state, x_t, x_next)  # first call: allocation, caches
     jax.block_until_ready(loss)
     times = []
@@ -223,7 +243,8 @@ def machine() -> str:
             f"{jax.default_backend()} ({jax.devices()[0].device_kind})")
 
 
-def write_markdown(results: list[dict], mm: dict, path: str, command: str) -> None:
+def table(results: list[dict], mm: dict, command: str) -> str:
+    """The record's table, as markdown."""
     # a GPU reports its allocator's peak (``memory_stats``); the CPU backend reports none
     on_device = all("device_peak_mib" in r for r in results)
     lines = [
@@ -239,9 +260,9 @@ def write_markdown(results: list[dict], mm: dict, path: str, command: str) -> No
         + f"; XLA batched 20×(5600×200)@(200×200): {mm['xla_batched']:.0f} GFLOP/s.",
         "",
         "| config | median step (s) | min–max (s) | compile (s) | GFLOP/step | GFLOP/s | "
-        "MLP evals/s | peak RSS (MiB) |" + (" device peak (MiB) |" if on_device else "")
-        + " official (s) | speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if on_device else "")
+        "of XLA matmul | MLP evals/s | peak RSS (MiB) |"
+        + (" device peak (MiB) |" if on_device else "") + " official (s) | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if on_device else "")
         + "---:|---:|",
     ]
     for r in results:
@@ -249,15 +270,16 @@ def write_markdown(results: list[dict], mm: dict, path: str, command: str) -> No
         lines.append(
             f"| {r['config']} | {r['median_step_s']:.3f} | {r['min_step_s']:.3f}–"
             f"{r['max_step_s']:.3f} | {r['compile_s']:.1f} | {r['step_gflop']:.1f} | "
-            f"{r['gflop_per_s']:.1f} | {r['mlp_evals_per_s']:.3g} | {r['peak_rss_mib']:.0f} | "
+            f"{r['gflop_per_s']:.1f} | {r['gflop_per_s'] / mm['xla_batched']:.0%} | "
+            f"{r['mlp_evals_per_s']:.3g} | {r['peak_rss_mib']:.0f} | "
             + (f"{r['device_peak_mib']:.0f} | " if on_device else "")
             + (f"{official:g} | {r['speedup_vs_official']:.2f}× |" if official else "– | – |"))
     lines += ["", "Settings of each configuration: `CONFIGS` in `benchmarks/step_time.py`; "
-              "FLOP count: its docstring."]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+              "FLOP count (12 Σ in·out per evaluation): its docstring. \"of XLA matmul\": "
+              "GFLOP/s over the XLA batched matmul's, measured in the same run. \"official\": "
+              "the official implementation's step on a 2-core machine of this kind (issue "
+              "text, `OFFICIAL`), not measured in this run."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -271,9 +293,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(CONFIGS),
                         help="without --config: run just these configurations, each in a fresh "
                         "process (default: all)")
-    parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__),
-                                                           "records", "step-time", "table.md"))
+    parser.add_argument("--topic", default="step-time",
+                        help="write the record benchmarks/records/TOPIC/ (default: step-time)")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="write only the table, to PATH, instead of a record")
     args = parser.parse_args(argv)
+    t_start = time.perf_counter()
     if args.config:
         results = [run(name, settings_for(name, args.set)) for name in args.config]
         for r in results:
@@ -296,12 +321,26 @@ def main(argv=None) -> int:
         with open(out) as f:
             results.append(json.load(f))
         os.remove(out)
-    write_markdown(results, matmul_throughput(), args.markdown,
-                   " ".join(["python benchmarks/step_time.py", *sys.argv[1:]]))
+    mm = matmul_throughput()
+    command = " ".join(["python benchmarks/step_time.py", *(argv if argv is not None
+                                                            else sys.argv[1:])])
+    text = table(results, mm, command)
+    print(text)
+    if args.markdown:
+        with open(args.markdown + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(args.markdown + ".tmp", args.markdown)
+        written = args.markdown
+    else:
+        from record import write_record
+
+        written = write_record(args.topic, table=text,
+                               metrics={"matmul_gflop_per_s": mm, "configs": results},
+                               command=command, wall_s=time.perf_counter() - t_start)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
-    print(f"wrote {args.markdown}")
+    print(f"wrote {written}")
     return 1 if failed else 0
 
 

@@ -153,33 +153,10 @@ _ = report([ROOT / f"n{n}" for n in NS], figures=False)
 # %%
 # Provenance of the outputs above: the record of the run stored with the notebook
 import datetime
-import os
-import pathlib
-import platform
-import subprocess
 import time
 
-import jax
-import numpyro
+from noether_ppl.provenance import summary
 
-import noether_ppl
-
-
-def git(*args):
-    root = pathlib.Path(noether_ppl.__file__).resolve().parent.parent
-    try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-commit = git("rev-parse", "--short", "HEAD") or "unknown"
-if git("status", "--porcelain", "--untracked-files=no"):
-    commit += " plus uncommitted changes"
-print(f"noether-ppl {noether_ppl.__version__}, jax {jax.__version__}, "
-      f"numpyro {numpyro.__version__}, Python {platform.python_version()}")
-print(f"commit {commit}")
+print(summary())
 print(f"scale {SCALE!r}, run on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
       f"{time.perf_counter() - T0:.0f} s from the first code cell to this one")
-print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, jax devices {jax.devices()}")
