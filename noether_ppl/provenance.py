@@ -6,13 +6,14 @@ the end of each stored notebook, so that both describe a run the same way.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 import os
 import pathlib
 import platform
 import subprocess
 
-__all__ = ["PACKAGES", "commit", "environment", "summary"]
+__all__ = ["OUTPUTS", "PACKAGES", "code_changes", "commit", "environment", "summary"]
 
 PACKAGES = ("noether-ppl", "jax", "jaxlib", "numpyro", "optax", "numpy", "scipy",
             "arviz-base", "arviz-stats")
@@ -28,14 +29,26 @@ def _git(*args: str) -> str | None:
         return None
 
 
+OUTPUTS = ("*.ipynb", "*.md", "benchmarks/records/*")
+"""Tracked files that hold results and prose, not code: the stored notebooks (executing one
+rewrites it, and the next one runs while it differs from ``HEAD``), the documents and the
+benchmark records. Changes to them do not make a run's code differ from its commit."""
+
+
+def code_changes(paths) -> list[str]:
+    """The paths (relative to the checkout) among ``paths`` that are not :data:`OUTPUTS`."""
+    return [p for p in paths if not any(fnmatch.fnmatch(p, pat) for pat in OUTPUTS)]
+
+
 def commit() -> str:
-    """The checkout's ``HEAD`` commit, with ``+uncommitted`` when tracked files differ from it;
-    ``"unknown"`` outside a git checkout (e.g. an installed wheel)."""
+    """The checkout's ``HEAD`` commit, with ``+uncommitted`` when a tracked file other than
+    :data:`OUTPUTS` differs from it; ``"unknown"`` outside a git checkout (e.g. an installed
+    wheel)."""
     sha = _git("rev-parse", "HEAD")
     if not sha:
         return "unknown"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return sha + ("+uncommitted" if dirty else "")
+    changed = _git("diff", "--name-only", "HEAD") or ""
+    return sha + ("+uncommitted" if code_changes(changed.splitlines()) else "")
 
 
 def environment() -> dict:

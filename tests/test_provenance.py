@@ -36,3 +36,13 @@ def test_summary_has_the_fields_the_notebooks_show():
     assert lines[0].startswith("noether-ppl ") and f"jax {jax.__version__}" in lines[0]
     assert lines[1].startswith("commit ")
     assert lines[2].startswith("machine: ")
+
+
+def test_outputs_do_not_count_as_code_changes():
+    """A notebook being stored, a document or a record differs from HEAD: the code does not."""
+    paths = ["notebooks/01_harmonic_oscillator.ipynb", "README.md", "benchmarks/results.md",
+             "benchmarks/records/step-time/table.md", "noether_ppl/nn.py",
+             "notebooks/01_harmonic_oscillator.py", "benchmarks/step_time.py",
+             "noether_ppl/experiments/sho-cpu.toml"]
+    assert provenance.code_changes(paths) == paths[4:]
+    assert provenance.code_changes([]) == []
