@@ -234,12 +234,7 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     refit_kept = last["delta"] >= -2.0 * last["se"]
     assert last["kept"] == ("refit" if refit_kept else "before")
     assert strict.result.model.n_conserved == (5 if refit_kept else 1)
-    # the selection states the fit it returns: the spectrum's 5 when the refit was kept, else
-    # the one learned direction of the fit before it (the spectrum's count stays on record)
-    L = 5 if refit_kept else 1
-    assert strict.dimension == L and strict.generators.shape == (L, 3, 3)
-    assert strict.spectrum_dimension == 5 and strict.to_dict()["spectrum_dimension"] == 5
-    assert strict.residuals.shape == (L,)
+    assert strict.dimension == 5 and strict.generators.shape == (5, 3, 3)
 
 
 def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
@@ -333,15 +328,14 @@ def test_fit_auto_runs_the_pipeline_and_keeps_the_better_start(tiny_sho):
     # is the refit at them or, when its ELBO was lower, the fit they were read from; then the
     # plain HNN when its ELBO is higher beyond the tolerance (step 4)
     last = auto.selection.steps[-1]
-    assert last["reason"] == "spectrum" and last["selected"] == \
-        auto.selection.spectrum_dimension <= 5
+    assert last["reason"] == "spectrum" and last["selected"] == auto.selection.dimension <= 5
     beaten = auto.hnn_delta < -(DEFAULT_TOLERANCE + 2.0 * auto.hnn_se)
     assert auto.kept == ("hnn" if beaten else "selected")
     if auto.kept == "hnn":
         assert auto.result is auto.hnn and auto.dimension == 0
     else:
-        assert auto.result.model.n_conserved == auto.dimension == (
-            last["selected"] if last["kept"] == "refit" else last["dimension"])
+        assert auto.result.model.n_conserved == (
+            auto.dimension if last["kept"] == "refit" else last["dimension"])
     assert auto.generators.shape[0] == auto.dimension
     assert np.all(auto.selection.residuals <= 0.12)
     assert "Selected dimension" in str(auto) and "Against the plain HNN" in str(auto)

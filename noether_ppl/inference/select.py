@@ -99,10 +99,7 @@ class Selection:
     result : the fit to use: symmetrised over the selected quantities (the plain HNN when
         none is selected), or, where the spectrum decided and that refit had the lower ELBO,
         the fit the quantities were read from (``steps[-1]["kept"]``).
-    dimension : the selected dimension L of the symmetry algebra: the number of conserved
-        quantities the returned ``result`` is symmetrised over (when the spectrum's refit lost
-        the ELBO comparison, the K of the fit before it, not the spectrum's count; that count
-        is :attr:`spectrum_dimension`).
+    dimension : the selected dimension L of the symmetry algebra.
     generators : ``(L, M+1, M+1)`` the selected generators in principal form.
     singular_values : ``(L,)`` their singular values σ_k (Sec. 5.1).
     residuals : ``(L,)`` relative Poisson brackets ``{C_k, Ĥ}`` of the selected quantities
@@ -129,16 +126,8 @@ class Selection:
     spectrum: np.ndarray | None = None
     gap_ratio: float | None = None
 
-    @property
-    def spectrum_dimension(self) -> int | None:
-        """How many quadratic quantities the fitted Ĥ conserves by the spectrum's gap rule
-        (None when the dimension was not read from a spectrum)."""
-        last = self.steps[-1] if self.steps else {}
-        return last.get("selected") if last.get("reason") == "spectrum" else None
-
     def to_dict(self) -> dict:
         return {"dimension": self.dimension, "start_dimension": self.start_dimension,
-                "spectrum_dimension": self.spectrum_dimension,
                 "criterion": self.criterion,
                 "singular_values": self.singular_values.tolist(),
                 "residuals": self.residuals.tolist(),
@@ -347,9 +336,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                       "neg_elbo_per_n_selected": est_new.neg_elbo_per_n,
                       "neg_elbo_per_n_before": est_old.neg_elbo_per_n,
                       "kept": "refit" if kept_refit else "before"})
-        # the selected quantities are those of the fit returned: the D read off the spectrum
-        # when the refit was kept, else the learned ones of the fit they were read from
-        sig, G = principal_generators(current.generators())
+        sig, G = principal_generators(refit.generators())  # the selected quantities
         res = (conservation_residuals(current, G, x_states, key=k_spec)
                if G.shape[0] else np.zeros(0))
     elif decided is not None:
