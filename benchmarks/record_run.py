@@ -9,13 +9,16 @@ Writes ``benchmarks/records/<topic>/``: ``table.md`` (``noether-ppl report DIR -
 it prints, symmetry and selection lines included), ``metrics.json`` (each run's
 ``metrics.json`` and the run facts of its ``run.json``: status, steps, wall time, timing split;
 curves over time, such as the rollouts' per-step errors, are left out: they stay in the run
-folder) and ``record.json`` (the command given, the commit, versions, machine). The wall
+folder; ``timing``: the whole command's fit / analysis / I/O split, from ``experiment.json`` or
+the demo's ``metrics.json``) and ``record.json`` (the command given, the commit, versions,
+machine). The wall
 time is the sum of the runs' recorded wall times unless ``--wall-s`` gives the command's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -50,6 +53,16 @@ def collect(folder: str) -> tuple[str, dict, float]:
         wall += float(info.get("info", {}).get("wall_time_s") or 0.0)
         metrics[os.path.relpath(run_dir, folder)] = {
             "run": facts, "metrics": _without_curves(read_metrics(run_dir))}
+    # the whole command's split (fit / analysis / I/O seconds): experiment.json of
+    # `noether-ppl fit`, metrics.json of `noether-ppl demo`
+    for name in ("experiment.json", "metrics.json"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                timing = json.load(f).get("timing")
+            if timing:
+                metrics["timing"] = timing
+                break
     return "\n".join(lines), metrics, wall
 
 

@@ -54,8 +54,8 @@ def test_a_second_process_loads_the_compiled_program(tmp_path):
 def test_the_command_line_keeps_its_programs_in_the_cache(tmp_path):
     """Two CLI fits in fresh processes: the second loads the fit's programs from the cache
     (slow: two processes compile the whole run; the default suite checks the cache with one
-    program above). (Simulating is not cached: the ODE solver's error checks are host callbacks, which JAX
-    does not store; the fit is.)"""
+    program above). (Simulating is not cached: the ODE solver's error checks are host
+    callbacks, which JAX does not store; the fit is.)"""
     cache = tmp_path / "cli-cache"
     tiny = ["model.hidden=[8]", "model.sym_samples=2", "model.substeps=1",
             "inference.num_steps=4", "inference.refit=false", "data.train.n_trajectories=4",

@@ -360,3 +360,19 @@ def test_auto_fit_that_keeps_the_hnn_reports_dimension_zero():
     other = dataclasses.replace(kept, kept="selected", hnn_delta=5.0)
     assert other.result == "selected fit" and other.dimension == 2
     assert other.generators.shape == (2, 3, 3)
+
+
+def test_selected_label_names_the_built_in_count_when_it_differs():
+    """A run folder's label: the selection's dimension (what the returned fit's Ĥ conserves)
+    and, when the ELBO kept the fit the quantities were read from, its own K."""
+    from types import SimpleNamespace
+
+    from noether_ppl.experiments.fitting import selected_label
+
+    def auto(dimension, k):
+        model = SimpleNamespace(n_conserved=k)
+        return SimpleNamespace(dimension=dimension, result=SimpleNamespace(model=model))
+
+    assert selected_label(auto(6, 6)) == "selected: 6"
+    assert selected_label(auto(6, 2)) == "selected: 6 conserved by Ĥ, 2 built in"
+    assert selected_label(auto(0, 0)) == "selected: 0"

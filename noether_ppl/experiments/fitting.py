@@ -21,6 +21,17 @@ __all__ = ["VariantFits", "SELECTION_FILE"]
 SELECTION_FILE = "selection.json"
 """In a ``<variant>-selected`` run folder: what :meth:`VariantFits.select` selected, and why."""
 
+
+def selected_label(auto) -> str:
+    """The row label of a selection: how many quantities the returned fit's Ĥ conserves, and
+    how many it is symmetrised over by construction when the two differ (the ELBO kept the
+    fit the quantities were read from, not the refit at them)."""
+    built_in = auto.result.model.n_conserved
+    if built_in == auto.dimension:
+        return f"selected: {auto.dimension}"
+    return f"selected: {auto.dimension} conserved by Ĥ, {built_in} built in"
+
+
 @dataclasses.dataclass
 class VariantFits:
     """The runs of one experiment run: :meth:`fit_all` fits (or keeps) every variant in order
@@ -194,7 +205,7 @@ class VariantFits:
                                     num_steps=num_steps, select_steps=steps, **kwargs)
             echo(str(auto))
             meta = {**runs[v.slug].meta, "variant": slug, "order": self.order,
-                    "selected_from": v.slug, "label": f"{v.label} (selected: {auto.dimension})"}
+                    "selected_from": v.slug, "label": f"{v.label} ({selected_label(auto)})"}
             self.order += 1
             os.makedirs(folder, exist_ok=True)
             with folder_lock(folder):
