@@ -71,7 +71,8 @@ def run_one(name: str, key: int, args) -> dict:
                              select_steps=args.select_steps, lr=args.lr,
                              lr_conserved=args.lr_conserved, batch_size=args.batch_size,
                              select_kwargs={"lr": args.lr / 3, "lr_conserved": args.lr_conserved,
-                                            "batch_size": args.batch_size},
+                                            "batch_size": args.batch_size,
+                                            **({"built_in": True} if args.built_in else {})},
                              criterion=args.criterion)
     wall = time.perf_counter() - t
     d = auto.discovery
@@ -113,7 +114,8 @@ def table(rows, args) -> str:
     out = [f"Discovery at CPU scale: {args.trajectories} trajectories x {args.points} steps, "
            f"MLP {args.hidden}, S = {args.sym_samples}, K = true + {args.extra}, "
            f"{args.steps} steps (selection: {args.select_steps} per continuation, criterion "
-           f"{args.criterion!r}); success = "
+           f"{args.criterion!r}" + (", built-in generators added to the spectrum's span"
+                                     if args.built_in else "") + "); success = "
            f"dimension equal and every selected direction at parallelness > {args.par}.", "",
            "| system | key | true | margin | razor dim | gap | min par | start | "
            "HNN+discover dim | min par | −ELBO/N razor | −ELBO/N HNN | test MSE razor | "
@@ -159,6 +161,9 @@ def main(argv=None) -> int:
     p.add_argument("--par", type=float, default=0.95)
     p.add_argument("--criterion", default="conserved", choices=["conserved", "elbo", "both"],
                    help="select_conserved's rule")
+    p.add_argument("--built-in", action="store_true",
+                   help="select_conserved(built_in=True): also select the fit's own generators "
+                   "where they leave the spectrum's span (an alternative under measurement)")
     p.add_argument("--topic", default="discovery")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in the topic's record (same settings) and run "

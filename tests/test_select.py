@@ -376,3 +376,26 @@ def test_selected_label_names_the_built_in_count_when_it_differs():
     assert selected_label(auto(6, 6)) == "selected: 6"
     assert selected_label(auto(6, 2)) == "selected: 6 conserved by Ĥ, 2 built in"
     assert selected_label(auto(0, 0)) == "selected: 0"
+
+
+def test_built_in_parts_are_the_generators_outside_the_span():
+    """``built_in``'s further directions: the parts of the unit generators outside the span,
+    orthonormal and orthogonal to it; a generator inside the span, or one whose outside part
+    is below the bound, adds nothing; two with the same outside part add one direction."""
+    from noether_ppl.inference.select import built_in_parts
+
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(9, 9)))  # orthonormal columns in R^9 = (M+1)², M = 2
+    basis = Q[:, :3].T
+    inside = (Q[:, :3] @ rng.normal(size=3)).reshape(1, 3, 3)
+    assert built_in_parts(inside, basis).shape == (0, 9)
+    out = Q[:, 3]
+    g1 = (0.6 * Q[:, 0] + 0.8 * out).reshape(3, 3)          # outside part 0.8
+    g2 = (0.8 * Q[:, 1] + 0.6 * out).reshape(3, 3) * 5.0    # same direction, part 0.6, any size
+    small = (0.99 * Q[:, 2] + np.sqrt(1 - 0.99**2) * Q[:, 4]).reshape(3, 3)  # part 0.14
+    E = built_in_parts(np.stack([g1, g2, small]), basis)
+    assert E.shape == (1, 9)
+    np.testing.assert_allclose(abs(E[0] @ out), 1.0, atol=1e-12)
+    np.testing.assert_allclose(E @ basis.T, 0.0, atol=1e-12)
+    # with no span, every generator direction counts
+    assert built_in_parts(np.stack([g1, small]), np.zeros((0, 9))).shape == (2, 9)

@@ -163,6 +163,24 @@ class Selection:
         return "\n".join(lines)
 
 
+BUILT_IN_MIN_PART = 0.3
+"""``built_in``: the smallest norm of a unit built-in generator's part outside the spectrum's
+span that counts as a further direction."""
+
+
+def built_in_parts(generators: np.ndarray, basis: np.ndarray,
+                   min_part: float = BUILT_IN_MIN_PART) -> np.ndarray:
+    """The directions of ``generators (K, M+1, M+1)`` outside the span of the orthonormal rows
+    ``basis (D, (M+1)²)``: the components of the unit generators orthogonal to that span,
+    orthonormalised (SVD), kept where their singular value exceeds ``min_part``. Returns
+    ``(E, (M+1)²)`` orthonormal rows, also orthogonal to ``basis``."""
+    G = np.asarray(generators, np.float64).reshape(len(generators), -1)
+    G = G / np.linalg.norm(G, axis=1, keepdims=True)
+    outside = G - (G @ basis.T) @ basis if basis.shape[0] else G
+    U, sig, _ = np.linalg.svd(outside.T, full_matrices=False)
+    return U[:, sig > min_part].T
+
+
 def _variational(params: dict) -> dict:
     return {k: v for k, v in params.items() if k not in CONSERVED_PARAMS}
 
@@ -208,7 +226,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
                      criterion: str = DEFAULT_CRITERION, complete: bool = True,
-                     **fit_kwargs) -> Selection:
+                     built_in: bool = False, **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
     supported by the ELBO (module docstring).
@@ -246,6 +264,12 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         ``tolerance`` plus twice the standard error; then the fit before it (whose Ĥ conserves
         the selected quantities: see ``residuals``) is. The last step records both. False: the
         selection is the learned span the removals leave.
+    built_in : with ``complete``: also select the directions the fit is symmetrised over by
+        construction (its learned generators after the removals) where they leave the span of
+        the spectrum's ``D``: each such part (the components outside that span, orthonormalised,
+        kept where their norm exceeds :data:`BUILT_IN_MIN_PART`) whose residual under Ĥ is at
+        most ``max_residual`` is added before the refit. Off by default: an alternative under
+        measurement (``benchmarks/discovery.py --built-in``), not the package's rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...).
 
@@ -318,10 +342,21 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # An orthonormal basis of the selected span, at the size the ELBO gave the learned
         # generators (the median σ; 1 when none is left): the size sets how far the measure μ
         # carries F along each orbit (Eq. 14), and unit size fitted worse on the suite.
-        sig_before, _ = principal_generators(before.generators())
+        sig_before, B = principal_generators(before.generators())
         size = float(np.median(sig_before)) if sig_before.size else 1.0
         M = data.phase_dim
-        G_sel = size * span_basis(S[:D]).reshape(-1, M + 1, M + 1)
+        basis = span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D else np.zeros((0, (M + 1) ** 2))
+        added, D_spectrum = [], D
+        if built_in and B.shape[0]:
+            extra = built_in_parts(B, basis)
+            if extra.shape[0]:
+                r_extra = conservation_residuals(current, extra.reshape(-1, M + 1, M + 1),
+                                                 x_states, key=k_spec)
+                added = [float(r) for r in r_extra]
+                extra = extra[np.asarray(r_extra) <= max_residual]
+                basis = np.concatenate([basis, extra])
+                D = basis.shape[0]
+        G_sel = size * basis.reshape(-1, M + 1, M + 1)
         refit = _continue(_model_with(current.model, D), current.params, G_sel, data, k_done,
                           {**fit_kwargs, "lr_conserved": 0.0})
         delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
@@ -335,7 +370,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                       "spectrum_head": spectrum[: D + 2].tolist(), "delta": delta, "se": se,
                       "neg_elbo_per_n_selected": est_new.neg_elbo_per_n,
                       "neg_elbo_per_n_before": est_old.neg_elbo_per_n,
-                      "kept": "refit" if kept_refit else "before"})
+                      "kept": "refit" if kept_refit else "before",
+                      **({"built_in_residuals": added, "spectrum_selected": D_spectrum}
+                         if built_in else {})})
         sig, G = principal_generators(refit.generators())  # the selected quantities
         res = (conservation_residuals(current, G, x_states, key=k_spec)
                if G.shape[0] else np.zeros(0))
