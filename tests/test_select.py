@@ -289,6 +289,7 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"max_residual": 0.0}, "max_residual"),
     ({"init_params": {}}, "init_params"),
     ({"criterion": "aic"}, "criterion"),
+    ({"built_in": "yes"}, "built_in"),
 ])
 def test_select_rejects_bad_arguments(fitted, tiny_sho, kwargs, match):
     args = {"num_steps": 2, **kwargs}

@@ -280,6 +280,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         raise ValueError(f"Unknown `criterion` {criterion!r}; expected one of {CRITERIA}.")
     if not isinstance(complete, bool):
         raise ValueError(f"Expected `complete` to be True or False, got {complete!r}.")
+    if not isinstance(built_in, bool):
+        raise ValueError(f"Expected `built_in` to be True or False, got {built_in!r}.")
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
             max_residual > 0):
         raise ValueError(f"Expected `max_residual` > 0, got {max_residual!r}.")
@@ -367,7 +369,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         current = refit if kept_refit else before
         steps.append({"dimension": before.model.n_conserved, "selected": D,
                       "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
-                      "spectrum_head": spectrum[: D + 2].tolist(), "delta": delta, "se": se,
+                      "spectrum_head": spectrum[: D_spectrum + 2].tolist(),
+                      "delta": delta, "se": se,
                       "neg_elbo_per_n_selected": est_new.neg_elbo_per_n,
                       "neg_elbo_per_n_before": est_old.neg_elbo_per_n,
                       "kept": "refit" if kept_refit else "before",
