@@ -286,7 +286,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), action="append",
                         help="configuration(s) to run in this process (default: all, each in a "
-                        "fresh process, results written to --markdown)")
+                        "fresh process, the results written as the record --topic)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", help="also write the results to this JSON file (a list when "
                         "several configurations ran)")
