@@ -2,14 +2,17 @@
 refitted on the demo's data from several fit keys.
 
     python benchmarks/demo_sensitivity.py                         # learned + oracle, keys 0-3
+    python benchmarks/demo_sensitivity.py --variant vanilla --variant learned \\
+        --variant oracle --keys 0,1,2,3,4 --topic demo-keys       # the headline, over 5 keys
     python benchmarks/demo_sensitivity.py --variant learned --keys 1 \\
         --set substeps=5 --set num_steps=4000                     # one fit, other settings
     python benchmarks/demo_sensitivity.py --variant learned --keys 1 --trace-every 100 \\
         --set refit=false                                         # the joint fit, traced
 
 Data, model settings (``noether_ppl.demo.DemoSettings``, changed with ``--set name=value``) and
-evaluation are the demo's: fit key ``k`` is ``fold_in(k_fit, k)``, so the demo's own fits are
-vanilla = key 0, learned = key 1, oracle = key 2 (with ``--set restarts=N`` each fit is the best
+evaluation are the demo's: fit key ``k`` is ``fold_in(k_fit, k)`` (the demo itself fits every
+model from ``k_fit``; records written before it did so fitted vanilla from key 0, learned from
+key 1 and oracle from key 2) (with ``--set restarts=N`` each fit is the best
 of N by ELBO, as in ``noether-ppl demo --restarts N``; the learned model's posterior is refitted
 at its learned η and the higher ELBO kept, as in the demo, unless ``--set refit=false``).
 For each fit the table gives −ELBO/N and its
@@ -20,7 +23,9 @@ and the largest training loss (−ELBO/N of a step) after the first quarter of t
 the loss at the end, which shows a run that left a good state for a much worse one, and for a
 refitted model the joint fit's and the refit's final −ELBO/N and which was kept. Writes
 ``benchmarks/records/demo-sensitivity/table.md`` (``--markdown``) and the raw records as JSON
-beside it.
+beside it; with ``--topic T`` instead a full record ``benchmarks/records/T/`` (``record.py``)
+whose table ends with the median and range over the keys of every variant, and the demo's
+quality bars counted over the keys that fitted all three variants (:func:`summary`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import time
 
 import jax
 import numpy as np
+from record import write_record
 
 from noether_ppl import systems
 from noether_ppl._io import atomic_write_json, atomic_write_text
@@ -144,6 +150,54 @@ def table(records: list[dict]) -> list[str]:
     return lines
 
 
+def _median_range(values, fmt: str) -> str:
+    v = np.asarray(values, np.float64)
+    return f"{format(np.median(v), fmt)} ({format(v.min(), fmt)}–{format(v.max(), fmt)})"
+
+
+def summary(records: list[dict]) -> tuple[list[str], dict]:
+    """Median and range over the fit keys of each variant, and the demo's quality bars (the
+    learned model's test MSE within 1.2× the oracle's and its parallelness with SO(2) above
+    0.99; each symmetric model's −ELBO/N below the plain HNN's) counted over the keys on which
+    every variant they compare was fitted: the comparisons are paired by key."""
+    by = {v: {r["key"]: r for r in records if r["variant"] == v} for v in VARIANTS}
+    lines = ["| variant | keys | −ELBO/N, median (range) | test MSE, median (range) |",
+             "|---|---:|---:|---:|"]
+    stats = {}
+    for v in VARIANTS:
+        rs = list(by[v].values())
+        if not rs:
+            continue
+        lines.append(f"| {v} | {len(rs)} | "
+                     f"{_median_range([r['neg_elbo_per_n'] for r in rs], '.2f')} | "
+                     f"{_median_range([r['test_mse'] for r in rs], '.3e')} |")
+        stats[v] = {"keys": sorted(by[v]),
+                    "neg_elbo_per_n": [by[v][k]["neg_elbo_per_n"] for k in sorted(by[v])],
+                    "test_mse": [by[v][k]["test_mse"] for k in sorted(by[v])]}
+    bars = []
+    learned, oracle, vanilla = by["learned"], by["oracle"], by["vanilla"]
+    if learned:
+        par = [learned[k]["parallelness"] for k in sorted(learned)]
+        bars.append(("learned: parallelness with SO(2) > 0.99", par, 0.99, ">", ".4f"))
+    if learned and oracle:
+        keys = sorted(set(learned) & set(oracle))
+        ratio = [learned[k]["test_mse"] / oracle[k]["test_mse"] for k in keys]
+        bars.append(("learned: test MSE / oracle's ≤ 1.2", ratio, 1.2, "≤", ".2f"))
+    for v in ("learned", "oracle"):
+        if by[v] and vanilla:
+            keys = sorted(set(by[v]) & set(vanilla))
+            diff = [by[v][k]["neg_elbo_per_n"] - vanilla[k]["neg_elbo_per_n"] for k in keys]
+            bars.append((f"{v}: −ELBO/N − HNN's < 0", diff, 0.0, "<", ".2f"))
+    if bars:
+        lines += ["", "| bar | median (range) | met |", "|---|---:|---:|"]
+    ops = {">": np.greater, "≤": np.less_equal, "<": np.less}
+    for name, values, bound, op, fmt in bars:
+        met = int(np.sum(ops[op](np.asarray(values), bound)))
+        lines.append(f"| {name} | {_median_range(values, fmt)} | {met}/{len(values)} |")
+        stats[name] = {"values": values, "met": met, "of": len(values)}
+    return lines, stats
+
+
 def trace_lines(records: list[dict]) -> list[str]:
     """Parallelness / mean −ELBO/N of the last interval, at every recorded step."""
     out = []
@@ -167,6 +221,9 @@ def main(argv=None) -> int:
                         "mean loss every STEPS steps (learned fits; one restart)")
     parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__), "records",
                                                            "demo-sensitivity", "table.md"))
+    parser.add_argument("--topic", default=None,
+                        help="write a full record benchmarks/records/TOPIC/ (with the median "
+                        "and range over the keys) instead of --markdown")
     args = parser.parse_args(argv)
     settings = parse_settings(args.overrides)
     if args.trace_every is not None and (args.trace_every < 1 or settings.restarts > 1
@@ -183,6 +240,7 @@ def main(argv=None) -> int:
     test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
     data = (sho, train, test, k_fit, k_eval)
 
+    start = time.perf_counter()
     records = []
     for variant in variants:
         for k in keys:
@@ -193,6 +251,21 @@ def main(argv=None) -> int:
                   f"{r['test_mse']:.3e}" + (f", parallelness {r['parallelness']:.4f}"
                                              if "parallelness" in r else ""), flush=True)
     command = "python benchmarks/demo_sensitivity.py " + " ".join(argv or sys.argv[1:])
+    if args.topic is not None:
+        rows, stats = summary(records)
+        text = "\n".join([
+            "The models of `noether-ppl demo` on its data from several fit keys (fit key k is "
+            "fold_in(k_fit, k)); settings: " + ", ".join(
+                f"{k}={v}" for k, v in dataclasses.asdict(settings).items()) + ".", "",
+            *table(records), "", *rows, ""])
+        for r in records:
+            r.pop("trace", None)
+        path = write_record(args.topic, table=text, metrics={
+            "settings": dataclasses.asdict(settings), "records": records, "summary": stats},
+            command=command.strip(), wall_s=time.perf_counter() - start)
+        print(text)
+        print(f"wrote {path}")
+        return 0
     lines = ["# Demo: dependence on the fit key", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
              f"backend {jax.default_backend()}", "", f"Command: `{command.strip()}`", "",
