@@ -49,7 +49,7 @@ P
 #   derivatives along candidate generators) that favours symmetric fits without fixing which
 #   symmetry.
 #
-# **The stored outputs** are one run at the `cpu` settings of the first cell (a few minutes on two
+# **The stored outputs** are one run at the `cpu` settings of the first cell (44 s on two
 # CPU cores); the provenance cell at the end records the versions, commit, date, machine and
 # time of that run. Re-run it with `python notebooks/make_notebooks.py --execute 04`. Statements
 # below about what "the stored run" shows refer to those outputs.
