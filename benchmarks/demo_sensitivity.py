@@ -39,7 +39,7 @@ import time
 
 import jax
 import numpy as np
-from record import write_record
+from record import read_record, write_record
 
 from noether_ppl import systems
 from noether_ppl._io import atomic_write_json, atomic_write_text
@@ -139,7 +139,7 @@ def table(records: list[dict]) -> list[str]:
             f"{rf['fit_neg_elbo_per_n']:.2f} / "
             + ("diverged" if rf["diverged"] else f"{rf['refit_neg_elbo_per_n']:.2f}")
             + f", {rf['kept']}")
-        ratio = (f"{r['test_mse'] / oracle[r['key']]:.2f}"
+        ratio = (f"{r['test_mse'] / oracle[r['key']]:.3g}"
                  if r["variant"] == "learned" and r["key"] in oracle else "–")
         lines.append(
             f"| {r['variant']} | {r['key']} | {r['neg_elbo_per_n']:.2f} | {r['nll_per_n']:.2f} | "
@@ -159,7 +159,10 @@ def summary(records: list[dict]) -> tuple[list[str], dict]:
     """Median and range over the fit keys of each variant, and the demo's quality bars (the
     learned model's test MSE within 1.2× the oracle's and its parallelness with SO(2) above
     0.99; each symmetric model's −ELBO/N below the plain HNN's) counted over the keys on which
-    every variant they compare was fitted: the comparisons are paired by key."""
+    every variant they compare was fitted: the comparisons are paired by key. The test-MSE
+    ratio is counted only on keys where the oracle fitted by its own criterion (its −ELBO/N
+    below the plain HNN's on that key, when the HNN was fitted): against an oracle that ran
+    away, any learned model would pass."""
     by = {v: {r["key"]: r for r in records if r["variant"] == v} for v in VARIANTS}
     lines = ["| variant | keys | −ELBO/N, median (range) | test MSE, median (range) |",
              "|---|---:|---:|---:|"]
@@ -180,9 +183,14 @@ def summary(records: list[dict]) -> tuple[list[str], dict]:
         par = [learned[k]["parallelness"] for k in sorted(learned)]
         bars.append(("learned: parallelness with SO(2) > 0.99", par, 0.99, ">", ".4f"))
     if learned and oracle:
-        keys = sorted(set(learned) & set(oracle))
+        keys = [k for k in sorted(set(learned) & set(oracle))
+                if not vanilla or k not in vanilla
+                or oracle[k]["neg_elbo_per_n"] < vanilla[k]["neg_elbo_per_n"]]
         ratio = [learned[k]["test_mse"] / oracle[k]["test_mse"] for k in keys]
-        bars.append(("learned: test MSE / oracle's ≤ 1.2", ratio, 1.2, "≤", ".2f"))
+        if keys:
+            bars.append(("learned: test MSE / oracle's ≤ 1.2 (keys where the oracle's −ELBO/N "
+                         "is below the HNN's: " + ", ".join(map(str, keys)) + ")",
+                         ratio, 1.2, "≤", ".2f"))
     for v in ("learned", "oracle"):
         if by[v] and vanilla:
             keys = sorted(set(by[v]) & set(vanilla))
@@ -210,6 +218,31 @@ def trace_lines(records: list[dict]) -> list[str]:
     return out
 
 
+def _record_text(settings: dict, records: list[dict]) -> tuple[str, dict]:
+    rows, stats = summary(records)
+    text = "\n".join([
+        "The models of `noether-ppl demo` on its data from several fit keys (fit key k is "
+        "fold_in(k_fit, k)); settings: " + ", ".join(f"{k}={v}" for k, v in settings.items())
+        + ".", "", *table(records), "", *rows, ""])
+    return text, stats
+
+
+def _rewrite(topic: str) -> int:
+    """The table and summary of ``records/<topic>/`` again, from its fits (no fitting)."""
+    _, metrics, meta = read_record(topic)
+    fits_commit = metrics.get("fits_commit", meta["commit"])  # kept over repeated rewrites
+    text, stats = _record_text(metrics["settings"], metrics["records"])
+    note = (f"Table and summary rewritten without fitting by `python "
+            f"benchmarks/demo_sensitivity.py --topic {topic} --from-record` from the fits in "
+            f"metrics.json, which ran at commit {fits_commit} (wall time of that run).")
+    path = write_record(topic, table=text,
+                        metrics={**metrics, "summary": stats, "fits_commit": fits_commit},
+                        command=meta["command"], wall_s=meta["wall_s"], notes=note)
+    print(text)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=VARIANTS, action="append")
@@ -224,7 +257,15 @@ def main(argv=None) -> int:
     parser.add_argument("--topic", default=None,
                         help="write a full record benchmarks/records/TOPIC/ (with the median "
                         "and range over the keys) instead of --markdown")
+    parser.add_argument("--from-record", action="store_true",
+                        help="with --topic: no fitting; write the record's table and summary "
+                        "again from the fits in its metrics.json (its command, settings and "
+                        "wall time kept; a note says so)")
     args = parser.parse_args(argv)
+    if args.from_record:
+        if args.topic is None:
+            raise SystemExit("--from-record needs --topic")
+        return _rewrite(args.topic)
     settings = parse_settings(args.overrides)
     if args.trace_every is not None and (args.trace_every < 1 or settings.restarts > 1
                                          or settings.refit):
@@ -252,12 +293,7 @@ def main(argv=None) -> int:
                                              if "parallelness" in r else ""), flush=True)
     command = "python benchmarks/demo_sensitivity.py " + " ".join(argv or sys.argv[1:])
     if args.topic is not None:
-        rows, stats = summary(records)
-        text = "\n".join([
-            "The models of `noether-ppl demo` on its data from several fit keys (fit key k is "
-            "fold_in(k_fit, k)); settings: " + ", ".join(
-                f"{k}={v}" for k, v in dataclasses.asdict(settings).items()) + ".", "",
-            *table(records), "", *rows, ""])
+        text, stats = _record_text(dataclasses.asdict(settings), records)
         for r in records:
             r.pop("trace", None)
         path = write_record(args.topic, table=text, metrics={
