@@ -79,11 +79,26 @@ def parse_settings(pairs: list[str]) -> DemoSettings:
     return dataclasses.replace(defaults, **overrides)
 
 
-def run_one(settings: DemoSettings, variant: str, k: int, data, trace_every=None) -> dict:
+def demo_data(settings: DemoSettings):
+    """``(system, train, test, k_fit, k_eval)``: the demo's data and keys (as in
+    ``noether_ppl.demo.run_demo``)."""
+    key = jax.random.key(settings.seed)
+    k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)
+    sho = systems.HarmonicOscillator()
+    train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
+    test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
+    return sho, train, test, k_fit, k_eval
+
+
+def run_one(settings: DemoSettings, variant: str, k: int, data, trace_every=None,
+            generators=None) -> dict:
+    """Fit ``variant`` (``"vanilla"``, ``"learned"``, ``"oracle"``, or any name with
+    ``generators``: the symmetry fixed at those ``(1, 3, 3)``) from fit key ``k``, evaluated
+    as in the demo."""
     sho, train, test, k_fit, k_eval = data
     n_conserved = 0 if variant == "vanilla" else 1
-    model = NoetherRazor(settings.spec(n_conserved), phase_dim=2,
-                         generators=sho.generators() if variant == "oracle" else None)
+    fixed = sho.generators() if variant == "oracle" else generators
+    model = NoetherRazor(settings.spec(n_conserved), phase_dim=2, generators=fixed)
     trace = []
 
     def record(progress):  # the learned generator's parallelness with SO(2) during training
@@ -274,12 +289,7 @@ def main(argv=None) -> int:
     variants = args.variant or ["learned", "oracle"]
     keys = [int(k) for k in args.keys.split(",")]
 
-    key = jax.random.key(settings.seed)
-    k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)  # as in noether_ppl.demo
-    sho = systems.HarmonicOscillator()
-    train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
-    test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
-    data = (sho, train, test, k_fit, k_eval)
+    data = demo_data(settings)
 
     start = time.perf_counter()
     records = []
