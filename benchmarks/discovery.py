@@ -79,7 +79,9 @@ def run_one(name: str, key: int, args) -> dict:
                              lr_conserved=args.lr_conserved, batch_size=args.batch_size,
                              select_kwargs={"lr": args.lr / 3, "lr_conserved": args.lr_conserved,
                                             "batch_size": args.batch_size,
-                                            **({"built_in": True} if args.built_in else {})},
+                                            **({"built_in": True} if args.built_in else {}),
+                                            **({"refit_learns": True}
+                                               if args.refit_learns else {})},
                              criterion=args.criterion)
     wall = time.perf_counter() - t
     d = auto.discovery
@@ -125,7 +127,9 @@ def table(rows, args) -> str:
            f"MLP {args.hidden}, S = {args.sym_samples}, K = true + {args.extra}, "
            f"{args.steps} steps (selection: {args.select_steps} per continuation, criterion "
            f"{args.criterion!r}" + (", built-in generators added to the spectrum's span"
-                                     if args.built_in else "") + "); success = "
+                                     if args.built_in else "")
+           + (", the refit goes on learning the selected quantities"
+              if args.refit_learns else "") + "); success = "
            f"dimension equal and every selected direction at parallelness > {args.par}.", "",
            "| system | key | true | margin | exact H, rule | razor dim | gap | min par | start | "
            "HNN+discover dim | min par | −ELBO/N razor | −ELBO/N HNN | test MSE razor | "
@@ -175,6 +179,9 @@ def main(argv=None) -> int:
     p.add_argument("--built-in", action="store_true",
                    help="select_conserved(built_in=True): also select the fit's own generators "
                    "where they leave the spectrum's span (an alternative under measurement)")
+    p.add_argument("--refit-learns", action="store_true",
+                   help="select_conserved(refit_learns=True): the refit at the selected "
+                   "quantities goes on learning them (an alternative under measurement)")
     p.add_argument("--topic", default="discovery")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in the topic's record (same settings) and run "
@@ -187,8 +194,9 @@ def main(argv=None) -> int:
     rows, commands, earlier_s = [], [], 0.0
     if args.resume:
         _, old, meta = read_record(args.topic)
-        differ = {k: (old["settings"].get(k), v) for k, v in settings.items()
-                  if old["settings"].get(k) != v}
+        # a setting added since the record was written counts at its default
+        differ = {k: (old["settings"].get(k, p.get_default(k)), v) for k, v in settings.items()
+                  if old["settings"].get(k, p.get_default(k)) != v}
         if differ:
             p.error(f"--resume: the record of {args.topic!r} has other settings: {differ}")
         rows, earlier_s = old["rows"], float(meta["wall_s"])

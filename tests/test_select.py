@@ -237,6 +237,23 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     assert strict.dimension == 5 and strict.generators.shape == (5, 3, 3)
 
 
+def test_refit_learns_moves_the_selected_quantities_from_where_they_start(fitted, tiny_sho):
+    """``refit_learns``: the refit starts at the same orthonormal basis at the learned size as
+    the fixed refit, and goes on learning it (all 5 quantities of the whole space selected)."""
+    args = dict(key=jax.random.key(2), num_steps=3, max_residual=1e6, lr=1e-3, tolerance=1e12,
+                lr_conserved=0.3)  # the settling continuations are the same in both
+    fixed = select_conserved(fitted, tiny_sho, **args)
+    moved = select_conserved(fitted, tiny_sho, refit_learns=True, **args)
+    size = fixed.steps[-1]["size"]
+    assert moved.steps[-1]["size"] == size and moved.steps[-1]["refit_learns"] is True
+    assert "refit_learns" not in fixed.steps[-1]
+    assert moved.dimension == fixed.dimension == 5
+    # fixed: every principal σ is the size; learned on: the sizes moved (Adam at 0.3 for 3
+    # steps moves each entry by up to about 0.9)
+    np.testing.assert_allclose(fixed.singular_values, size, rtol=1e-6)
+    assert np.max(np.abs(moved.singular_values - size)) > 0.05 * size
+
+
 def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
     r = np.array([0.01, 0.012, 0.3, 0.31, 0.9])
     assert spectrum_dimension(r, 0.12) == (2, pytest.approx(25.0))
@@ -290,6 +307,7 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"init_params": {}}, "init_params"),
     ({"criterion": "aic"}, "criterion"),
     ({"built_in": "yes"}, "built_in"),
+    ({"refit_learns": 1}, "refit_learns"),
 ])
 def test_select_rejects_bad_arguments(fitted, tiny_sho, kwargs, match):
     args = {"num_steps": 2, **kwargs}

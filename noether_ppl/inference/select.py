@@ -226,7 +226,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
                      criterion: str = DEFAULT_CRITERION, complete: bool = True,
-                     built_in: bool = False, **fit_kwargs) -> Selection:
+                     built_in: bool = False, refit_learns: bool = False,
+                     **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
     supported by the ELBO (module docstring).
@@ -270,6 +271,12 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         kept where their norm exceeds :data:`BUILT_IN_MIN_PART`) whose residual under Ĥ is at
         most ``max_residual`` is added before the refit. Off by default: an alternative under
         measurement (``benchmarks/discovery.py --built-in``), not the package's rule.
+    refit_learns : with ``complete``: the refit starts η at the selected quantities and goes on
+        learning it (at the ``lr_conserved`` of ``fit_kwargs``) instead of holding it fixed, so
+        the ELBO sets each direction's size (how far the measure carries F along a non-compact
+        orbit, Eq. 14) and may turn it; the selected quantities are then the refit's learned
+        generators. Off by default: an alternative under measurement
+        (``benchmarks/discovery.py --refit-learns``), not the package's rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...).
 
@@ -282,6 +289,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         raise ValueError(f"Expected `complete` to be True or False, got {complete!r}.")
     if not isinstance(built_in, bool):
         raise ValueError(f"Expected `built_in` to be True or False, got {built_in!r}.")
+    if not isinstance(refit_learns, bool):
+        raise ValueError(f"Expected `refit_learns` to be True or False, got {refit_learns!r}.")
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
             max_residual > 0):
         raise ValueError(f"Expected `max_residual` > 0, got {max_residual!r}.")
@@ -360,7 +369,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                 D = basis.shape[0]
         G_sel = size * basis.reshape(-1, M + 1, M + 1)
         refit = _continue(_model_with(current.model, D), current.params, G_sel, data, k_done,
-                          {**fit_kwargs, "lr_conserved": 0.0})
+                          fit_kwargs if refit_learns else {**fit_kwargs, "lr_conserved": 0.0})
         delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
                                                       num_repeats=num_repeats)
         # The ELBO arbitrates which fit is returned: with non-compact directions at that size
@@ -375,7 +384,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                       "neg_elbo_per_n_before": est_old.neg_elbo_per_n,
                       "kept": "refit" if kept_refit else "before",
                       **({"built_in_residuals": added, "spectrum_selected": D_spectrum}
-                         if built_in else {})})
+                         if built_in else {}),
+                      **({"refit_learns": True} if refit_learns else {})})
         sig, G = principal_generators(refit.generators())  # the selected quantities
         res = (conservation_residuals(current, G, x_states, key=k_spec)
                if G.shape[0] else np.zeros(0))
