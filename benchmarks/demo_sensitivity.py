@@ -72,8 +72,11 @@ def parse_settings(pairs: list[str]) -> DemoSettings:
             overrides[name] = None
         elif current is None:  # the optional fields without a default are rates
             overrides[name] = float(value)
-        elif isinstance(current, tuple):
+        elif isinstance(current, tuple) and all(isinstance(v, int) for v in current):
             overrides[name] = tuple(int(v) for v in value.split(","))
+        elif isinstance(current, tuple):  # rates, each a float or none
+            overrides[name] = tuple(None if v.lower() == "none" else float(v)
+                                    for v in value.split(","))
         else:
             overrides[name] = type(current)(value)
     return dataclasses.replace(defaults, **overrides)
@@ -112,7 +115,7 @@ def run_one(settings: DemoSettings, variant: str, k: int, data, trace_every=None
     refit = settings.refit and model.learns_conserved  # as in noether_ppl.demo
     t0 = time.perf_counter()
     result = fit_restarts(model, train, key=jax.random.fold_in(k_fit, k), refit=refit,
-                          refit_kwargs={"lr_offdiag": settings.refit_lr_offdiag} if refit else None,
+                          refit_kwargs=settings.refit_candidates() if refit else None,
                           restarts=settings.restarts, num_steps=settings.num_steps,
                           lr=settings.lr, lr_conserved=settings.lr_conserved,
                           lr_offdiag=settings.lr_offdiag,
@@ -151,8 +154,11 @@ def table(records: list[dict]) -> list[str]:
         par = f"{r['parallelness']:.4f}" if "parallelness" in r else "–"
         rf = r.get("refit")
         refit = "–" if rf is None else (
-            f"{rf['fit_neg_elbo_per_n']:.2f} / "
-            + ("diverged" if rf["diverged"] else f"{rf['refit_neg_elbo_per_n']:.2f}")
+            f"{rf['fit_neg_elbo_per_n']:.2f} / " + (" or ".join(
+                ("diverged" if c["diverged"] else f"{c['neg_elbo_per_n']:.2f}")
+                + f" (lr_offdiag {c['settings'].get('lr_offdiag')})"
+                for c in rf["candidates"]) if rf.get("candidates") else
+                "diverged" if rf["diverged"] else f"{rf['refit_neg_elbo_per_n']:.2f}")
             + f", {rf['kept']}")
         ratio = (f"{r['test_mse'] / oracle[r['key']]:.3g}"
                  if r["variant"] == "learned" and r["key"] in oracle else "–")

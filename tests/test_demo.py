@@ -35,9 +35,14 @@ def test_demo_writes_its_table_metrics_and_figures(tmp_path):
     assert record["kept"] in ("refit", "fit") and record["steps"] == TINY.num_steps
     kept_refit = record["refit_neg_elbo_per_n"] < record["fit_neg_elbo_per_n"]
     assert (record["kept"] == "refit") == kept_refit
-    assert "of the posterior refitted" in text
+    # one refit per off-diagonal rate; the best of them is the one compared with the fit
+    rates = [c["settings"]["lr_offdiag"] for c in record["candidates"]]
+    assert rates == list(TINY.refit_lr_offdiag) == [3e-4, None]
+    scores = [c["neg_elbo_per_n"] for c in record["candidates"] if not c["diverged"]]
+    assert record["refit_neg_elbo_per_n"] == min(scores)
+    assert "of the posterior refitted" in text and "the best of 2 refits" in text
     with open(os.path.join(out, "learned", "run.json")) as f:
-        assert json.load(f)["fit"]["refit_lr_offdiag"] == TINY.refit_lr_offdiag
+        assert json.load(f)["fit"]["refit_lr_offdiag"] == list(TINY.refit_lr_offdiag)
     assert metrics["learned"]["neg_elbo_per_n"] == written["learned"]["neg_elbo_per_n"]
     # where the time went: metrics.json and every run.json, the split printed last
     timing = written["timing"]

@@ -73,6 +73,37 @@ def test_fit_restarts_keeps_the_higher_elbo_of_fit_and_refit(tiny_razor, tiny_sh
     assert record["kept"] == "fit"
 
 
+def test_several_refits_keep_the_highest_elbo_of_all(tiny_razor, tiny_sho, first):
+    """A list of refit settings: one refit each from the same key, the best of fit and refits
+    kept, every candidate recorded."""
+    key = jax.random.key(3)
+    candidates = [{"num_steps": 5}, {"num_steps": 30, "lr_offdiag": 3e-4}, {"num_steps": 30}]
+    best = fit_restarts(tiny_razor, tiny_sho, key=key, refit=True, refit_kwargs=candidates,
+                        **FIT)
+    record = best.info["refit"]
+    scores = [final_neg_elbo(refit_posterior(first, tiny_sho, key=key, **{**THETA, **c}))
+              for c in candidates]
+    assert [c["neg_elbo_per_n"] for c in record["candidates"]] == pytest.approx(scores,
+                                                                               rel=1e-6)
+    assert [c["settings"] for c in record["candidates"]] == candidates
+    assert record["candidate"] == int(np.argmin(scores))
+    assert record["refit_neg_elbo_per_n"] == pytest.approx(min(scores), rel=1e-6)
+    assert record["kept"] == ("refit" if min(scores) < final_neg_elbo(first) else "fit")
+    assert record["steps"] == candidates[record["candidate"]]["num_steps"]
+    assert record["wall_time_s"] == pytest.approx(
+        sum(c["wall_time_s"] for c in record["candidates"]))
+    # one candidate in a list is the same as the dict alone
+    one = fit_restarts(tiny_razor, tiny_sho, key=key, refit=True,
+                       refit_kwargs=[{"num_steps": 5}], **FIT)
+    alone = fit_restarts(tiny_razor, tiny_sho, key=key, refit=True,
+                         refit_kwargs={"num_steps": 5}, **FIT)
+    def same(record):
+        return {k: v for k, v in record.items() if k != "wall_time_s"}
+
+    assert same(one.info["refit"]) == same(alone.info["refit"])
+    assert "candidates" not in one.info["refit"]
+
+
 def test_a_diverged_refit_keeps_the_fit(tiny_razor, tiny_sho, first, monkeypatch):
     def diverges(result, data, *, key, **kwargs):
         raise DivergenceError(4, fit(result.model, data, key=key, **{**THETA, "num_steps": 4}))
@@ -95,6 +126,13 @@ def test_bad_refit_arguments(tiny_razor, tiny_sho, first):
         fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(0), refit_kwargs={"lr": 1e-3}, **FIT)
     with pytest.raises(ValueError, match="refit"):
         fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(0), refit=1, **FIT)
+    for bad in ([], [{"num_steps": 3}, "lr"]):  # refused before any fit
+        with pytest.raises(ValueError, match="list of dicts"):
+            fit_restarts(tiny_razor, "not data", key=jax.random.key(0), refit=True,
+                         refit_kwargs=bad, **FIT)
+    with pytest.raises(ValueError, match="lr_conserved"):
+        fit_restarts(tiny_razor, "not data", key=jax.random.key(0), refit=True,
+                     refit_kwargs=[{"num_steps": 3}, {"lr_conserved": 1e-3}], **FIT)
     with pytest.raises(ValueError, match="lr_conserved"):  # refused before any fit
         fit_restarts(tiny_razor, "not data", key=jax.random.key(0), refit=True,
                      refit_kwargs={"lr_conserved": 1e-3}, **FIT)

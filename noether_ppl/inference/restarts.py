@@ -63,6 +63,11 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
     finding η̂ — updated by ``refit_kwargs``), and of the two the one with the
     higher final ELBO is returned; ``info["refit"]`` holds both scores, the refit's steps and
     wall time, whether it diverged, and ``"kept"`` (``"refit"`` or ``"fit"``).
+    ``refit_kwargs`` may also be a list of such dicts: one refit per entry (e.g. several
+    ``lr_offdiag``), all from the same key, and the highest final ELBO among the fit and every
+    refit is kept; ``info["refit"]`` is then the record of the best refit, with
+    ``"candidates"`` (each entry's settings, score, steps, wall time, divergence),
+    ``"candidate"`` (the best one's index) and ``wall_time_s`` summed over them.
     """
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
         raise ValueError(f"Expected `restarts` to be a positive int, got {restarts!r}.")
@@ -74,9 +79,12 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
                          f"the {model.variant!r} model learns none.")
     if refit_kwargs is not None and not refit:
         raise ValueError("`refit_kwargs` given without `refit=True`.")
-    if refit_kwargs is not None and not isinstance(refit_kwargs, dict):
-        raise ValueError(f"Expected `refit_kwargs` to be a dict, got {refit_kwargs!r}.")
-    held = sorted(set(refit_kwargs or {}) & set(_SET_BY_REFIT))
+    candidates = [refit_kwargs or {}] if not isinstance(refit_kwargs, (list, tuple)) \
+        else list(refit_kwargs)
+    if not candidates or not all(isinstance(c, dict) for c in candidates):
+        raise ValueError(f"Expected `refit_kwargs` to be a dict or a non-empty list of dicts, "
+                         f"got {refit_kwargs!r}.")
+    held = sorted(set().union(*candidates) & set(_SET_BY_REFIT))
     if held:
         raise ValueError(f"`refit_kwargs` may not set {held}: the refit holds η at the fitted "
                          "value.")
@@ -104,7 +112,7 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
         # the fit's own η settings (lr_conserved, init_params) were for finding η̂
         kwargs = {k: v for k, v in fit_kwargs.items() if k not in _SET_BY_REFIT}
         result = _refit(result, data, key if r == 0 else jax.random.fold_in(key, r),
-                        score_fraction, {**kwargs, **(refit_kwargs or {})})
+                        score_fraction, kwargs, candidates)
     return result
 
 
@@ -130,21 +138,51 @@ def refit_summary(label: str, record: dict, *, n_conserved: int = 1, kept: bool 
     which = "refit" if record["kept"] == "refit" else "joint fit"
     what = "quantity" if n_conserved == 1 else "quantities"
     choice = f"kept the {which} (higher ELBO)" if kept else f"the {which} has the higher ELBO"
+    tried = ""
+    if record.get("candidates"):
+        tried = " (the best of {} refits: {})".format(len(record["candidates"]), "; ".join(
+            ", ".join(f"{k} {v}" for k, v in c["settings"].items()) + ": "
+            + ("diverged" if c["diverged"] else f"{c['neg_elbo_per_n']:.2f}")
+            for c in record["candidates"]))
     return (f"{label}: final -ELBO/N {record['fit_neg_elbo_per_n']:.2f} of the joint fit, "
-            f"{second} of the posterior refitted at its learned conserved {what}; {choice}.")
+            f"{second} of the posterior refitted at its learned conserved {what}{tried}; "
+            f"{choice}.")
 
 
-def _refit(result: FitResult, data, key, score_fraction: float,
-           fit_kwargs: dict) -> FitResult:
+def _refit_one(result: FitResult, data, key, score_fraction: float,
+               fit_kwargs: dict) -> tuple[dict, FitResult | None]:
+    """``(refit_record, the refit or None when it diverged)``."""
     try:
         second = refit_posterior(result, data, key=key, **fit_kwargs)
     except DivergenceError as err:
         record = refit_record(result, None, score_fraction)
         record.update(steps=err.step, wall_time_s=err.result.info.get("wall_time_s"))
-        result.info["refit"] = record
-        return result
+        return record, None
     record = refit_record(result, second, score_fraction)
     record.update(steps=second.steps, wall_time_s=second.info.get("wall_time_s"))
+    return record, second
+
+
+def _refit(result: FitResult, data, key, score_fraction: float, fit_kwargs: dict,
+           candidates: list[dict]) -> FitResult:
+    """Refit once per entry of ``candidates`` (each updating ``fit_kwargs``); keep the highest
+    final ELBO among ``result`` and the refits."""
+    tried = [_refit_one(result, data, key, score_fraction, {**fit_kwargs, **c})
+             for c in candidates]
+    fitted = [i for i, (_, second) in enumerate(tried) if second is not None]
+    best = min(fitted, key=lambda i: tried[i][0]["refit_neg_elbo_per_n"]) if fitted else 0
+    record, second = dict(tried[best][0]), tried[best][1]
+    if len(candidates) > 1:
+        record["candidates"] = [
+            {"settings": dict(c), "neg_elbo_per_n": rec["refit_neg_elbo_per_n"],
+             "diverged": rec["diverged"], "steps": rec["steps"],
+             "wall_time_s": rec["wall_time_s"]}
+            for c, (rec, _) in zip(candidates, tried, strict=True)]
+        record["candidate"] = best
+        record["wall_time_s"] = sum(rec["wall_time_s"] or 0.0 for rec, _ in tried)
+    if second is None:
+        result.info["refit"] = record
+        return result
     kept = second if record["kept"] == "refit" else result
     kept.info.update(restart=result.info["restart"], restarts=result.info["restarts"],
                      refit=record)
