@@ -49,10 +49,9 @@ class DemoSettings:
     quantity (:func:`~noether_ppl.inference.refit_posterior`), once for each rate of
     ``refit_lr_offdiag`` for the off-diagonals of the guide's Cholesky factors (None: ``lr``),
     and the fit with the highest ELBO of the joint fit and the refits is kept (one more fit per
-    rate). Two rates because neither is best on every key: at ``lr`` the refit reaches the
-    oracle's −ELBO/N on most keys and runs away on some, at ``lr / 10`` it never ran away but
-    ends worse (``benchmarks/records/generator-scale/``, ``demo-keys``, ``demo-refits``).
-    ``lr_offdiag``: that rate for every fit (None: ``lr``).
+    rate). Two rates because neither was best on every fit key (``lr`` fits closer to the
+    oracle's ELBO or runs away, ``lr / 10`` is steadier): ``benchmarks/records/demo-refits/``
+    and ``generator-scale/``. ``lr_offdiag``: that rate for every fit (None: ``lr``).
     """
 
     hidden: tuple[int, ...] = (64, 64)
