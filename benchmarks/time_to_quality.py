@@ -6,6 +6,7 @@ cheaper ones.
     python benchmarks/time_to_quality.py --seeds 0,1,2 --candidate rk2-1-lattice   # medians
     python benchmarks/time_to_quality.py --compilation-cache /tmp/xla   # compiling left out
     python benchmarks/time_to_quality.py --seeds 0,1,2 --fit-keys 0,1,2   # 9 runs per estimator
+    python benchmarks/time_to_quality.py ARGS --from-record time-to-quality  # table, no fitting
 
 The plain estimator is the paper's (App. C): i.i.d. symmetry samples and 20 explicit Euler
 sub-steps. It trains for ``budget`` steps; its final test MSE (one Δt step, posterior-mean
@@ -25,7 +26,11 @@ a factor of several between fit keys (``benchmarks/records/time-to-quality/``), 
 set by one plain fit is one draw of that spread. ``--fit-keys`` runs every estimator from
 several fit keys on each seed's data; the targets are then the median over those keys of
 plain's final values (times ``1 + slack``), a run that never meets them counts as slower than
-every run that does, and the table gives medians over all runs.
+every run that does, and the table gives medians over all runs. The last column pairs the runs
+(same seed, same fit key) in which plain and the candidate both met the targets: the median and
+range of plain's time over the candidate's, and how many such pairs there were.
+``--from-record TOPIC`` (with the arguments of the command that made ``records/TOPIC/``)
+rebuilds the table from the runs stored in its ``metrics.json`` instead of running them.
 """
 
 from __future__ import annotations
@@ -179,6 +184,85 @@ def race(ds: dict, candidates: list[str], seed: int, slack: float,
     return targets, runs
 
 
+def paired_speedups(plain: list[dict], candidate: list[dict]) -> list[float]:
+    """Plain's training time to the targets over the candidate's, for each pair of runs at the
+    same position (the same seed and fit key) in which both met them."""
+    if len(plain) != len(candidate):
+        raise ValueError(f"Expected as many candidate runs as plain runs, got {len(candidate)} "
+                         f"and {len(plain)}.")
+    return [p["reached"]["train_s"] / c["reached"]["train_s"]
+            for p, c in zip(plain, candidate, strict=True) if p["reached"] and c["reached"]]
+
+
+def dataset_lines(name: str, per_seed: dict, seeds: list[int], candidates: list[str], *,
+                  over: str, slack: float) -> list[str]:
+    """The section of one data set: each seed's targets, then one row per estimator."""
+    ds = DATASETS[name]
+    lines = [f"## {name}", ""]
+    for seed, (targets, runs) in per_seed.items():
+        hits = [p["reached"] for p in runs["plain"]]
+        done = [h for h in hits if h]
+        where = "; ".join("miss" if h is None else f"step {h['step']}, {h['train_s']:.1f} s"
+                          for h in hits)
+        lines.append(f"Seed {seed}: targets test MSE ≤ {targets['test_mse']:.3e}, −ELBO/N ≤ "
+                     f"{targets['neg_elbo_per_n']:.2f} ({over} after {ds['budget']} steps, "
+                     f"+{slack:.0%}); plain reaches them in {len(done)}/{len(hits)} "
+                     f"runs ({where}).")
+    lines += ["", "| estimator | reached | steps (median) | train time (s, median) | "
+              "speed-up (median) | speed-up per seed | speed-up per paired run, both reached: "
+              "median (range), pairs |", "|---|---:|---:|---:|---:|---|---|"]
+    plain_per_seed = {k: median_time(per_seed[k][1]["plain"]) for k in seeds}
+    plain_runs = [r for k in seeds for r in per_seed[k][1]["plain"]]
+    plain_all = median_time(plain_runs)
+    for c in ["plain", *candidates]:
+        runs = [r for k in seeds for r in per_seed[k][1][c]]
+        done = [r for r in runs if r["reached"]]
+        ups = [plain_per_seed[k] / median_time(per_seed[k][1][c]) for k in seeds]
+        each = ", ".join(f"{u:.1f}×" if np.isfinite(u) and u > 0 else
+                         "plain missed" if u == np.inf else "–" for u in ups)
+        pairs = paired_speedups(plain_runs, runs)
+        paired = "–" if c == "plain" else ("none" if not pairs else
+                                           f"{np.median(pairs):.1f}× ({min(pairs):.1f}–"
+                                           f"{max(pairs):.1f}×), {len(pairs)}/{len(runs)}")
+        label = "plain (iid, Euler × 20)" if c == "plain" else c
+        secs = median_time(runs)
+        if not np.isfinite(secs):  # the median is a miss
+            lines.append(f"| {label} | {len(done)}/{len(runs)} | – | – | – | {each} | "
+                         f"{paired} |")
+            continue
+        steps = float(np.median([r["reached"]["step"] if r["reached"] else np.inf
+                                 for r in runs]))
+        lines.append(f"| {label} | {len(done)}/{len(runs)} | {steps:.0f} | {secs:.1f} | "
+                     f"{plain_all / secs:.1f}× | {each} | {paired} |")
+    lines.append("")
+    return lines
+
+
+def _from_record(topic: str, args, datasets, candidates, seeds, argv) -> int:
+    """Rebuild ``records/<topic>/``'s table from its stored runs (no fitting)."""
+    from record import read_record, write_record  # benchmarks/record.py, beside this script
+
+    _, metrics, meta = read_record(topic)
+    over = ("plain's final values" if args.fit_keys is None else
+            f"the median of plain's final values over fit keys {args.fit_keys}")
+    lines = ["# Time to quality", "", f"Command: `{meta['command']}`", ""]
+    for name in datasets:
+        per_seed = {k: (metrics[name][str(k)]["targets"], metrics[name][str(k)]["runs"])
+                    for k in seeds}
+        lines += dataset_lines(name, per_seed, seeds, candidates, over=over, slack=args.slack)
+    rebuilt = " ".join(["python", "benchmarks/time_to_quality.py",
+                        *(sys.argv[1:] if argv is None else argv)])
+    note = (f"Table rebuilt without fitting by `{rebuilt}` from the runs in metrics.json, "
+            f"made by the command above (wall time of that run) at "
+            f"{metrics.get('fits_commit', meta['commit'])}.")
+    write_record(topic, table="\n".join(lines) + "\n",
+                 metrics={**metrics, "fits_commit": metrics.get("fits_commit", meta["commit"])},
+                 command=meta["command"], commands=meta.get("commands"),
+                 wall_s=meta["wall_s"], notes=note)
+    print("\n".join(lines))
+    return 0
+
+
 def median_time(runs: list[dict]) -> float:
     """Median training time to the targets over ``runs``; a miss counts as infinitely slow."""
     return float(np.median([r["reached"]["train_s"] if r["reached"] else np.inf
@@ -203,6 +287,9 @@ def main(argv=None) -> int:
                         help="keep compiled programs in this persistent cache and compile "
                         "every fit once, untimed, before its timed run: the times then leave "
                         "out compiling (as in a second run of the same settings)")
+    parser.add_argument("--from-record", metavar="TOPIC", default=None,
+                        help="rebuild records/TOPIC/'s table from its stored runs (give the "
+                        "arguments of the command that made it); no fitting")
     args = parser.parse_args(argv)
     if args.compilation_cache:
         if enable_compilation_cache(args.compilation_cache) is None:
@@ -212,6 +299,8 @@ def main(argv=None) -> int:
     candidates = [c for c in (args.candidate or list(CANDIDATES)) if c != "plain"]
     seeds = [int(k) for k in args.seeds.split(",")]
     fit_keys = None if args.fit_keys is None else [int(k) for k in args.fit_keys.split(",")]
+    if args.from_record:
+        return _from_record(args.from_record, args, datasets, candidates, seeds, argv)
     lines = ["# Time to quality", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}"
              f", backend {jax.default_backend()}", "",
@@ -221,38 +310,9 @@ def main(argv=None) -> int:
         ds = DATASETS[name]
         per_seed = {seed: race(ds, candidates, seed, args.slack,
                                [seed] if fit_keys is None else fit_keys) for seed in seeds}
-        lines += [f"## {name}", ""]
         over = ("plain's final values" if fit_keys is None else
                 f"the median of plain's final values over fit keys {args.fit_keys}")
-        for seed, (targets, runs) in per_seed.items():
-            hits = [p["reached"] for p in runs["plain"]]
-            done = [h for h in hits if h]
-            where = "; ".join("miss" if h is None else f"step {h['step']}, {h['train_s']:.1f} s"
-                              for h in hits)
-            lines.append(f"Seed {seed}: targets test MSE ≤ {targets['test_mse']:.3e}, −ELBO/N ≤ "
-                         f"{targets['neg_elbo_per_n']:.2f} ({over} after {ds['budget']} steps, "
-                         f"+{args.slack:.0%}); plain reaches them in {len(done)}/{len(hits)} "
-                         f"runs ({where}).")
-        lines += ["", "| estimator | reached | steps (median) | train time (s, median) | "
-                  "speed-up (median) | speed-up per seed |", "|---|---:|---:|---:|---:|---|"]
-        plain_per_seed = {k: median_time(per_seed[k][1]["plain"]) for k in seeds}
-        plain_all = median_time([r for k in seeds for r in per_seed[k][1]["plain"]])
-        for c in ["plain", *candidates]:
-            runs = [r for k in seeds for r in per_seed[k][1][c]]
-            done = [r for r in runs if r["reached"]]
-            ups = [plain_per_seed[k] / median_time(per_seed[k][1][c]) for k in seeds]
-            each = ", ".join(f"{u:.1f}×" if np.isfinite(u) and u > 0 else
-                             "plain missed" if u == np.inf else "–" for u in ups)
-            label = "plain (iid, Euler × 20)" if c == "plain" else c
-            secs = median_time(runs)
-            if not np.isfinite(secs):  # the median is a miss
-                lines.append(f"| {label} | {len(done)}/{len(runs)} | – | – | – | {each} |")
-                continue
-            steps = float(np.median([r["reached"]["step"] if r["reached"] else np.inf
-                                     for r in runs]))
-            lines.append(f"| {label} | {len(done)}/{len(runs)} | {steps:.0f} | {secs:.1f} | "
-                         f"{plain_all / secs:.1f}× | {each} |")
-        lines.append("")
+        lines += dataset_lines(name, per_seed, seeds, candidates, over=over, slack=args.slack)
         atomic_write_text(args.markdown + f".{name}.json", json.dumps(
             {str(k): {"targets": t, "runs": r} for k, (t, r) in per_seed.items()},
             indent=1, default=float))

@@ -1,0 +1,24 @@
+"""``benchmarks/time_to_quality.py``'s paired speed-ups: plain's time over the candidate's, only
+for runs of the same seed and fit key where both met the targets."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import time_to_quality  # noqa: E402
+
+
+def _run(seconds):
+    return {"reached": None if seconds is None else {"train_s": seconds, "step": 100}}
+
+
+def test_paired_speedups_skip_pairs_with_a_miss():
+    plain = [_run(40.0), _run(None), _run(45.0), _run(30.0)]
+    cand = [_run(5.0), _run(4.0), _run(None), _run(10.0)]
+    assert time_to_quality.paired_speedups(plain, cand) == pytest.approx([8.0, 3.0])
+    assert time_to_quality.paired_speedups(plain, [_run(None)] * 4) == []
+    with pytest.raises(ValueError, match="as many"):
+        time_to_quality.paired_speedups(plain, cand[:3])
