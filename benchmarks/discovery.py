@@ -159,12 +159,23 @@ def table(rows, args) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The systems, keys and training-data sizes (also ``identifiability.py``'s)."""
     p.add_argument("--systems", nargs="+", default=ORDER)
     p.add_argument("--keys", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--trajectories", type=int, default=50)
     p.add_argument("--points", type=int, default=10, help="steps per trajectory")
+
+
+def check_systems(p: argparse.ArgumentParser, names) -> None:
+    unknown = sorted(set(names) - set(systems.PAPER) - set(systems.SUITE))
+    if unknown:
+        p.error(f"unknown systems {unknown}; known: {sorted({**systems.PAPER, **systems.SUITE})}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(p)
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
     p.add_argument("--sym-samples", type=int, default=16)
     p.add_argument("--extra", type=int, default=1, help="K = true dimension + extra")
@@ -187,9 +198,7 @@ def main(argv=None) -> int:
                    help="keep the rows already in the topic's record (same settings) and run "
                         "only the missing system/key pairs")
     args = p.parse_args(argv)
-    unknown = sorted(set(args.systems) - set(systems.PAPER) - set(systems.SUITE))
-    if unknown:
-        p.error(f"unknown systems {unknown}; known: {sorted({**systems.PAPER, **systems.SUITE})}")
+    check_systems(p, args.systems)
     settings = {k: v for k, v in vars(args).items() if k not in ("systems", "keys", "resume")}
     rows, commands, earlier_s = [], [], 0.0
     if args.resume:

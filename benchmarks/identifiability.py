@@ -26,7 +26,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
-from discovery import ORDER, train_data  # noqa: E402
+from discovery import add_data_arguments, check_systems, train_data  # noqa: E402
 from record import write_record  # noqa: E402
 
 from noether_ppl import inference, systems  # noqa: E402
@@ -70,16 +70,11 @@ def table(rows: list[dict], args) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--systems", nargs="+", default=ORDER)
-    p.add_argument("--keys", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--trajectories", type=int, default=50)
-    p.add_argument("--points", type=int, default=10, help="steps per trajectory")
+    add_data_arguments(p)
     p.add_argument("--max-residual", type=float, default=DEFAULT_MAX_RESIDUAL)
     p.add_argument("--topic", default="identifiability")
     args = p.parse_args(argv)
-    unknown = sorted(set(args.systems) - set(systems.PAPER) - set(systems.SUITE))
-    if unknown:
-        p.error(f"unknown systems {unknown}")
+    check_systems(p, args.systems)
     start = time.perf_counter()
     rows = [row(n, k, trajectories=args.trajectories, points=args.points,
                 max_residual=args.max_residual) for n in args.systems for k in args.keys]
