@@ -39,13 +39,12 @@ import time
 
 import jax
 import numpy as np
-from record import read_record, write_record
+from record import read_record, rewrite_record, write_record
 
-from noether_ppl import systems
 from noether_ppl._io import atomic_write_json, atomic_write_text
 from noether_ppl.analysis import evaluate
 from noether_ppl.analysis.symmetry import symmetry_report
-from noether_ppl.demo import DemoSettings
+from noether_ppl.demo import DemoSettings, demo_data
 from noether_ppl.inference.restarts import fit_restarts
 from noether_ppl.models import NoetherRazor
 
@@ -80,17 +79,6 @@ def parse_settings(pairs: list[str]) -> DemoSettings:
         else:
             overrides[name] = type(current)(value)
     return dataclasses.replace(defaults, **overrides)
-
-
-def demo_data(settings: DemoSettings):
-    """``(system, train, test, k_fit, k_eval)``: the demo's data and keys (as in
-    ``noether_ppl.demo.run_demo``)."""
-    key = jax.random.key(settings.seed)
-    k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)
-    sho = systems.HarmonicOscillator()
-    train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
-    test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
-    return sho, train, test, k_fit, k_eval
 
 
 def run_one(settings: DemoSettings, variant: str, k: int, data, trace_every=None,
@@ -250,15 +238,11 @@ def _record_text(settings: dict, records: list[dict]) -> tuple[str, dict]:
 
 def _rewrite(topic: str) -> int:
     """The table and summary of ``records/<topic>/`` again, from its fits (no fitting)."""
-    _, metrics, meta = read_record(topic)
-    fits_commit = metrics.get("fits_commit", meta["commit"])  # kept over repeated rewrites
+    _, metrics, _ = read_record(topic)
     text, stats = _record_text(metrics["settings"], metrics["records"])
-    note = (f"Table and summary rewritten without fitting by `python "
-            f"benchmarks/demo_sensitivity.py --topic {topic} --from-record` from the fits in "
-            f"metrics.json, which ran at commit {fits_commit} (wall time of that run).")
-    path = write_record(topic, table=text,
-                        metrics={**metrics, "summary": stats, "fits_commit": fits_commit},
-                        command=meta["command"], wall_s=meta["wall_s"], notes=note)
+    path = rewrite_record(topic, text, metrics={**metrics, "summary": stats},
+                          how=f"python benchmarks/demo_sensitivity.py --topic {topic} "
+                          "--from-record")
     print(text)
     print(f"wrote {path}")
     return 0

@@ -23,7 +23,8 @@ from pathlib import Path
 from noether_ppl._io import atomic_write_json, atomic_write_text
 from noether_ppl.provenance import commit, environment
 
-__all__ = ["RECORDS", "write_record", "read_record", "environment", "sync_quoted_tables"]
+__all__ = ["RECORDS", "write_record", "rewrite_record", "read_record", "environment",
+           "sync_quoted_tables"]
 
 RECORDS = Path(__file__).resolve().parent / "records"
 """Where the records live: ``benchmarks/records/<topic>/``."""
@@ -56,6 +57,20 @@ def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
     atomic_write_json(folder / "metrics.json", metrics)
     atomic_write_json(folder / "record.json", meta)
     return folder
+
+
+def rewrite_record(topic: str, table: str, *, how: str, metrics: dict | None = None) -> Path:
+    """Write ``records/<topic>/`` again with a new ``table`` built from its stored results, no
+    fitting: the command(s) and wall time stay those of the run that made them, ``metrics``
+    (default: the stored ones) gains ``fits_commit`` (that run's commit, kept over repeated
+    rewrites) and a note says ``how`` (the command that rebuilt the table)."""
+    _, stored, meta = read_record(topic)
+    metrics = dict(stored if metrics is None else metrics)
+    metrics["fits_commit"] = stored.get("fits_commit", meta["commit"])
+    note = (f"Table rebuilt without fitting by `{how}` from the results in metrics.json, made "
+            f"by the command above (wall time of that run) at commit {metrics['fits_commit']}.")
+    return write_record(topic, table=table, metrics=metrics, command=meta["command"],
+                        commands=meta.get("commands"), wall_s=meta["wall_s"], notes=note)
 
 
 def read_record(topic: str) -> tuple[str, object, dict]:

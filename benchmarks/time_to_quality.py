@@ -240,7 +240,7 @@ def dataset_lines(name: str, per_seed: dict, seeds: list[int], candidates: list[
 
 def _from_record(topic: str, args, datasets, candidates, seeds, argv) -> int:
     """Rebuild ``records/<topic>/``'s table from its stored runs (no fitting)."""
-    from record import read_record, write_record  # benchmarks/record.py, beside this script
+    from record import read_record, rewrite_record  # benchmarks/record.py, beside this script
 
     _, metrics, meta = read_record(topic)
     over = ("plain's final values" if args.fit_keys is None else
@@ -252,13 +252,7 @@ def _from_record(topic: str, args, datasets, candidates, seeds, argv) -> int:
         lines += dataset_lines(name, per_seed, seeds, candidates, over=over, slack=args.slack)
     rebuilt = " ".join(["python", "benchmarks/time_to_quality.py",
                         *(sys.argv[1:] if argv is None else argv)])
-    note = (f"Table rebuilt without fitting by `{rebuilt}` from the runs in metrics.json, "
-            f"made by the command above (wall time of that run) at "
-            f"{metrics.get('fits_commit', meta['commit'])}.")
-    write_record(topic, table="\n".join(lines) + "\n",
-                 metrics={**metrics, "fits_commit": metrics.get("fits_commit", meta["commit"])},
-                 command=meta["command"], commands=meta.get("commands"),
-                 wall_s=meta["wall_s"], notes=note)
+    rewrite_record(topic, "\n".join(lines) + "\n", how=rebuilt)
     print("\n".join(lines))
     return 0
 

@@ -33,7 +33,7 @@ from .runs.folder import open_run, save_run
 from .runs.timing import PhaseTimer, record_run_timing, split_line
 from .runs.timing import summary as timing_summary
 
-__all__ = ["DemoSettings", "run_demo", "format_table"]
+__all__ = ["DemoSettings", "demo_data", "run_demo", "format_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +100,18 @@ class DemoSettings:
         )
 
 
+def demo_data(settings: DemoSettings):
+    """``(system, train, test, k_fit, k_eval)``: the demo's oscillator, its training data (7
+    trajectories × 4 pairs, Δt = 0.2) and test data (100 × 20) and the keys of its fits and
+    evaluation, all from ``settings.seed``."""
+    key = jax.random.key(settings.seed)
+    k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)
+    sho = systems.HarmonicOscillator()
+    train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
+    test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
+    return sho, train, test, k_fit, k_eval
+
+
 def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
              progress_bar: bool = True, echo=print) -> dict:
     """Run the demo; returns the metrics dict written to ``out/metrics.json``.
@@ -114,12 +126,8 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
     """
     settings = settings or DemoSettings()
     timer = PhaseTimer()
-    key = jax.random.key(settings.seed)
-    k_train, k_test, k_fit, k_eval = jax.random.split(key, 4)
     with timer("simulate_s"):
-        sho = systems.HarmonicOscillator()
-        train = sho.simulate(k_train, n_trajectories=7, n_steps=4, dt=0.2)
-        test = sho.simulate(k_test, n_trajectories=100, n_steps=20, dt=0.2)
+        sho, train, test, k_fit, k_eval = demo_data(settings)
     echo(f"Data: {train.n_trajectories} training trajectories x {train.n_steps} pairs "
          f"(dt = {train.dt}), {test.n_trajectories} test trajectories x {test.n_steps} steps.")
 

@@ -99,7 +99,9 @@ class Selection:
     result : the fit to use: symmetrised over the selected quantities (the plain HNN when
         none is selected), or, where the spectrum decided and that refit had the lower ELBO,
         the fit the quantities were read from (``steps[-1]["kept"]``).
-    dimension : the selected dimension L of the symmetry algebra.
+    dimension : the selected dimension L of the symmetry algebra: how many quantities the
+        returned ``result``'s Ĥ conserves (with the spectrum, its count; that fit may be
+        symmetrised over fewer by construction when the ELBO kept the fit before the refit).
     generators : ``(L, M+1, M+1)`` the selected generators in principal form.
     singular_values : ``(L,)`` their singular values σ_k (Sec. 5.1).
     residuals : ``(L,)`` relative Poisson brackets ``{C_k, Ĥ}`` of the selected quantities

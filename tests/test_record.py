@@ -1,0 +1,29 @@
+"""``benchmarks/record.py``: a record rewritten without fitting keeps the command and wall time
+of the run that made its results, and names that run's commit however often it is rewritten."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import record  # noqa: E402
+
+
+def test_rewrite_keeps_the_run_and_names_its_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(record, "RECORDS", tmp_path)
+    monkeypatch.setattr(record, "commit", lambda: "aaa")
+    record.write_record("t", table="old", metrics={"rows": [1]}, command="python run.py",
+                        wall_s=12.34, commands=["python run.py --a", "python run.py"])
+    monkeypatch.setattr(record, "commit", lambda: "bbb")
+    record.rewrite_record("t", "new", how="python run.py --from-record")
+    table, metrics, meta = record.read_record("t")
+    assert table == "new\n" and metrics == {"rows": [1], "fits_commit": "aaa"}
+    assert meta["command"] == "python run.py" and meta["wall_s"] == 12.3
+    assert meta["commands"] == ["python run.py --a", "python run.py"]
+    assert meta["commit"] == "bbb" and "commit aaa" in meta["notes"]
+    assert "python run.py --from-record" in meta["notes"]
+    # a second rewrite at another commit still names the run's own
+    monkeypatch.setattr(record, "commit", lambda: "ccc")
+    record.rewrite_record("t", "newer", how="x", metrics={"rows": [2]})
+    _, metrics, meta = record.read_record("t")
+    assert metrics == {"rows": [2], "fits_commit": "aaa"} and "commit aaa" in meta["notes"]
