@@ -14,8 +14,19 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+# Each pytest-xdist worker its own subfolder: the workers inherit one folder from the controller,
+# and one worker reading an entry that the other is still writing got a truncated file (a
+# "Error reading persistent compilation cache entry" warning, an error in this suite).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _worker_cache = os.path.join(os.environ["JAX_COMPILATION_CACHE_DIR"],
+                                 os.environ["PYTEST_XDIST_WORKER"])
+    os.makedirs(_worker_cache, exist_ok=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _worker_cache
 
 import jax  # noqa: E402
+
+# in case a plugin imported JAX before this file set the folder
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 # Identities are checked in float64; training code casts to its own dtype explicitly.
 jax.config.update("jax_enable_x64", True)
