@@ -6,7 +6,7 @@ import pytest
 from noether_ppl import Trajectories, systems
 from noether_ppl.analysis.symmetry import symmetry_report
 from noether_ppl.inference import DivergenceError, RunawayError, fit
-from noether_ppl.inference.fit import TrainingPlan
+from noether_ppl.inference.fit import GUARD_CHUNKS, TrainingPlan, guard_chunk
 from noether_ppl.models import ModelSpec, NoetherRazor
 
 
@@ -81,6 +81,35 @@ def test_a_runaway_loss_stops_the_fit_and_keeps_the_best_chunks_state(sho_train)
     assert fit(model, sho_train, runaway_factor=float("inf"), **kwargs).steps == 300
     for name, value in head.params.items():
         np.testing.assert_allclose(err.result.params[name], value, rtol=1e-6, atol=1e-7)
+
+
+def test_the_runaway_check_runs_without_a_progress_bar(sho_train):
+    """The run above, with neither a progress bar nor ``chunk_size``: the steps are split into
+    chunks of ``guard_chunk(300) = 30`` so that the check still runs, and it stops the run."""
+    assert guard_chunk(300) == 30
+    spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
+    model = NoetherRazor(spec, phase_dim=2)
+    kwargs = dict(key=jax.random.key(2), num_steps=300, lr=0.3, schedule="constant",
+                  progress_bar=False)
+    with pytest.raises(RunawayError) as info:
+        fit(model, sho_train, runaway_factor=10.0, **kwargs)
+    kept = info.value.result.steps
+    assert kept % 30 == 0 and 0 < kept < info.value.step <= 300
+    # without the check the run is one chunk and goes on to the end
+    assert fit(model, sho_train, runaway_factor=None, **kwargs).steps == 300
+
+
+@pytest.mark.parametrize("remaining", [1, 7, 30, 97, 300, 500, 2000, 2001, 3000, 6000])
+def test_guard_chunk_splits_a_run_into_about_ten_equal_chunks(remaining):
+    d = guard_chunk(remaining)
+    upper = -(-remaining // GUARD_CHUNKS)
+    assert 1 <= d <= upper
+    if any(remaining % c == 0 for c in range(max(1, remaining // 20), upper + 1)):
+        # the largest divisor in range: every chunk has one length (one compilation)
+        assert remaining % d == 0 and d >= max(1, remaining // 20)
+        assert not any(remaining % c == 0 for c in range(d + 1, upper + 1))
+    else:  # 97 has none: ceil(97 / 10) = 10 and a shorter last chunk
+        assert d == upper
 
 
 def test_training_plan_batches_cover_every_trajectory():

@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import pytest
 
-from noether_ppl.inference import DivergenceError, fit
+from noether_ppl.inference import DivergenceError, RunawayError, fit
 from noether_ppl.inference import restarts as restarts_module
 from noether_ppl.inference.restarts import final_neg_elbo, fit_restarts
 from noether_ppl.models import ModelSpec, NoetherRazor
@@ -65,6 +65,30 @@ def test_a_diverged_restart_is_recorded_and_skipped(tiny_razor, tiny_sho, monkey
     first, second = best.info["restarts"]
     assert first["diverged"] and first["neg_elbo_per_n"] is None and first["steps"] == 7
     assert not second["diverged"] and best.info["restart"] == 1
+
+
+def test_a_runaway_restart_competes_with_the_state_it_kept(tiny_razor, tiny_sho, monkeypatch):
+    real_fit = restarts_module.fit
+    calls = 0
+
+    def first_runs_away(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        result = real_fit(*args, **kwargs)
+        if calls == 1:  # as if stopped at step 25, keeping this state
+            raise RunawayError(25, result, median=1e6, best=1.0, limit=10.0)
+        return result
+
+    monkeypatch.setattr(restarts_module, "fit", first_runs_away)
+    key = jax.random.key(8)
+    best = fit_restarts(tiny_razor, tiny_sho, key=key, restarts=2, **FIT)
+    first, second = best.info["restarts"]
+    assert not first["diverged"] and first["ran_away_at"] == 25
+    assert "ran_away_at" not in second
+    assert first["neg_elbo_per_n"] == pytest.approx(
+        final_neg_elbo(real_fit(tiny_razor, tiny_sho, key=key, **FIT)), rel=1e-6)
+    assert best.info["restart"] == int(np.argmin([first["neg_elbo_per_n"],
+                                                  second["neg_elbo_per_n"]]))
 
 
 def test_all_restarts_diverging_raises(tiny_sho):

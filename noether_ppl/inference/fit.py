@@ -12,6 +12,7 @@ loss that keeps the last finite state and names the step, and a stop when the lo
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -33,7 +34,8 @@ from .result import FitResult
 from .settings import DEFAULT_RUNAWAY_FACTOR, SCHEDULES, FitSettings
 
 __all__ = ["fit", "make_optimizer", "DivergenceError", "RunawayError", "TrainingPlan",
-           "Progress", "DEFAULT_RUNAWAY_FACTOR", "FitSettings"]
+           "Progress", "DEFAULT_RUNAWAY_FACTOR", "FitSettings", "GUARD_CHUNKS", "guard_chunk",
+           "runaway_checked"]
 
 OFFDIAG_SUFFIXES = ("_row_offdiag", "_col_offdiag")
 """Param-name endings of the guide's Cholesky off-diagonals (``make_optimizer``'s third group)."""
@@ -81,6 +83,30 @@ class RunawayError(DivergenceError):
             f"after step {result.steps} is kept in this error's `.result`. Try a smaller `lr` "
             f"or `lr_conserved`."
         )
+
+
+GUARD_CHUNKS = 10
+"""About how many chunks a run without a progress bar is split into so that the runaway check
+runs between them (:func:`guard_chunk`)."""
+
+
+def runaway_checked(factor) -> bool:
+    """Whether ``runaway_factor`` turns the runaway check on (not None, not ``inf``)."""
+    return factor is not None and math.isfinite(float(factor))
+
+
+def guard_chunk(remaining: int, chunks: int = GUARD_CHUNKS) -> int:
+    """Steps per chunk for a run of ``remaining`` steps split into about ``chunks`` chunks: the
+    largest divisor of ``remaining`` between ``remaining / (2 chunks)`` and ``remaining /
+    chunks`` (rounded up), so that every chunk has one length and compiles once; where no such
+    divisor exists, ``ceil(remaining / chunks)`` (the last chunk shorter: one more compile)."""
+    remaining = max(int(remaining), 1)
+    upper = -(-remaining // chunks)
+    lower = max(1, remaining // (2 * chunks))
+    for d in range(upper, lower - 1, -1):
+        if remaining % d == 0:
+            return d
+    return upper
 
 
 @dataclasses.dataclass
@@ -286,8 +312,9 @@ def fit(
     runaway_factor : stop with :class:`RunawayError` when a chunk's median −ELBO/N rises more
         than this many times ``max(L0 − best, |best|)`` above the best chunk median ``best``
         (``L0``: the first chunk's), keeping the state at the end of the best chunk. Checked
-        between chunks, so only when there are several (a progress bar, ``chunk_size`` or a
-        run folder's checkpoints). None or ``inf`` turns it off.
+        between chunks: without a progress bar or ``chunk_size`` the steps are split into
+        about :data:`GUARD_CHUNKS` chunks (:func:`guard_chunk`) so that the check runs. None or
+        ``inf`` turns it off (and a run without a progress bar is then one chunk).
 
     Returns a :class:`FitResult`; raises :class:`DivergenceError` (with ``.result``, the last
     finite state) when the loss turns non-finite, and :class:`RunawayError` (a
@@ -376,7 +403,12 @@ def fit(
     remaining = num_steps - start_step
     chunk_size = settings.chunk_size
     if chunk_size is None:
-        chunk_size = max(1, min(remaining, max(num_steps // 50, 1))) if progress_bar else remaining
+        if progress_bar:
+            chunk_size = max(1, min(remaining, max(num_steps // 50, 1)))
+        elif runaway_checked(settings.runaway_factor):
+            chunk_size = guard_chunk(remaining)
+        else:
+            chunk_size = remaining
     chunk_size = max(1, min(chunk_size, max(remaining, 1)))
     losses: list[np.ndarray] = []
     norms: list[np.ndarray] = []

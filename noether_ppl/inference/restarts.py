@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data import Trajectories
 from ..models.razor import NoetherRazor
-from .fit import DivergenceError, fit
+from .fit import DivergenceError, RunawayError, fit
 from .refit import _SET_BY_REFIT, refit_posterior
 from .result import FitResult
 
@@ -52,8 +52,11 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
 
     Restart 0 uses ``key`` itself, so ``restarts=1`` is exactly ``fit(model, data, key=key,
     ...)``; restart ``r > 0`` uses ``jax.random.fold_in(key, r)`` (new initial weights, η,
-    weight and symmetry samples). ``fit_kwargs`` go to every fit. A restart that diverges is
-    recorded and skipped; if all diverge, the first :class:`DivergenceError` is raised. The
+    weight and symmetry samples). ``fit_kwargs`` go to every fit. A restart that diverges
+    (non-finite loss) is recorded and skipped; if all diverge, the first
+    :class:`DivergenceError` is raised. A restart whose loss runs away
+    (:class:`~noether_ppl.inference.RunawayError`) competes with the state it kept, the end of
+    its best chunk (``ran_away_at``: the step it was stopped at). The
     returned result's ``info["restarts"]`` lists every restart's index, score, steps, wall
     time and whether it diverged, and ``info["restart"]`` the index that was kept.
 
@@ -91,8 +94,11 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
     best, first_error, records = None, None, []  # best: (score, restart, result)
     for r in range(int(restarts)):
         k = key if r == 0 else jax.random.fold_in(key, r)
+        ran_away = None
         try:
             result = fit(model, data, key=k, **fit_kwargs)
+        except RunawayError as err:  # the state at the end of its best chunk competes
+            result, ran_away = err.result, err.step
         except DivergenceError as err:
             first_error = first_error or err
             records.append({"restart": r, "neg_elbo_per_n": None, "steps": err.step,
@@ -101,7 +107,8 @@ def fit_restarts(model: NoetherRazor, data: Trajectories, *, key: jax.Array, res
             continue
         score = final_neg_elbo(result, score_fraction)
         records.append({"restart": r, "neg_elbo_per_n": score, "steps": result.steps,
-                        "wall_time_s": result.info.get("wall_time_s"), "diverged": False})
+                        "wall_time_s": result.info.get("wall_time_s"), "diverged": False,
+                        **({"ran_away_at": ran_away} if ran_away is not None else {})})
         if best is None or score < best[0]:
             best = (score, r, result)
     if best is None:
@@ -152,14 +159,19 @@ def refit_summary(label: str, record: dict, *, n_conserved: int = 1, kept: bool 
 def _refit_one(result: FitResult, data, key, score_fraction: float,
                fit_kwargs: dict) -> tuple[dict, FitResult | None]:
     """``(refit_record, the refit or None when it diverged)``."""
+    ran_away = None
     try:
         second = refit_posterior(result, data, key=key, **fit_kwargs)
+    except RunawayError as err:  # the state at the end of its best chunk competes
+        second, ran_away = err.result, err.step
     except DivergenceError as err:
         record = refit_record(result, None, score_fraction)
         record.update(steps=err.step, wall_time_s=err.result.info.get("wall_time_s"))
         return record, None
     record = refit_record(result, second, score_fraction)
     record.update(steps=second.steps, wall_time_s=second.info.get("wall_time_s"))
+    if ran_away is not None:
+        record["ran_away_at"] = ran_away
     return record, second
 
 
