@@ -8,7 +8,10 @@ The plain HNN of that same run followed by ``discover`` (gap rule) is the baseli
 marks an HNN spectrum whose largest gap is below ``GAP_MIN_RATIO``. "margin": the true H's
 residual (``inference.conservation_residuals``) of the best-conserved quadratic direction
 outside its conserved span, on the training states: how broken the nearest non-symmetry is
-(a fit whose own error is larger cannot tell). "exact H, rule": the dimension that the
+(a fit whose own error is larger cannot tell). "least conserved true direction": the true
+generator (by its name) whose quantity each fit's Ĥ conserves least, with its residual
+(``inference.conservation_residuals``; scoring only, "–" in rows recorded before it).
+"exact H, rule": the dimension that the
 selection's rule (``inference.spectrum_dimension`` at ``max_residual``) reads on the true H's
 spectrum at those states (``identifiability.py``; "–" in rows recorded before it). "gap": the
 ratio at the razor's selected dimension in the spectrum of its fitted Ĥ
@@ -111,6 +114,13 @@ def run_one(name: str, key: int, args) -> dict:
     # what the selection's own rule reads on the exact H (identifiability.py): a fit read by
     # that rule cannot be expected to find L where this differs from L
     row["true_rule_dim"] = inference.spectrum_dimension(r_true, DEFAULT_MAX_RESIDUAL)[0]
+    # scoring only: how well each fit's Ĥ conserves each true direction (which one a wrong
+    # dimension misses)
+    if L:
+        names = system.generator_names()
+        for who, fitted in (("razor", auto.result), ("hnn", auto.hnn)):
+            r_fit = inference.conservation_residuals(fitted, truth, x, key=k_eval)
+            row[f"{who}_true_residuals"] = dict(zip(names, map(float, r_fit), strict=True))
     row["razor_gap"] = auto.selection.gap_ratio
     row["razor_ok"] = bool(row["razor_dim"] == L and (L == 0 or row["razor_min_par"] > args.par))
     row["hnn_ok"] = bool(row["hnn_dim"] == L
@@ -120,6 +130,18 @@ def run_one(name: str, key: int, args) -> dict:
 
 def _fmt(v, spec):
     return "–" if v is None else format(v, spec)
+
+
+def _worst_true(row) -> str:
+    """The true direction each fit's Ĥ conserves least, with its residual (scoring only)."""
+    parts = []
+    for who in ("razor", "hnn"):
+        res = row.get(f"{who}_true_residuals")
+        if not res:
+            return "–"
+        name = max(res, key=res.get)
+        parts.append(f"{name} {res[name]:.3f}")
+    return " / ".join(parts)
 
 
 def table(rows, args) -> str:
@@ -133,8 +155,8 @@ def table(rows, args) -> str:
            f"dimension equal and every selected direction at parallelness > {args.par}.", "",
            "| system | key | true | margin | exact H, rule | razor dim | gap | min par | start | "
            "HNN+discover dim | min par | −ELBO/N razor | −ELBO/N HNN | test MSE razor | "
-           "test MSE HNN | wall (s) |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "test MSE HNN | least conserved true direction: razor / HNN | wall (s) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         hnn_dim = f"{r['hnn_dim']}" + ("" if r["hnn_identified"] else " (no gap)")
         out.append(
@@ -147,7 +169,7 @@ def table(rows, args) -> str:
             f"{_fmt(r['hnn_min_par'], '.3f')} | {r['razor_neg_elbo_per_n']:.2f} ± "
             f"{r['razor_neg_elbo_se_per_n']:.2f} | {r['hnn_neg_elbo_per_n']:.2f} ± "
             f"{r['hnn_neg_elbo_se_per_n']:.2f} | {r['razor_test_mse']:.3e} | "
-            f"{r['hnn_test_mse']:.3e} | {r['wall_s']:.0f} |")
+            f"{r['hnn_test_mse']:.3e} | {_worst_true(r)} | {r['wall_s']:.0f} |")
     out += ["", "| system | razor: right | HNN+discover: right | razor −ELBO/N below HNN's |",
             "|---|---:|---:|---:|"]
     for name in dict.fromkeys(r["system"] for r in rows):
