@@ -122,6 +122,9 @@ def run_one(settings: DemoSettings, variant: str, k: int, data, trace_every=None
               "final_loss": float(losses[-max(1, len(losses) // 40):].mean())}
     if "refit" in result.info:
         record["refit"] = result.info["refit"]
+    kept = result.info["restarts"][result.info["restart"]]
+    if "ran_away_at" in kept:  # fit's runaway check stopped it; its best chunk was kept
+        record.update(ran_away_at=kept["ran_away_at"], steps=kept["steps"])
     if variant == "learned":
         report = symmetry_report(result.generators(), reference=sho.generators())
         record["parallelness"] = float(report.parallelness[0])
@@ -150,8 +153,11 @@ def table(records: list[dict]) -> list[str]:
             + f", {rf['kept']}")
         ratio = (f"{r['test_mse'] / oracle[r['key']]:.3g}"
                  if r["variant"] == "learned" and r["key"] in oracle else "–")
+        away = (f" (ran away: stopped at step {r['ran_away_at']}, state after step "
+                f"{r['steps']} kept)" if "ran_away_at" in r else "")
         lines.append(
-            f"| {r['variant']} | {r['key']} | {r['neg_elbo_per_n']:.2f} | {r['nll_per_n']:.2f} | "
+            f"| {r['variant']}{away} | {r['key']} | {r['neg_elbo_per_n']:.2f} | "
+            f"{r['nll_per_n']:.2f} | "
             f"{r['kl_per_n']:.2f} | {r['train_mse']:.3e} | {r['test_mse']:.3e} | "
             f"{r['test_predictive_mean_mse']:.3e} | {par} | "
             f"{ratio} | {r['late_max_loss']:.1f} / {r['final_loss']:.1f} | {r['fit_s']:.1f} | "

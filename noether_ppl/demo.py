@@ -25,7 +25,7 @@ from . import systems
 from ._io import atomic_write_json
 from .analysis.symmetry import DEFAULT_THRESHOLD, symmetry_report
 from .analysis.tables import format_table
-from .inference.restarts import fit_restarts, refit_summary
+from .inference.restarts import fit_restarts, refit_summary, runaway_line
 from .inference.settings import FitSettings
 from .models import ModelSpec, NoetherRazor
 from .runs.analysis import analyze_run, comparison_figures
@@ -154,6 +154,8 @@ def run_demo(out: str = "runs/demo", settings: DemoSettings | None = None, *,
                               **fit.to_kwargs())
         fit_s = time.perf_counter() - start  # the fit(s), compilation included
         timer.add("fit_s", fit_s)
+        if (line := runaway_line(labels[name], result.info)) is not None:
+            echo(line)
         meta = {"experiment": "demo", "variant": name, "label": labels[name], "order": i,
                 "system": {"name": "harmonic_oscillator", "mass": 1.0, "stiffness": 1.0},
                 "analysis": {"threshold": DEFAULT_THRESHOLD}, "data_source": "simulated"}

@@ -4,7 +4,7 @@ import pytest
 
 from noether_ppl.inference import DivergenceError, RunawayError, fit
 from noether_ppl.inference import restarts as restarts_module
-from noether_ppl.inference.restarts import final_neg_elbo, fit_restarts
+from noether_ppl.inference.restarts import final_neg_elbo, fit_restarts, runaway_line
 from noether_ppl.models import ModelSpec, NoetherRazor
 
 FIT = dict(num_steps=30, lr=3e-3, lr_conserved=1e-2, progress_bar=False)
@@ -89,6 +89,11 @@ def test_a_runaway_restart_competes_with_the_state_it_kept(tiny_razor, tiny_sho,
         final_neg_elbo(real_fit(tiny_razor, tiny_sho, key=key, **FIT)), rel=1e-6)
     assert best.info["restart"] == int(np.argmin([first["neg_elbo_per_n"],
                                                   second["neg_elbo_per_n"]]))
+    first_kept = {**best.info, "restart": 0}
+    assert runaway_line("m", first_kept) == (
+        f"m: the loss ran away; the fit was stopped at step 25 and keeps its state after step "
+        f"{FIT['num_steps']}, the end of its best chunk (see `runaway_factor`).")
+    assert runaway_line("m", {**best.info, "restart": 1}) is None
 
 
 def test_all_restarts_diverging_raises(tiny_sho):

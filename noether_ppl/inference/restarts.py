@@ -21,7 +21,7 @@ from .fit import DivergenceError, RunawayError, fit
 from .refit import _SET_BY_REFIT, refit_posterior
 from .result import FitResult
 
-__all__ = ["fit_restarts", "final_neg_elbo", "refit_record", "refit_summary"]
+__all__ = ["fit_restarts", "final_neg_elbo", "refit_record", "refit_summary", "runaway_line"]
 
 
 def _check_fraction(name: str, value) -> None:
@@ -135,6 +135,17 @@ def refit_record(fit_result: FitResult, refit_result: FitResult | None,
     refit_score = final_neg_elbo(refit_result, score_fraction)
     return {"fit_neg_elbo_per_n": score, "refit_neg_elbo_per_n": refit_score,
             "diverged": False, "kept": "refit" if refit_score < score else "fit"}
+
+
+def runaway_line(label: str, info: dict) -> str | None:
+    """One line saying that the kept restart of a :func:`fit_restarts` result (its ``info``)
+    ran away and which state it kept; None when it did not."""
+    kept = info["restarts"][info["restart"]]
+    if "ran_away_at" not in kept:
+        return None
+    return (f"{label}: the loss ran away; the fit was stopped at step {kept['ran_away_at']} and "
+            f"keeps its state after step {kept['steps']}, the end of its best chunk (see "
+            f"`runaway_factor`).")
 
 
 def refit_summary(label: str, record: dict, *, n_conserved: int = 1, kept: bool = True) -> str:
