@@ -28,14 +28,11 @@ import sys
 import time
 
 import jax
+import numpy as np
+from record import write_record
 
-jax.config.update("jax_enable_x64", True)
-
-import numpy as np  # noqa: E402
-from record import write_record  # noqa: E402
-
-from noether_ppl import inference, systems  # noqa: E402
-from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL  # noqa: E402
+from noether_ppl import inference, systems
+from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL
 
 SADDLE_ENERGY = 1.0 / 6.0
 """The energy of Hénon–Heiles' three saddles: orbits below it are bound."""
@@ -111,6 +108,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-residual", type=float, default=DEFAULT_MAX_RESIDUAL)
     p.add_argument("--topic", default="henon-heiles-energy")
     args = p.parse_args(argv)
+    jax.config.update("jax_enable_x64", True)  # the spectrum in float64 (not at import)
     bad = [f for f in args.fractions if not 0.0 < f < 1.0]
     if bad:
         p.error(f"--fractions must lie in (0, 1) (bound orbits), got {bad}")
