@@ -85,7 +85,8 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"built_in": True} if args.built_in else {}),
                                             **({"refit_learns": True}
                                                if args.refit_learns else {})},
-                             criterion=args.criterion)
+                             criterion=args.criterion,
+                             start_directions=args.start_directions)
     wall = time.perf_counter() - t
     d = auto.discovery
     k_eval = jax.random.key(7)
@@ -151,7 +152,9 @@ def table(rows, args) -> str:
            f"{args.criterion!r}" + (", built-in generators added to the spectrum's span"
                                      if args.built_in else "")
            + (", the refit goes on learning the selected quantities"
-              if args.refit_learns else "") + "); success = "
+              if args.refit_learns else "")
+           + (", the razor also started at the HNN's K most conserved directions"
+              if getattr(args, "start_directions", "gap") != "gap" else "") + "); success = "
            f"dimension equal and every selected direction at parallelness > {args.par}.", "",
            "| system | key | true | margin | exact H, rule | razor dim | gap | min par | start | "
            "HNN+discover dim | min par | −ELBO/N razor | −ELBO/N HNN | test MSE razor | "
@@ -215,6 +218,9 @@ def main(argv=None) -> int:
     p.add_argument("--refit-learns", action="store_true",
                    help="select_conserved(refit_learns=True): the refit at the selected "
                    "quantities goes on learning them (an alternative under measurement)")
+    p.add_argument("--start-directions", default="gap", choices=analysis.START_DIRECTIONS,
+                   help="fit_auto(start_directions=...): the plain HNN's directions below its "
+                   "spectrum's gap (default) or its K most conserved start the razor")
     p.add_argument("--topic", default="discovery")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in the topic's record (same settings) and run "

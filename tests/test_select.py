@@ -334,6 +334,34 @@ def test_select_from_fits_checks_which_fit_is_which(fitted, tiny_sho):
                                   discover_points=0)
 
 
+def test_start_directions_choose_what_starts_the_razor(fitted, tiny_sho, monkeypatch):
+    """``"gap"`` starts the razor at the HNN's directions below its gap; ``"most-conserved"``
+    at its K most conserved (a second ``discover`` with ``dimension=K``); the baseline
+    discovery is the gap's either way. Anything else is refused before fitting."""
+    from noether_ppl.analysis import auto as auto_module
+
+    hnn = inference.fit(NoetherRazor(fitted.spec.replace(n_conserved=0), phase_dim=2), tiny_sho,
+                        key=jax.random.key(1), num_steps=5, progress_bar=False)
+    calls = []
+    real = auto_module.discover
+
+    def spy(H, points, **kwargs):
+        calls.append(kwargs["dimension"])
+        return real(H, points, **kwargs)
+
+    monkeypatch.setattr(auto_module, "discover", spy)
+    kwargs = dict(key=jax.random.key(0), num_steps=2, select_steps=2, num_repeats=2)
+    with pytest.raises(ValueError, match="start_directions"):
+        analysis.select_from_fits(hnn, fitted, tiny_sho, start_directions="all", **kwargs)
+    assert calls == []
+    gap = analysis.select_from_fits(hnn, fitted, tiny_sho, **kwargs)
+    assert calls == ["gap"]
+    most = analysis.select_from_fits(hnn, fitted, tiny_sho, start_directions="most-conserved",
+                                     **kwargs)
+    assert calls == ["gap", "gap", fitted.model.n_conserved]
+    assert most.discovery.rule == gap.discovery.rule and most.start_delta is not None
+
+
 @pytest.mark.slow
 def test_fit_auto_runs_the_pipeline_and_keeps_the_better_start(tiny_sho):
     spec = ModelSpec(hidden=(8,), n_conserved=2, sym_samples=4, measure="ball")

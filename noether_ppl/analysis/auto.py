@@ -43,7 +43,13 @@ from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import NoetherRazor
 from .lie.discover import Discovery, discover
 
-__all__ = ["AutoFit", "fit_auto", "select_from_fits"]
+__all__ = ["AutoFit", "fit_auto", "select_from_fits", "START_DIRECTIONS"]
+
+START_DIRECTIONS = ("gap", "most-conserved")
+"""Which of the plain HNN's conserved directions start the razor in step 2: ``"gap"`` (the
+default) those below the largest gap of its spectrum (the discovery's own answer, at most K),
+``"most-conserved"`` its K best-conserved directions whatever the gap (an alternative under
+measurement: ``benchmarks/discovery.py --start-directions``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +125,10 @@ class AutoFit:
         return "\n".join(lines)
 
 
-def _check_inputs(data, key, discover_points) -> None:
+def _check_inputs(data, key, discover_points, start_directions="gap") -> None:
+    if start_directions not in START_DIRECTIONS:
+        raise ValueError(f"Expected `start_directions` in {START_DIRECTIONS}, got "
+                         f"{start_directions!r}.")
     if not isinstance(data, Trajectories):
         raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
     check_key(key)
@@ -141,7 +150,7 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
              select_steps: int | None = None, select_kwargs: dict | None = None,
              num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
              max_residual: float = DEFAULT_MAX_RESIDUAL, criterion: str = DEFAULT_CRITERION,
-             discover_points: int = 1000,
+             discover_points: int = 1000, start_directions: str = "gap",
              **fit_kwargs) -> AutoFit:
     """Fit Noether's razor and select its conserved quantities by the ELBO (module docstring).
 
@@ -158,12 +167,14 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
     num_repeats, tolerance, max_residual, criterion : of the ELBO comparisons and the selection
         (:func:`~noether_ppl.inference.select_conserved`).
     discover_points : training states (at most) at which the HNN's Hamiltonian is examined.
+    start_directions : which discovered directions start the razor in step 2
+        (:data:`START_DIRECTIONS`).
     """
     if not isinstance(model, NoetherRazor) or not model.learns_conserved:
         raise ValueError("Expected `model` to be a NoetherRazor that learns its conserved "
                          "quantities (n_conserved > 0, no fixed generators), got "
                          f"{model!r}.")
-    _check_inputs(data, key, discover_points)
+    _check_inputs(data, key, discover_points, start_directions)
     fit_kwargs = {"progress_bar": False, **fit_kwargs}
     k_hnn, k_pts, k_disc, k_fit, k_init, k_cmp, k_sel = jax.random.split(key, 7)
 
@@ -175,7 +186,8 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
     auto = _select(hnn, razor, data, (k_pts, k_disc, k_fit, k_init, k_cmp, k_sel),
                    num_steps=num_steps, select_steps=select_steps, select_kwargs=select_kwargs,
                    num_repeats=num_repeats, tolerance=tolerance, max_residual=max_residual,
-                   criterion=criterion, discover_points=discover_points, **fit_kwargs)
+                   criterion=criterion, discover_points=discover_points,
+                   start_directions=start_directions, **fit_kwargs)
     return dataclasses.replace(auto, wall_s={**wall, **auto.wall_s})
 
 
@@ -185,7 +197,7 @@ def select_from_fits(hnn: FitResult, razor: FitResult, data: Trajectories, *, ke
                      tolerance: float = DEFAULT_TOLERANCE,
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
                      criterion: str = DEFAULT_CRITERION, discover_points: int = 1000,
-                     **fit_kwargs) -> AutoFit:
+                     start_directions: str = "gap", **fit_kwargs) -> AutoFit:
     """Steps 1 (discover), 2 (the discovered start, ELBO against ``razor``) and 3 (selection)
     of :func:`fit_auto` on given fits: ``hnn`` (K = 0) and ``razor`` (learned, from its own
     start), both on ``data`` (e.g. the run folders of an experiment). ``num_steps`` and
@@ -200,15 +212,17 @@ def select_from_fits(hnn: FitResult, razor: FitResult, data: Trajectories, *, ke
     if not model.learns_conserved:
         raise ValueError(f"Expected `razor` to be a fit of a model that learns its conserved "
                          f"quantities, got the {razor.variant!r} model.")
-    _check_inputs(data, key, discover_points)
+    _check_inputs(data, key, discover_points, start_directions)
     return _select(hnn, razor, data, tuple(jax.random.split(key, 6)), num_steps=num_steps,
                    select_steps=select_steps, select_kwargs=select_kwargs,
                    num_repeats=num_repeats, tolerance=tolerance, max_residual=max_residual,
-                   criterion=criterion, discover_points=discover_points, **fit_kwargs)
+                   criterion=criterion, discover_points=discover_points,
+                   start_directions=start_directions, **fit_kwargs)
 
 
 def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, num_repeats,
-            tolerance, max_residual, criterion, discover_points, **fit_kwargs) -> AutoFit:
+            tolerance, max_residual, criterion, discover_points, start_directions,
+            **fit_kwargs) -> AutoFit:
     model = razor.model
     select_steps = max(1, int(num_steps) // 4) if select_steps is None else select_steps
     select_kwargs = dict(fit_kwargs) if select_kwargs is None else dict(select_kwargs)
@@ -217,16 +231,18 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     wall = {}
 
     t = time.perf_counter()
-    found = discover(hnn, _points(data, int(discover_points), k_pts), key=k_disc,
-                     dimension="gap")
+    points = _points(data, int(discover_points), k_pts)
+    found = discover(hnn, points, key=k_disc, dimension="gap")
+    K = model.n_conserved
+    starts = found if start_directions == "gap" else discover(hnn, points, key=k_disc,
+                                                                 dimension=K)
     wall["discover"] = time.perf_counter() - t
 
     t = time.perf_counter()
     best, start, delta, se = razor, "random", None, None
-    K = model.n_conserved
-    if found.dimension >= 1:
+    if starts.dimension >= 1:
         init = conserved_params_from_generators(
-            found.generators[:K], K, key=k_init, scale=model.spec.conserved_init_scale,
+            starts.generators[:K], K, key=k_init, scale=model.spec.conserved_init_scale,
             dtype=model.dtype)
         warm = fit(model, data, key=k_fit, num_steps=num_steps, init_params=init,
                    **fit_kwargs)
