@@ -17,7 +17,7 @@ import time
 
 import jax
 import numpy as np
-from record import write_record
+from record import publish
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
@@ -81,10 +81,7 @@ def main(argv=None) -> int:
     lines += ["", "K with the highest ELBO per key: "
               + ", ".join(f"key {k}: K = {v}" for k, v in best.items())]
     text = "\n".join(lines) + "\n"
-    write_record(args.topic, table=text, metrics={"settings": vars(args), "rows": rows},
-                 command=sys.argv, wall_s=time.perf_counter() - start)
-    print(text)
-    return 0
+    return publish(args, text, rows, start)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 
 import jax
 import numpy as np
-from record import write_record
+from record import publish
 
 from noether_ppl import inference, systems
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL
@@ -116,10 +116,7 @@ def main(argv=None) -> int:
     rows = [row(f, k, trajectories=args.trajectories, points=args.points, dt=args.dt,
                 max_residual=args.max_residual) for f in args.fractions for k in args.keys]
     text = table(rows, args)
-    write_record(args.topic, table=text, metrics={"settings": vars(args), "rows": rows},
-                 command=sys.argv, wall_s=time.perf_counter() - start)
-    print(text)
-    return 0
+    return publish(args, text, rows, start)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 from discovery import add_data_arguments, check_systems, train_data  # noqa: E402
-from record import write_record  # noqa: E402
+from record import publish  # noqa: E402
 
 from noether_ppl import inference, systems  # noqa: E402
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL  # noqa: E402
@@ -79,10 +79,7 @@ def main(argv=None) -> int:
     rows = [row(n, k, trajectories=args.trajectories, points=args.points,
                 max_residual=args.max_residual) for n in args.systems for k in args.keys]
     text = table(rows, args)
-    write_record(args.topic, table=text, metrics={"settings": vars(args), "rows": rows},
-                 command=sys.argv, wall_s=time.perf_counter() - start)
-    print(text)
-    return 0
+    return publish(args, text, rows, start)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 from noether_ppl._io import atomic_write_json, atomic_write_text
 from noether_ppl.provenance import commit, environment
 
-__all__ = ["RECORDS", "write_record", "rewrite_record", "read_record", "environment",
+__all__ = ["RECORDS", "write_record", "publish", "rewrite_record", "read_record", "environment",
            "sync_quoted_tables"]
 
 RECORDS = Path(__file__).resolve().parent / "records"
@@ -57,6 +57,18 @@ def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
     atomic_write_json(folder / "metrics.json", metrics)
     atomic_write_json(folder / "record.json", meta)
     return folder
+
+
+def publish(args, table: str, rows: list, started: float) -> int:
+    """The end of a one-sitting benchmark script: write the record of ``args.topic`` (its
+    settings ``vars(args)`` and ``rows`` as metrics, ``sys.argv`` as the command, the wall time
+    since ``time.perf_counter()`` read ``started``), print the table, return exit status 0."""
+    import time
+
+    write_record(args.topic, table=table, metrics={"settings": vars(args), "rows": rows},
+                 command=sys.argv, wall_s=time.perf_counter() - started)
+    print(table)
+    return 0
 
 
 def rewrite_record(topic: str, table: str, *, how: str, metrics: dict | None = None) -> Path:

@@ -27,3 +27,18 @@ def test_rewrite_keeps_the_run_and_names_its_commit(tmp_path, monkeypatch):
     record.rewrite_record("t", "newer", how="x", metrics={"rows": [2]})
     _, metrics, meta = record.read_record("t")
     assert metrics == {"rows": [2], "fits_commit": "aaa"} and "commit aaa" in meta["notes"]
+
+
+def test_publish_writes_settings_rows_and_command_then_prints(tmp_path, monkeypatch, capsys):
+    import argparse
+    import sys
+    import time
+
+    monkeypatch.setattr(record, "RECORDS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--topic", "t"])
+    args = argparse.Namespace(topic="t", keys=[0, 1])
+    assert record.publish(args, "| a |\n", [{"key": 0}], time.perf_counter()) == 0
+    table, metrics, meta = record.read_record("t")
+    assert table == "| a |\n" and capsys.readouterr().out == "| a |\n\n"
+    assert metrics == {"settings": {"topic": "t", "keys": [0, 1]}, "rows": [{"key": 0}]}
+    assert meta["command"] == "python bench.py --topic t" and meta["wall_s"] >= 0
