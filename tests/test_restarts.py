@@ -48,19 +48,25 @@ def test_final_neg_elbo_is_the_mean_of_the_last_steps(tiny_razor, tiny_sho):
     assert final_neg_elbo(result, 1.0) == pytest.approx(losses.mean())
 
 
-def test_a_diverged_restart_is_recorded_and_skipped(tiny_razor, tiny_sho, monkeypatch):
+def _first_fit_raises(monkeypatch, error):
+    """``fit_restarts``' first fit runs, then raises ``error(result)`` as if it had stopped."""
     real_fit = restarts_module.fit
     calls = 0
 
-    def first_diverges(*args, **kwargs):
+    def first_raises(*args, **kwargs):
         nonlocal calls
         calls += 1
         result = real_fit(*args, **kwargs)
         if calls == 1:
-            raise DivergenceError(7, result)
+            raise error(result)
         return result
 
-    monkeypatch.setattr(restarts_module, "fit", first_diverges)
+    monkeypatch.setattr(restarts_module, "fit", first_raises)
+    return real_fit
+
+
+def test_a_diverged_restart_is_recorded_and_skipped(tiny_razor, tiny_sho, monkeypatch):
+    _first_fit_raises(monkeypatch, lambda result: DivergenceError(7, result))
     best = fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(8), restarts=2, **FIT)
     first, second = best.info["restarts"]
     assert first["diverged"] and first["neg_elbo_per_n"] is None and first["steps"] == 7
@@ -68,18 +74,9 @@ def test_a_diverged_restart_is_recorded_and_skipped(tiny_razor, tiny_sho, monkey
 
 
 def test_a_runaway_restart_competes_with_the_state_it_kept(tiny_razor, tiny_sho, monkeypatch):
-    real_fit = restarts_module.fit
-    calls = 0
-
-    def first_runs_away(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        result = real_fit(*args, **kwargs)
-        if calls == 1:  # as if stopped at step 25, keeping this state
-            raise RunawayError(25, result, median=1e6, best=1.0, limit=10.0)
-        return result
-
-    monkeypatch.setattr(restarts_module, "fit", first_runs_away)
+    # as if stopped at step 25, keeping this state
+    real_fit = _first_fit_raises(
+        monkeypatch, lambda result: RunawayError(25, result, median=1e6, best=1.0, limit=10.0))
     key = jax.random.key(8)
     best = fit_restarts(tiny_razor, tiny_sho, key=key, restarts=2, **FIT)
     first, second = best.info["restarts"]
