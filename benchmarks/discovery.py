@@ -11,12 +11,11 @@ outside its conserved span, on the training states: how broken the nearest non-s
 (a fit whose own error is larger cannot tell). "least conserved true direction": the true
 generator (by its name) whose quantity each fit's Ĥ conserves least, with its residual
 (``inference.conservation_residuals``; scoring only, "–" in rows recorded before it).
-"exact H, rule": the dimension that the
-selection's rule (``inference.spectrum_dimension`` at ``max_residual``) reads on the true H's
-spectrum at those states (``identifiability.py``; "–" in rows recorded before it). "gap": the
-ratio at the razor's selected dimension in the spectrum of its fitted Ĥ
-(``inference.spectrum_dimension``). "(HNN kept)":
-step 4 of ``fit_auto`` kept the plain HNN (its ELBO was higher than the selection's). The ground
+"exact H, rule": the dimension that the selection's rule (``inference.spectrum_dimension``
+at ``max_residual``) reads on the true H's spectrum at those states (``identifiability.py``;
+"–" in rows recorded before it). "gap": the ratio at the razor's selected dimension in the
+spectrum of its fitted Ĥ (``inference.spectrum_dimension``). "(HNN kept)": step 4 of
+``fit_auto`` kept the plain HNN (its ELBO was higher than the selection's). The ground
 truth (each system's hand-derived generators) only scores: dimension and the smallest
 parallelness of the selected directions (Sec. 5.1).
 
@@ -153,8 +152,8 @@ def table(rows, args) -> str:
                                      if args.built_in else "")
            + (", the refit goes on learning the selected quantities"
               if args.refit_learns else "")
-           + (", the razor also started at the HNN's K most conserved directions"
-              if getattr(args, "start_directions", "gap") != "gap" else "") + "); success = "
+           + (", the razor's discovered start at the HNN's K most conserved directions"
+              if args.start_directions != "gap" else "") + "); success = "
            f"dimension equal and every selected direction at parallelness > {args.par}.", "",
            "| system | key | true | margin | exact H, rule | razor dim | gap | min par | start | "
            "HNN+discover dim | min par | −ELBO/N razor | −ELBO/N HNN | test MSE razor | "

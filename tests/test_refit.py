@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from noether_ppl import systems
-from noether_ppl.inference import DivergenceError, fit, refit_posterior
+from noether_ppl.inference import DivergenceError, RunawayError, fit, refit_posterior
 from noether_ppl.inference import restarts as restarts_module
 from noether_ppl.inference.restarts import final_neg_elbo, fit_restarts
 from noether_ppl.models import ModelSpec, NoetherRazor
@@ -113,6 +113,23 @@ def test_a_diverged_refit_keeps_the_fit(tiny_razor, tiny_sho, first, monkeypatch
     assert best.info["refit"]["diverged"] and best.info["refit"]["kept"] == "fit"
     assert best.info["refit"]["steps"] == 4
     np.testing.assert_array_equal(best.losses, first.losses)
+
+
+def test_a_refit_that_ran_away_competes_with_the_state_it_kept(tiny_razor, tiny_sho, first,
+                                                               monkeypatch):
+    kept = {}
+
+    def runs_away(result, data, *, key, **kwargs):
+        kept["result"] = fit(result.model, data, key=key, **{**THETA, "num_steps": 20})
+        raise RunawayError(25, kept["result"], median=1e6, best=1.0, limit=10.0)
+
+    monkeypatch.setattr(restarts_module, "refit_posterior", runs_away)
+    best = fit_restarts(tiny_razor, tiny_sho, key=jax.random.key(3), refit=True, **FIT)
+    record = best.info["refit"]
+    assert not record["diverged"] and record["ran_away_at"] == 25 and record["steps"] == 20
+    assert record["refit_neg_elbo_per_n"] == pytest.approx(final_neg_elbo(kept["result"]))
+    # the higher ELBO of the fit and the kept state wins, as for a refit that ran to the end
+    assert (best is kept["result"]) == (record["kept"] == "refit")
 
 
 def test_bad_refit_arguments(tiny_razor, tiny_sho, first):
