@@ -7,6 +7,7 @@ cheaper ones.
     python benchmarks/time_to_quality.py --compilation-cache /tmp/xla   # compiling left out
     python benchmarks/time_to_quality.py --seeds 0,1,2 --fit-keys 0,1,2   # 9 runs per estimator
     python benchmarks/time_to_quality.py ARGS --from-record time-to-quality  # table, no fitting
+    python benchmarks/time_to_quality.py ARGS --topic T   # also the record records/T/
 
 The plain estimator is the paper's (App. C): i.i.d. symmetry samples and 20 explicit Euler
 sub-steps. It trains for ``budget`` steps; its final test MSE (one Δt step, posterior-mean
@@ -14,7 +15,8 @@ weights, as in Table 1) and −ELBO/N (on all training pairs) times ``(1 + slack
 targets. Every candidate (other integrators, sub-steps, symmetry sampling, S) then trains on the
 same data from the same seed, with the same learning-rate schedule (cosine over ``budget``
 steps; the ``-short`` candidates over their own fraction of it, with the guide's initial
-posterior standard deviation ``init_scale`` raised from 1e-3), until it reaches both targets;
+posterior standard deviation ``init_scale`` raised from 1e-3; the ``-budget`` candidates over
+their own fraction, nothing else changed), until it reaches both targets;
 the table gives the training wall time to get there (evaluation between chunks is not counted)
 and the speed-up over plain. (Candidates once had twice the budget, their cosine stretched over
 it: on seeds 1 and 2 of the oscillator every candidate's loss then ran away in the longer
@@ -88,6 +90,16 @@ CANDIDATES = {
                                          init_scale=0.03, budget_fraction=0.3),
     "rk2-1-lattice-init0.03-short": dict(integrator="rk2", substeps=1, sampling="lattice",
                                          init_scale=0.03, budget_fraction=0.3),
+    # The candidate's own cosine schedule over a fraction of plain's budget, nothing else
+    # changed: does the recommended estimator need plain's number of steps?
+    "rk2-1-lattice-half-budget": dict(integrator="rk2", substeps=1, sampling="lattice",
+                                      budget_fraction=0.5),
+    # The guide's log-diagonals (the posterior scales) at three times the learning rate (fit's
+    # lr_logdiag; both data sets have lr = 3e-3), on plain's schedule and on half of it.
+    "rk2-1-lattice-logdiag3": dict(integrator="rk2", substeps=1, sampling="lattice",
+                                   lr_logdiag=9e-3),
+    "rk2-1-lattice-logdiag3-half-budget": dict(integrator="rk2", substeps=1, sampling="lattice",
+                                               lr_logdiag=9e-3, budget_fraction=0.5),
     # The guide's Cholesky off-diagonals at a tenth of the learning rate (fit's lr_offdiag):
     # the rate of the demo's refit (records/demo-sensitivity/).
     "plain-offdiag": dict(lr_offdiag=3e-4),
@@ -96,7 +108,7 @@ CANDIDATES = {
     "rk2-1-lattice-offdiag": dict(integrator="rk2", substeps=1, sampling="lattice",
                                   lr_offdiag=3e-4),
 }
-FIT_OVERRIDES = ("init_scale", "budget_fraction", "lr_offdiag")
+FIT_OVERRIDES = ("init_scale", "budget_fraction", "lr_offdiag", "lr_logdiag")
 """Candidate settings that go to the fit, not to the ModelSpec."""
 
 
@@ -145,7 +157,8 @@ def run_candidate(ds: dict, name: str, train, test, *, seed: int, targets=None,
     settings = dict(key=jax.random.key(seed), guide=guide, elbo=elbo, num_steps=budget,
                     batch_size=ds["batch_size"], lr=ds["fit"]["lr"],
                     lr_conserved=ds["fit"]["lr_conserved"],
-                    lr_offdiag=fit_overrides.get("lr_offdiag"), progress_bar=False,
+                    lr_offdiag=fit_overrides.get("lr_offdiag"),
+                    lr_logdiag=fit_overrides.get("lr_logdiag"), progress_bar=False,
                     chunk_size=ds["chunk"])
     if WARM["on"]:  # compile into the persistent cache, untimed: one chunk, then stop
         fit(model, train, **settings, callback=lambda progress: True)
@@ -275,8 +288,12 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-keys", default=None,
                         help="comma-separated fit keys run on every seed's data (default: "
                         "the seed itself); the targets are plain's median over them")
-    parser.add_argument("--markdown", default=os.path.join(os.path.dirname(__file__), "records",
-                                                           "time-to-quality", "table.md"))
+    parser.add_argument("--markdown", default=None,
+                        help="write the table to this path and each data set's runs beside it "
+                        "(default without --topic: records/time-to-quality/table.md)")
+    parser.add_argument("--topic", default=None,
+                        help="also write the record benchmarks/records/TOPIC/ (table, runs, "
+                        "command, commit, versions, wall time)")
     parser.add_argument("--compilation-cache", metavar="DIR",
                         help="keep compiled programs in this persistent cache and compile "
                         "every fit once, untimed, before its timed run: the times then leave "
@@ -300,6 +317,9 @@ def main(argv=None) -> int:
              f", backend {jax.default_backend()}", "",
              f"Command: `python benchmarks/time_to_quality.py "
              f"{' '.join(sys.argv[1:] if argv is None else argv)}`", ""]
+    started, metrics = time.perf_counter(), {}
+    markdown = args.markdown or (None if args.topic else os.path.join(
+        os.path.dirname(__file__), "records", "time-to-quality", "table.md"))
     for name in datasets:
         ds = DATASETS[name]
         per_seed = {seed: race(ds, candidates, seed, args.slack,
@@ -307,11 +327,21 @@ def main(argv=None) -> int:
         over = ("plain's final values" if fit_keys is None else
                 f"the median of plain's final values over fit keys {args.fit_keys}")
         lines += dataset_lines(name, per_seed, seeds, candidates, over=over, slack=args.slack)
-        atomic_write_text(args.markdown + f".{name}.json", json.dumps(
-            {str(k): {"targets": t, "runs": r} for k, (t, r) in per_seed.items()},
-            indent=1, default=float))
-    atomic_write_text(args.markdown, "\n".join(lines) + "\n")
-    print(f"wrote {args.markdown}")
+        metrics[name] = {str(k): {"targets": t, "runs": r} for k, (t, r) in per_seed.items()}
+        if markdown:
+            atomic_write_text(markdown + f".{name}.json",
+                              json.dumps(metrics[name], indent=1, default=float))
+    if markdown:
+        atomic_write_text(markdown, "\n".join(lines) + "\n")
+        print(f"wrote {markdown}")
+    if args.topic:
+        from record import write_record  # benchmarks/record.py, beside this script
+
+        print("wrote", write_record(args.topic, table="\n".join(lines),
+                                    metrics=json.loads(json.dumps(metrics, default=float)),
+                                    command=sys.argv if argv is None else
+                                    ["benchmarks/time_to_quality.py", *argv],
+                                    wall_s=time.perf_counter() - started))
     return 0
 
 

@@ -137,6 +137,8 @@ def test_training_plan_batches_cover_every_trajectory():
         ({"init_scale": float("nan")}, "init_scale"),
         ({"lr_offdiag": 0.0}, "lr_offdiag"),
         ({"lr_offdiag": float("inf")}, "lr_offdiag"),
+        ({"lr_logdiag": -1e-3}, "lr_logdiag"),
+        ({"lr_logdiag": float("nan")}, "lr_logdiag"),
         ({"runaway_factor": 0.0}, "runaway_factor"),
         ({"runaway_factor": float("nan")}, "runaway_factor"),
     ],
@@ -175,6 +177,38 @@ def test_lr_offdiag_is_the_rate_of_the_cholesky_off_diagonals_only(sho_train):
     two = make_optimizer(10, 1e-3, 1e-2, "constant")
     assert set(two.init(params).inner_states) == {"conserved", "variational"}
     assert set(tx.init(params).inner_states) == {"conserved", "variational", "offdiag"}
+
+
+def test_lr_logdiag_is_the_rate_of_the_posterior_scales_only(sho_train):
+    """``make_optimizer(lr_logdiag=...)``: as above, a gradient of ones moves every
+    ``*_logdiag`` factor entry by ``lr_logdiag``, the off-diagonals by ``lr_offdiag`` where it is
+    given (else ``lr``), η by ``lr_conserved`` and everything else by ``lr``; and ``fit`` passes
+    it on: one step at ``lr`` ≈ 0 moves only the log-diagonals, each by ``lr_logdiag``."""
+    from noether_ppl.inference.fit import LOGDIAG_SUFFIXES, OFFDIAG_SUFFIXES, make_optimizer
+
+    model = NoetherRazor(ModelSpec(hidden=(4,), n_conserved=1, sym_samples=2), phase_dim=2)
+    result = fit(model, sho_train, key=jax.random.key(0), num_steps=1, progress_bar=False)
+    params = result.params
+    assert any(k.endswith(LOGDIAG_SUFFIXES) for k in params)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    for lr_offdiag in (None, 1e-4):
+        tx = make_optimizer(10, 1e-3, 1e-2, "constant", lr_offdiag=lr_offdiag, lr_logdiag=3e-2)
+        updates, _ = tx.update(grads, tx.init(params), params)
+        for name, u in updates.items():
+            rate = (1e-2 if name.startswith("conserved")
+                    else 3e-2 if name.endswith(LOGDIAG_SUFFIXES)
+                    else lr_offdiag or 1e-3 if name.endswith(OFFDIAG_SUFFIXES) else 1e-3)
+            np.testing.assert_allclose(np.asarray(u), -rate, rtol=1e-4, err_msg=name)
+    tiny = dict(key=jax.random.key(0), num_steps=1, lr=1e-12, lr_conserved=0.0,
+                schedule="constant", progress_bar=False)
+    start = fit(model, sho_train, **tiny, lr_logdiag=1e-12)
+    moved = fit(model, sho_train, **tiny, lr_logdiag=0.05)
+    for name, v in moved.params.items():
+        step = np.abs(np.asarray(v) - np.asarray(start.params[name]))
+        if name.endswith(LOGDIAG_SUFFIXES):
+            np.testing.assert_allclose(step, 0.05, rtol=1e-3, err_msg=name)
+        else:
+            assert np.max(step, initial=0.0) < 1e-9, name
 
 
 def test_init_scale_sets_the_default_guides_initial_posterior_scale(sho_train):

@@ -22,3 +22,18 @@ def test_paired_speedups_skip_pairs_with_a_miss():
     assert time_to_quality.paired_speedups(plain, [_run(None)] * 4) == []
     with pytest.raises(ValueError, match="as many"):
         time_to_quality.paired_speedups(plain, cand[:3])
+
+
+def test_every_candidate_setting_reaches_the_model_or_the_fit():
+    """A candidate's settings are ModelSpec fields or fit settings (nothing dropped silently)."""
+    import dataclasses
+
+    from noether_ppl.inference import FitSettings
+    from noether_ppl.models import ModelSpec
+
+    spec_fields = {f.name for f in dataclasses.fields(ModelSpec)}
+    fit_fields = {f.name for f in dataclasses.fields(FitSettings)}
+    assert set(time_to_quality.FIT_OVERRIDES) - {"budget_fraction"} <= fit_fields
+    for name, settings in time_to_quality.CANDIDATES.items():
+        unknown = set(settings) - spec_fields - set(time_to_quality.FIT_OVERRIDES)
+        assert not unknown, (name, unknown)

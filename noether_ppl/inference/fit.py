@@ -38,7 +38,12 @@ __all__ = ["fit", "make_optimizer", "DivergenceError", "RunawayError", "Training
            "runaway_checked"]
 
 OFFDIAG_SUFFIXES = ("_row_offdiag", "_col_offdiag")
-"""Param-name endings of the guide's Cholesky off-diagonals (``make_optimizer``'s third group)."""
+"""Param-name endings of the guide's Cholesky off-diagonals (``make_optimizer``'s group
+``"offdiag"``)."""
+
+LOGDIAG_SUFFIXES = ("_row_logdiag", "_col_logdiag")
+"""Param-name endings of the log-diagonals of the guide's Cholesky factors (``make_optimizer``'s
+group ``"logdiag"``)."""
 
 
 class Progress(NamedTuple):
@@ -144,7 +149,7 @@ def _is_key(key) -> bool:
 
 def make_optimizer(
     num_steps: int, lr: float, lr_conserved: float | None = None, schedule: str = "cosine",
-    lr_offdiag: float | None = None,
+    lr_offdiag: float | None = None, lr_logdiag: float | None = None,
 ) -> optax.GradientTransformation:
     """Adam(β = 0.9, 0.999) on two groups: η (``lr_conserved``) and everything else (``lr``),
     each cosine-annealed to 0 over ``num_steps`` (App. C) or constant. ``lr_conserved=0``
@@ -155,7 +160,15 @@ def make_optimizer(
     group with that rate. Adam moves every entry by about its rate per step, so the n − 1
     off-diagonal entries of a factor's row change that row's norm by up to ``(n − 1)·lr`` at
     once where its diagonal moves by ``lr``; with None they share ``lr`` (the optimiser state
-    then has two groups)."""
+    then has two groups).
+
+    With ``lr_logdiag`` the log-diagonals of those factors (``*_row_logdiag``,
+    ``*_col_logdiag``: the log posterior standard deviations, up to the factors' scale split)
+    form a group of their own with that rate. Adam moves a log-diagonal by at most about its rate
+    per step, so from the guide's initial scale (``init_scale`` = 1e-3, a log-diagonal of −6.9)
+    a cosine-annealed run of n steps at rate r can widen a posterior standard deviation by at
+    most about ``exp(r·n/2)``: at ``lr = 3e-3`` and 2000 steps, a factor of about 20. What a
+    faster rate did: ``benchmarks/records/time-to-quality-logdiag/``."""
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown `schedule` {schedule!r}; expected one of {SCHEDULES}.")
     lr_conserved = lr if lr_conserved is None else lr_conserved
@@ -167,12 +180,15 @@ def make_optimizer(
     def labels(params):
         return {k: ("conserved" if k in CONSERVED_PARAMS
                     else "offdiag" if lr_offdiag is not None and k.endswith(OFFDIAG_SUFFIXES)
+                    else "logdiag" if lr_logdiag is not None and k.endswith(LOGDIAG_SUFFIXES)
                     else "variational") for k in params}
 
     groups = {"conserved": optax.set_to_zero() if lr_conserved == 0 else adam(lr_conserved),
               "variational": adam(lr)}
     if lr_offdiag is not None:
         groups["offdiag"] = adam(lr_offdiag)
+    if lr_logdiag is not None:
+        groups["logdiag"] = adam(lr_logdiag)
     return optax.multi_transform(groups, labels)
 
 
@@ -296,6 +312,8 @@ def fit(
         (``lr_conserved=0``: η stays at its initial value, e.g. from ``init_params``).
     lr_offdiag : Adam learning rate of the off-diagonal entries of the guide's Cholesky factors
         (default: ``lr``); see :func:`make_optimizer`.
+    lr_logdiag : Adam learning rate of the log-diagonals of the guide's Cholesky factors (the
+        posterior scales; default: ``lr``); see :func:`make_optimizer`.
     schedule : ``"cosine"`` (to 0 over ``num_steps``, App. C) or ``"constant"``.
     num_particles : M, weight samples per step (reparameterised).
     elbo : default ``MatrixNormalELBO(num_particles)`` with the closed-form prior variance when
@@ -356,7 +374,7 @@ def fit(
         )
     dt = float(data.dt)
     tx = make_optimizer(num_steps, settings.lr, settings.lr_conserved, settings.schedule,
-                        lr_offdiag=settings.lr_offdiag)
+                        lr_offdiag=settings.lr_offdiag, lr_logdiag=settings.lr_logdiag)
     svi = SVI(model, guide, tx, elbo, dt=dt, num_data=plan.num_data, mesh=mesh)
 
     states = jnp.asarray(data.states, model.dtype)

@@ -117,6 +117,9 @@ class FitSettings:
     lr_offdiag: float | None = _setting(
         None, "Adam learning rate of the off-diagonals of the guide's Cholesky factors "
               "(None: lr)", recorded="when_set")
+    lr_logdiag: float | None = _setting(
+        None, "Adam learning rate of the log-diagonals of the guide's Cholesky factors, the "
+              "posterior scales (None: lr)", recorded="when_set")
     runaway_factor: float | None = _setting(
         DEFAULT_RUNAWAY_FACTOR, "stop with RunawayError when a chunk's median -ELBO/N rises "
         "this many times max(L0 - best, |best|) above the best one (None or inf: off)",
