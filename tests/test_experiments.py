@@ -186,7 +186,8 @@ def test_overrides_are_typed_validated_and_never_ignored(tmp_path):
     exp = load_experiment(path, ["model.hidden=[16, 16]", "model.activation=tanh",
                                  "inference.num_steps=7", "analysis.figures=false",
                                  "data.train.dt=0.25", "seed=9", "inference.init_scale=0.03",
-                                 "inference.lr_offdiag=3e-4", "inference.runaway_factor=inf"])
+                                 "inference.lr_offdiag=3e-4", "inference.runaway_factor=inf",
+                                 "inference.lr_logdiag=9e-3"])
     assert exp.model.hidden == (16, 16) and exp.model.activation == "tanh"
     # num_steps replaces the file's epochs (they are alternatives)
     assert exp.inference.num_steps == 7 and exp.inference.epochs is None
@@ -195,6 +196,8 @@ def test_overrides_are_typed_validated_and_never_ignored(tmp_path):
     assert exp.inference.lr_offdiag == 3e-4 and load_experiment(path).inference.lr_offdiag is None
     assert exp.inference.runaway_factor == float("inf")
     assert load_experiment(path).inference.runaway_factor is None
+    assert exp.inference.lr_logdiag == 9e-3 and exp.inference.fit_kwargs(7)["lr_logdiag"] == 9e-3
+    assert "lr_logdiag" not in load_experiment(path).inference.fit_kwargs(7)
     assert exp.overrides[0] == "model.hidden=[16, 16]"
     with pytest.raises(ValueError, match=r"inference\.num_step \(from --set\): unknown key"):
         load_experiment(path, ["inference.num_step=7"])
