@@ -339,7 +339,7 @@ def test_log_likelihood_and_predictive_are_the_models_own():
 def test_loo_and_loo_pit_run_on_to_arviz_output():
     """arviz_stats.loo and loo_pit need the log-likelihood on the observed variable's dims:
     one value per pair and coordinate. LOO's elpd is below the in-sample log predictive
-    density by p_loo, and every LOO-PIT value is a probability."""
+    density by p_loo, and every LOO-PIT value is a probability (up to round-off)."""
     import arviz_stats
 
     dt = tree("oracle")
@@ -356,7 +356,10 @@ def test_loo_and_loo_pit_run_on_to_arviz_output():
     np.testing.assert_allclose(lppd - loo.elpd, loo.p, rtol=1e-8)
     assert pit["x_next"].dims == ("pair", "coord")
     values = pit["x_next"].values
-    assert values.shape == (N, 2) and np.all((values >= 0) & (values <= 1))
+    # a probability up to round-off: the PIT is a sum of normalised importance weights, which
+    # can reach 1 + 2.2e-16 (measured on one platform)
+    eps = 1e-12
+    assert values.shape == (N, 2) and np.all((values >= -eps) & (values <= 1 + eps))
     assert 0.05 < np.mean(values) < 0.95
 
 

@@ -269,7 +269,7 @@ BAD_SETTINGS = {
     "inference.num_steps": "0", "inference.epochs": "3000000000", "inference.batch_size": "99",
     "inference.lr": "0", "inference.lr_conserved": "-1", "inference.schedule": "linear",
     "inference.num_particles": "0", "inference.init_scale": "nan", "inference.lr_offdiag": "0",
-    "inference.refit": "3", "inference.refit_lr_offdiag": "-1",
+    "inference.lr_logdiag": "-3e-3", "inference.refit": "3", "inference.refit_lr_offdiag": "-1",
     "inference.runaway_factor": "-2", "inference.chunk_size": "0",
     "inference.checkpoint_every": "2147483648",
     "inference.select": "[1]", "inference.select_steps": "0",

@@ -14,8 +14,9 @@ from .conservation import (
 )
 from .elbo import MatrixNormalELBO
 from .evidence import ElboEstimate, elbo_difference, elbo_estimate
-from .fit import DivergenceError, RunawayError, fit, make_optimizer
+from .fit import DivergenceError, RunawayError, fit
 from .guide import AutoMatrixNormal, init_to_lecun
+from .optim import make_optimizer
 from .psis import VIDiagnostics, psis_khat, vi_diagnostics
 from .refit import held_conserved, refit_posterior
 from .restarts import final_neg_elbo, fit_restarts
