@@ -48,6 +48,10 @@ ORDER = ["sho", "anisotropic-1-2", "anisotropic-1-sqrt2", "central-quartic",
 """Systems in the order they run (cheapest first)."""
 
 
+LEGACY_SETTINGS = {"start_directions": "gap"}
+"""Settings whose default changed: their value in records written before they were recorded."""
+
+
 def train_data(system, key: int, *, trajectories: int, points: int):
     """The training trajectories of ``key``: the system's ``"train"`` split from data key
     ``1000 + key``, ``trajectories`` x ``points`` steps (also ``identifiability.py``'s)."""
@@ -153,7 +157,9 @@ def table(rows, args) -> str:
            + (", the refit goes on learning the selected quantities"
               if args.refit_learns else "")
            + (", the razor's discovered start at the HNN's K most conserved directions"
-              if args.start_directions != "gap" else "") + "); success = "
+              if args.start_directions == "most-conserved" else
+              ", the razor's discovered start at the HNN's directions below its gap")
+           + "); success = "
            f"dimension equal and every selected direction at parallelness > {args.par}.", "",
            "| system | key | true | margin | exact H, rule | razor dim | gap | min par | start | "
            "HNN+discover dim | min par | −ELBO/N razor | −ELBO/N HNN | test MSE razor | "
@@ -217,9 +223,10 @@ def main(argv=None) -> int:
     p.add_argument("--refit-learns", action="store_true",
                    help="select_conserved(refit_learns=True): the refit at the selected "
                    "quantities goes on learning them (an alternative under measurement)")
-    p.add_argument("--start-directions", default="gap", choices=analysis.START_DIRECTIONS,
-                   help="fit_auto(start_directions=...): the plain HNN's directions below its "
-                   "spectrum's gap (default) or its K most conserved start the razor")
+    p.add_argument("--start-directions", default=analysis.DEFAULT_START_DIRECTIONS,
+                   choices=analysis.START_DIRECTIONS,
+                   help="fit_auto(start_directions=...): the plain HNN's K most conserved "
+                   "directions (default) or those below its spectrum's gap start the razor")
     p.add_argument("--topic", default="discovery")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in the topic's record (same settings) and run "
@@ -230,9 +237,11 @@ def main(argv=None) -> int:
     rows, commands, earlier_s = [], [], 0.0
     if args.resume:
         _, old, meta = read_record(args.topic)
-        # a setting added since the record was written counts at its default
-        differ = {k: (old["settings"].get(k, p.get_default(k)), v) for k, v in settings.items()
-                  if old["settings"].get(k, p.get_default(k)) != v}
+        # a setting added since the record was written counts at the value it had then
+        # (LEGACY_SETTINGS), or else at its default
+        then = {k: old["settings"].get(k, LEGACY_SETTINGS.get(k, p.get_default(k)))
+                for k in settings}
+        differ = {k: (then[k], v) for k, v in settings.items() if then[k] != v}
         if differ:
             p.error(f"--resume: the record of {args.topic!r} has other settings: {differ}")
         rows, earlier_s = old["rows"], float(meta["wall_s"])

@@ -336,8 +336,9 @@ def test_select_from_fits_checks_which_fit_is_which(fitted, tiny_sho):
 
 def test_start_directions_choose_what_starts_the_razor(fitted, tiny_sho, monkeypatch):
     """``"gap"`` starts the razor at the HNN's directions below its gap; ``"most-conserved"``
-    at its K most conserved (a second ``discover`` with ``dimension=K``; the warm start is
-    then fitted whatever the gap found); the baseline discovery is the gap's either way.
+    (the default) at its K most conserved (a second ``discover`` with ``dimension=K``; the warm
+    start is then fitted whatever the gap found); the baseline discovery is the gap's either
+    way.
     Anything else is refused before fitting."""
     from noether_ppl.analysis import auto as auto_module
 
@@ -363,12 +364,17 @@ def test_start_directions_choose_what_starts_the_razor(fitted, tiny_sho, monkeyp
         analysis.select_from_fits(hnn, fitted, tiny_sho, start_directions="all", **kwargs)
     assert calls == []
     with pytest.raises(Started):
-        analysis.select_from_fits(hnn, fitted, tiny_sho, **kwargs)
+        analysis.select_from_fits(hnn, fitted, tiny_sho, start_directions="gap", **kwargs)
     assert calls == ["gap"]
+    K = fitted.model.n_conserved
     with pytest.raises(Started):
         analysis.select_from_fits(hnn, fitted, tiny_sho, start_directions="most-conserved",
                                   **kwargs)
-    assert calls == ["gap", "gap", fitted.model.n_conserved]
+    assert calls == ["gap", "gap", K]
+    assert analysis.DEFAULT_START_DIRECTIONS == "most-conserved"
+    with pytest.raises(Started):  # the default
+        analysis.select_from_fits(hnn, fitted, tiny_sho, **kwargs)
+    assert calls == ["gap", "gap", K, "gap", K]
 
 
 @pytest.mark.slow

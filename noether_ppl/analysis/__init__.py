@@ -3,7 +3,13 @@ rollouts), the learned symmetry (SVD and parallelness, Sec. 5.1), tables in the 
 figures, and the Lie-derivative toolkit (``analysis.lie``: discover, enforce, promote)."""
 
 from . import lie, plots, tables
-from .auto import START_DIRECTIONS, AutoFit, fit_auto, select_from_fits
+from .auto import (
+    DEFAULT_START_DIRECTIONS,
+    START_DIRECTIONS,
+    AutoFit,
+    fit_auto,
+    select_from_fits,
+)
 from .evaluate import Evaluation, evaluate
 from .lie import (
     DEFAULT_DISCOVER_THRESHOLD,
@@ -35,7 +41,7 @@ from .tables import format_table
 
 __all__ = [
     # the recommended pipeline
-    "AutoFit", "fit_auto", "select_from_fits", "START_DIRECTIONS",
+    "AutoFit", "fit_auto", "select_from_fits", "START_DIRECTIONS", "DEFAULT_START_DIRECTIONS",
     # evaluation
     "Evaluation", "PredictiveMetrics", "RolloutMetrics", "elbo_terms", "evaluate",
     "model_conserved_quantities", "one_step_mse", "predictive_metrics", "rollout_metrics",
