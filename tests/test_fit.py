@@ -54,10 +54,10 @@ def _runaway_case(model, data, chunk: int, factor: float = 10.0):
     """``(kwargs, uninterrupted run, stop step)``: the first of keys 0–9 at which this tiny
     razor's run at a constant lr of 0.3, never stopped, has a chunk (of ``chunk`` steps) whose
     median loss exceeds ``best + factor · max(first − best, |best|)`` over the chunks before it,
-    and the last step of that chunk. At that rate the loss climbs by orders of magnitude and
-    falls back (measured, float64, key 2, chunks of 20: medians 95.8, 117, 90.7, 175, 3.04e3,
-    5.12e3, 1.09e4, … on one machine, 95.8, 117, 84.6, 214, 76.3, … on another: where it climbs
-    depends on the platform's round-off), so the case is found, not fixed."""
+    and the last step of that chunk. At that rate the loss can climb by orders of magnitude and
+    fall back, but whether and where it climbs on a given key depends on the platform's
+    round-off (key 2 ran away on one machine and not on another), so the case is found, not
+    fixed."""
     for k in range(10):
         kwargs = dict(key=jax.random.key(k), num_steps=300, lr=0.3, schedule="constant",
                       progress_bar=False)
@@ -223,7 +223,7 @@ def test_lr_logdiag_is_the_rate_of_the_posterior_scales_only(sho_train):
         for name, u in updates.items():
             rate = (1e-2 if name.startswith("conserved")
                     else 3e-2 if name.endswith(LOGDIAG_SUFFIXES)
-                    else lr_offdiag or 1e-3 if name.endswith(OFFDIAG_SUFFIXES) else 1e-3)
+                    else (lr_offdiag or 1e-3) if name.endswith(OFFDIAG_SUFFIXES) else 1e-3)
             np.testing.assert_allclose(np.asarray(u), -rate, rtol=1e-4, err_msg=name)
     tiny = dict(key=jax.random.key(0), num_steps=1, lr=1e-12, lr_conserved=0.0,
                 schedule="constant", progress_bar=False)
