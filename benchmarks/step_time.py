@@ -209,7 +209,8 @@ def run(name: str, cfg: dict) -> dict:
 
 def matmul_throughput() -> dict:
     """float32 matmul GFLOP/s of this machine: NumPy's BLAS on 2048² and 4096² products, and
-    XLA on a batched product of the step's shape (20 × (5600 × 200) @ (200 × 200))."""
+    XLA on a batched product of the step's shape (20 × (5600 × 200) @ (200 × 200)), on random
+    operands, repeated for at least a second (at least 5 times)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -223,14 +224,17 @@ def matmul_throughput() -> dict:
         for _ in range(reps):
             a @ a
         out[f"numpy_{n}"] = 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
-    x = jnp.ones((20, 5600, 200), jnp.float32)
-    w = jnp.ones((20, 200, 200), jnp.float32)
+    # random operands (constant ones can run faster than real data on a GPU), and repeats
+    # until a second has passed, so that a fast device's launch latency does not dominate
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (20, 5600, 200), jnp.float32)
+    w = jax.random.normal(kw, (20, 200, 200), jnp.float32)
     f = jax.jit(lambda x, w: x @ w)
     f(x, w).block_until_ready()
-    t0 = time.perf_counter()
-    reps = 5
-    for _ in range(reps):
+    reps, t0 = 0, time.perf_counter()
+    while reps < 5 or time.perf_counter() - t0 < 1.0:
         f(x, w).block_until_ready()
+        reps += 1
     out["xla_batched"] = 2 * 20 * 5600 * 200 * 200 * reps / (time.perf_counter() - t0) / 1e9
     return out
 

@@ -94,6 +94,31 @@ def test_arviz_figures(tmp_path):
         check_png(fig, path, min_bytes=5_000)
 
 
+def test_loo_compare_asks_arviz_1x_for_an_unrounded_table(monkeypatch):
+    """ArviZ 1.x's ``compare`` rounds by the standard errors unless told not to, and fails on
+    a NaN one (a model with Pareto k̂ = inf): the figure asks for the raw table where the keyword
+    exists (1.x), and passes nothing where it does not (0.8.x)."""
+    import arviz_stats
+
+    seen = []
+
+    def compare_1x(compare_dict, method="stacking", var_name=None, reference=None,
+                   round_to="auto"):
+        seen.append(round_to)
+        raise RuntimeError("stop")
+
+    def compare_08(compare_dict, method="stacking", var_name=None, **kwargs):
+        seen.append(kwargs)
+        raise RuntimeError("stop")
+
+    trees = {"vanilla": tree("vanilla"), "oracle": tree("oracle")}
+    for fake in (compare_1x, compare_08):
+        monkeypatch.setattr(arviz_stats, "compare", fake)
+        with pytest.raises(RuntimeError, match="stop"):
+            plots.plot_loo_compare(trees)
+    assert seen == ["none", {}]
+
+
 @pytest.mark.parametrize(
     "call,match",
     [

@@ -433,6 +433,18 @@ def plot_khat(tree_or_elpd, *, path=None):
     return _finish(_arviz_figure(pc), path)
 
 
+def _compare_unrounded() -> dict:
+    """``compare``'s keyword for an unrounded table where it has one: ArviZ 1.x rounds by the
+    standard errors by default (``round_to="auto"``) and fails when one of them is NaN, as it is
+    for a model whose pointwise ELPD has a Pareto k̂ of inf; 0.8.x never rounds."""
+    import inspect
+
+    import arviz_stats
+
+    return ({"round_to": "none"}
+            if "round_to" in inspect.signature(arviz_stats.compare).parameters else {})
+
+
 def plot_loo_compare(trees: Mapping, *, path=None):
     """PSIS-LOO comparison of several fits (``arviz_stats.compare`` then
     ``arviz_plots.plot_compare``), e.g. ``{"vanilla": ..., "learned": ..., "oracle": ...}``
@@ -447,6 +459,6 @@ def plot_loo_compare(trees: Mapping, *, path=None):
         # deprecates; the table is unaffected, and users cannot act on the message.
         warnings.filterwarnings("ignore", message="The inplace keyword",
                                 category=DeprecationWarning)
-        table = arviz_stats.compare(dict(trees))
+        table = arviz_stats.compare(dict(trees), **_compare_unrounded())
     pc = arviz_plots.plot_compare(table, backend="matplotlib")
     return _finish(_arviz_figure(pc), path)
