@@ -17,9 +17,12 @@ __all__ = ["ModelSpec", "AUTO_TILE_BYTES"]
 AUTO_TILE_BYTES = 2 * 2**30
 """Memory budget of one weight sample's reverse-mode intermediates with ``pair_tile="auto"``."""
 
-_RESIDUALS_PER_UNIT = 8
-"""Arrays of one hidden unit's size that reverse mode keeps per field evaluation (pre- and
-post-activation, derivative, input-gradient terms, with headroom); a memory estimate."""
+_RESIDUALS_PER_UNIT = 4
+"""Arrays of one hidden unit's size that reverse mode keeps per field evaluation, with headroom;
+a memory estimate. Measured (``benchmarks/records/tile-size-cpu/``, and XLA's compiled temporary
+memory in ``tests/test_pointwise.py``): 1.6–2.1 with the hand-derived MLP kernel, for Euler
+and RK2, so 4 leaves about twice that. (It was 8 before that measurement: tiles five times
+smaller than the budget allowed, each tile's forward pass recomputed.)"""
 
 FIELD_EVALUATIONS = {"euler": 1, "rk2": 2, "rk3": 3, "rk4": 4, "midpoint": 11}
 """Vector-field evaluations per sub-step (midpoint: predictor + 10 fixed-point sweeps)."""
@@ -64,8 +67,9 @@ class ModelSpec:
     dtype : ``"float32"`` (default for training) or ``"float64"``.
     pair_tile : pairs per tile of the likelihood mean's memory-light backward pass
         (:func:`noether_ppl.pointwise.tiled_pointwise`, which recomputes each tile's forward
-        pass); ``None`` uses plain reverse mode (every sub-step's activations for every pair in
-        memory); ``"auto"`` (default) uses plain reverse mode while one weight sample's
+        pass); ``None`` (spelt ``"none"`` in TOML and ``--set``, where there is no null) uses
+        plain reverse mode (every sub-step's activations for every pair in memory); ``"auto"``
+        (default) uses plain reverse mode while one weight sample's
         intermediates fit in ``AUTO_TILE_BYTES`` and the largest tiles that fit otherwise.
         Changes speed and memory, not results.
     """
@@ -143,9 +147,13 @@ class ModelSpec:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"Expected `dtype` 'float32' or 'float64', got {self.dtype!r}.")
         pt = self.pair_tile
+        if isinstance(pt, str) and pt == "none":  # TOML and --set have no null
+            object.__setattr__(self, "pair_tile", None)
+            pt = None
         if not (pt is None or pt == "auto" or (_is_int(pt) and pt >= 1)):
             raise ValueError(
-                f"Expected `pair_tile` to be a positive int, 'auto' or None, got {pt!r}."
+                f"Expected `pair_tile` to be a positive int, 'auto' or None ('none' in TOML and "
+                f"--set), got {pt!r}."
             )
 
     def residual_bytes_per_pair(self) -> int:
