@@ -110,8 +110,7 @@ def _step_temp_bytes(spec: ModelSpec, n_pairs: int) -> int:
 def test_the_tile_memory_estimate_bounds_the_compiled_step():
     """``residual_bytes_per_pair`` (what ``pair_tile="auto"`` budgets with) bounds the memory
     one more pair costs the compiled step in plain reverse mode, and is not more than four
-    times it: with the default integrator (RK2), 2.1 arrays per hidden unit and field
-    evaluation here (Euler: 1.9), against the estimate's 4."""
+    times it, with the default integrator (RK2)."""
     spec = ModelSpec(hidden=(32, 32), n_conserved=1, sym_samples=20, integrator="rk2",
                      substeps=5, pair_tile=None, dtype="float32")
     per_pair = (_step_temp_bytes(spec, 80) - _step_temp_bytes(spec, 40)) / 40

@@ -19,10 +19,10 @@ AUTO_TILE_BYTES = 2 * 2**30
 
 _RESIDUALS_PER_UNIT = 4
 """Arrays of one hidden unit's size that reverse mode keeps per field evaluation, with headroom;
-a memory estimate. Measured (``benchmarks/records/tile-size-cpu/``, and XLA's compiled temporary
-memory in ``tests/test_pointwise.py``): 1.6–2.1 with the hand-derived MLP kernel, for Euler
-and RK2, so 4 leaves about twice that. (It was 8 before that measurement: tiles five times
-smaller than the budget allowed, each tile's forward pass recomputed.)"""
+a memory estimate. Measured with the hand-derived MLP kernel: 1.6–1.8 (peak memory per pair,
+``benchmarks/records/tile-size-cpu/``, Euler), so 4 leaves about twice that;
+``tests/test_pointwise.py`` checks it against XLA's compiled temporary memory (RK2). It was 8
+before that measurement, which made tiles about five times smaller than the budget allowed."""
 
 FIELD_EVALUATIONS = {"euler": 1, "rk2": 2, "rk3": 3, "rk4": 4, "midpoint": 11}
 """Vector-field evaluations per sub-step (midpoint: predictor + 10 fixed-point sweeps)."""
@@ -147,7 +147,7 @@ class ModelSpec:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"Expected `dtype` 'float32' or 'float64', got {self.dtype!r}.")
         pt = self.pair_tile
-        if isinstance(pt, str) and pt == "none":  # TOML and --set have no null
+        if pt == "none":  # TOML and --set have no null
             object.__setattr__(self, "pair_tile", None)
             pt = None
         if not (pt is None or pt == "auto" or (_is_int(pt) and pt >= 1)):
