@@ -350,18 +350,21 @@ def fit(
         params = svi.get_params(state)
         return jnp.sqrt(sum(jnp.sum(params[k] ** 2) for k in CONSERVED_PARAMS))
 
-    def one_step(carry, step):
-        state, bad = carry
-        xb, xnb = plan.batch(batch_key, step, x_t, x_next)
-        new_state, loss = svi.update(state, xb, xnb)
-        ok = jnp.isfinite(loss) & _all_finite(new_state.optim_state)
-        keep = ok & (bad < 0)
-        state = _tree_where(keep, new_state, state)
-        bad = jnp.where((bad < 0) & ~ok, step, bad)
-        return (state, bad), (loss / plan.num_data, eta_norm(state))
-
+    # The data and the batch key are arguments, not constants of the compiled program: fits
+    # that differ only in them (restarts, other keys, other data of the same shape) compile to
+    # the same program, which the persistent compilation cache then reads instead of compiling.
     @jax.jit
-    def run_chunk(state, steps):
+    def run_chunk(state, steps, x_t, x_next, batch_key):
+        def one_step(carry, step):
+            state, bad = carry
+            xb, xnb = plan.batch(batch_key, step, x_t, x_next)
+            new_state, loss = svi.update(state, xb, xnb)
+            ok = jnp.isfinite(loss) & _all_finite(new_state.optim_state)
+            keep = ok & (bad < 0)
+            state = _tree_where(keep, new_state, state)
+            bad = jnp.where((bad < 0) & ~ok, step, bad)
+            return (state, bad), (loss / plan.num_data, eta_norm(state))
+
         (state, bad), (losses, norms) = jax.lax.scan(one_step, (state, jnp.asarray(-1)), steps)
         return state, bad, losses, norms
 
@@ -391,7 +394,8 @@ def fit(
         while step < num_steps:
             n = min(chunk_size, num_steps - step)
             steps = jnp.arange(step, step + n)
-            state, bad, chunk_losses, chunk_norms = run_chunk(state, steps)
+            state, bad, chunk_losses, chunk_norms = run_chunk(state, steps, x_t, x_next,
+                                                              batch_key)
             bad = int(bad)
             chunk_losses, chunk_norms = np.asarray(chunk_losses), np.asarray(chunk_norms)
             if bad >= 0:
