@@ -109,6 +109,8 @@ NOT_RUN = [
      "a benchmark: measures at its own sizes and writes benchmarks/records/ in the repository"),
     ("python benchmarks/time_to_quality.py",
      "a benchmark: trains to a target quality and writes benchmarks/records/ in the repository"),
+    ("python benchmarks/compile_reuse.py",
+     "a benchmark: fits in fresh processes and writes benchmarks/records/ in the repository"),
 ]
 
 
