@@ -107,6 +107,7 @@ def _step_temp_bytes(spec: ModelSpec, n_pairs: int) -> int:
     return compiled.memory_analysis().temp_size_in_bytes
 
 
+@pytest.mark.slow  # compiles a paper-width step twice (~40 s on 2 CPU cores)
 def test_the_tile_memory_estimate_bounds_the_compiled_step():
     """``residual_bytes_per_pair`` (what ``pair_tile="auto"`` budgets with) bounds the memory
     one more pair costs the compiled step in plain reverse mode, and is not more than four

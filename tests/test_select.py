@@ -237,6 +237,7 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     assert strict.dimension == 5 and strict.generators.shape == (5, 3, 3)
 
 
+@pytest.mark.slow  # an alternative not adopted (REPRODUCTION.md); two selections, ~40 s
 def test_refit_learns_moves_the_selected_quantities_from_where_they_start(fitted, tiny_sho):
     """``refit_learns``: the refit starts at the same orthonormal basis at the learned size as
     the fixed refit, and goes on learning it (all 5 quantities of the whole space selected)."""
