@@ -125,17 +125,19 @@ def test_the_runaway_check_runs_without_a_progress_bar(sho_train):
 
 def test_a_fit_on_other_data_and_key_reads_its_compiled_steps_from_the_cache(tiny_razor,
                                                                              caplog):
-    """The data and the batch key are arguments of the compiled chunk of steps, not constants
-    in it: a second fit of the same model on other data of the same shape, from another key,
-    is the same program, read from the persistent compilation cache (on in this test session,
-    as in the ``noether-ppl`` command)."""
+    """The data, the batch key and the guide's initial means are arguments of the compiled
+    ``SVI.init`` and chunk of steps, not constants in them: a second fit of the same model on
+    other data of the same shape, from another key, runs the same two programs, read from the
+    persistent compilation cache (on in this test session, as in the ``noether-ppl``
+    command)."""
     sho = systems.HarmonicOscillator()
     first, second = (sho.simulate(jax.random.key(k), n_trajectories=3, n_steps=3, dt=0.2)
                      for k in (11, 12))
     fit(tiny_razor, first, key=jax.random.key(0), num_steps=3, runaway_factor=None)
     with caplog.at_level(logging.DEBUG, logger="jax._src.compiler"):
         fit(tiny_razor, second, key=jax.random.key(5), num_steps=3, runaway_factor=None)
-    assert "Persistent compilation cache hit for 'jit_run_chunk'" in caplog.text
+    for program in ("jit_init_svi", "jit_run_chunk"):
+        assert f"Persistent compilation cache hit for '{program}'" in caplog.text, program
 
 
 @pytest.mark.parametrize("remaining", [1, 7, 30, 97, 300, 500, 2000, 2001, 3000, 6000])

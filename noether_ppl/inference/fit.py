@@ -208,7 +208,22 @@ def _init_svi(svi: SVI, key, *args, init_params=None) -> SVIState:
         guide_seed = jax.random.split(key, 3)[2]  # SVI.init: rng_key, model_seed, guide_seed
         with handlers.block():
             handlers.seed(guide._setup_prototype, guide_seed)(*args, **svi.static_kwargs)
-    return jax.jit(lambda k, *a: svi.init(k, *a, init_params=init_params))(key, *args)
+    # The matrix-normal guide's initial means (drawn when it was set up) and ``init_params``
+    # are arguments, not constants: the program is the same for every fit of one model on data
+    # of one shape, and the persistent compilation cache serves it to the next fit.
+    locs = guide._init_locs if isinstance(guide, AutoMatrixNormal) else None
+
+    def init_svi(k, locs, init_params, *a):
+        if locs is None:
+            return svi.init(k, *a, init_params=init_params)
+        kept = guide._init_locs
+        guide._init_locs = locs
+        try:
+            return svi.init(k, *a, init_params=init_params)
+        finally:
+            guide._init_locs = kept
+
+    return jax.jit(init_svi)(key, locs, init_params, *args)
 
 
 def _tree_where(pred, new, old):
