@@ -103,6 +103,29 @@ def test_sample_posterior_median_and_quantiles():
     np.testing.assert_allclose(qs[1] - qs[0], np.sqrt(np.diag(cov)).reshape(2, 3), rtol=1e-6)
 
 
+def test_initial_means_from_sets_where_svi_init_starts_and_restores_them():
+    """Inside ``initial_means_from`` the ``*_loc`` parameters start at the given means (also as
+    traced arguments of a jitted ``SVI.init``); outside, at the guide's own, even after an
+    error in the block."""
+    X, Y = jnp.ones((4, 3)), jnp.ones((4, 2))
+    guide = AutoMatrixNormal(linear_regression)
+    svi = SVI(linear_regression, guide, optax.adam(1e-2), MatrixNormalELBO())
+    own = svi.get_params(svi.init(jax.random.key(0), X, Y))["W_auto_loc"]
+    np.testing.assert_array_equal(own, guide.initial_means["W"])
+    given = {"W": jnp.full((2, 3), 7.0)}
+
+    def init(locs):
+        with guide.initial_means_from(locs):
+            return svi.init(jax.random.key(0), X, Y)
+
+    for run in (init, jax.jit(init)):
+        np.testing.assert_array_equal(svi.get_params(run(given))["W_auto_loc"], given["W"])
+    with pytest.raises(RuntimeError), guide.initial_means_from(given):
+        raise RuntimeError
+    np.testing.assert_array_equal(
+        svi.get_params(svi.init(jax.random.key(0), X, Y))["W_auto_loc"], own)
+
+
 def test_guide_with_the_razor_model_under_svi_and_predictive():
     spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
     model = NoetherRazor(spec, phase_dim=2)

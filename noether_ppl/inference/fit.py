@@ -11,6 +11,7 @@ loss that keeps the last finite state and names the step, and a stop when the lo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -211,17 +212,11 @@ def _init_svi(svi: SVI, key, *args, init_params=None) -> SVIState:
     # The matrix-normal guide's initial means (drawn when it was set up) and ``init_params``
     # are arguments, not constants: the program is the same for every fit of one model on data
     # of one shape, and the persistent compilation cache serves it to the next fit.
-    locs = guide._init_locs if isinstance(guide, AutoMatrixNormal) else None
+    locs = guide.initial_means if isinstance(guide, AutoMatrixNormal) else None
 
     def init_svi(k, locs, init_params, *a):
-        if locs is None:
+        with (contextlib.nullcontext() if locs is None else guide.initial_means_from(locs)):
             return svi.init(k, *a, init_params=init_params)
-        kept = guide._init_locs
-        guide._init_locs = locs
-        try:
-            return svi.init(k, *a, init_params=init_params)
-        finally:
-            guide._init_locs = kept
 
     return jax.jit(init_svi)(key, locs, init_params, *args)
 

@@ -11,6 +11,7 @@ scale and the parameters number exactly the degrees of freedom of the family:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -208,6 +209,25 @@ class AutoMatrixNormal(AutoGuide):
                        for what, init in self._factor_inits(n, p, loc.dtype).items()}
             result[name] = numpyro.sample(name, self._site_distribution(loc, factors))
         return result
+
+    @property
+    def initial_means(self) -> dict:
+        """``{site: (n, p)}``: the initial posterior means ``M_l`` drawn when the guide was set
+        up (``init_loc_fn``), which ``SVI.init`` gives the ``*_loc`` parameters."""
+        self._require_setup()
+        return dict(self._init_locs)
+
+    @contextlib.contextmanager
+    def initial_means_from(self, locs: dict):
+        """Within the block, ``SVI.init`` starts the means at ``locs`` (same sites and shapes as
+        :attr:`initial_means`; may be traced values), so a jitted ``SVI.init`` can take them
+        as arguments rather than holding them as constants."""
+        kept = self._init_locs
+        self._init_locs = locs
+        try:
+            yield self
+        finally:
+            self._init_locs = kept
 
     # ------------------------------------------------------------------ pure accessors
     def _require_setup(self):
