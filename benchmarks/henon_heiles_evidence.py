@@ -18,6 +18,11 @@ reports each fit's NLL/N, KL/N and −ELBO/N on the training pairs (``analysis.e
 its standard error) and its one-step test MSE (``"test"`` split, data key ``2000 + key``),
 evaluation key 7 as in ``discovery.py``. The ELBO bounds the evidence of each model, so the
 model with the higher ELBO is the one the razor's criterion prefers; the test MSE only scores.
+
+``--energy-fraction f`` starts the training and test trajectories on the energy shell
+``H = f/6`` inside the bound well instead (``henon_heiles_energy.shell_states``, seeds
+``1000 + key`` and ``2000 + key``; the suite's Δt and numbers of trajectories and steps), where
+the cubic term breaks U(2) the most (``records/henon-heiles-energy/``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 import jax
 import numpy as np
 from discovery import train_data
+from henon_heiles_energy import SADDLE_ENERGY, shell_states
 from record import publish
 
 from noether_ppl import analysis, models, systems
@@ -48,10 +54,26 @@ def model(name: str, noise_variance: float) -> models.NoetherRazor:
     return models.NoetherRazor(spec, phase_dim=4, generators=generators)
 
 
-def run_one(key: int, noise_variance: float, steps: int, name: str, args) -> dict:
+def data(key: int, args):
+    """``(train, test)`` trajectories of ``key``: the suite's splits as in ``discovery.py``, or
+    on the energy shell of ``args.energy_fraction`` (module docstring)."""
     system = systems.SUITE["henon-heiles"]()
-    train = train_data(system, key, trajectories=args.trajectories, points=args.points)
-    test = system.simulate_split(jax.random.key(2000 + key), "test")
+    if args.energy_fraction is None:
+        return (train_data(system, key, trajectories=args.trajectories, points=args.points),
+                system.simulate_split(jax.random.key(2000 + key), "test"))
+    E = args.energy_fraction * SADDLE_ENERGY
+    dt = system.split_settings("train")["dt"]
+    test_split = system.split_settings("test")
+    train = system.integrate(shell_states(np.random.default_rng(1000 + key), args.trajectories,
+                                          E), args.points, dt)
+    test = system.integrate(shell_states(np.random.default_rng(2000 + key),
+                                         test_split["n_trajectories"], E),
+                            test_split["n_steps"], test_split["dt"])
+    return train, test
+
+
+def run_one(key: int, noise_variance: float, steps: int, name: str, args) -> dict:
+    train, test = data(key, args)
     t = time.perf_counter()
     result = fit(model(name, noise_variance), train, key=jax.random.key(key), num_steps=steps,
                  lr=args.lr, batch_size=args.batch_size, progress_bar=False)
@@ -71,7 +93,9 @@ def _spread(values) -> str:
 
 
 def table(rows: list[dict], args) -> str:
-    out = [f"Hénon–Heiles (true dimension 0), the discovery benchmark's data and settings "
+    where = ("the discovery benchmark's data" if args.energy_fraction is None else
+             f"data on the energy shell H = {args.energy_fraction:g} x 1/6")
+    out = [f"Hénon–Heiles (true dimension 0), {where} and the discovery benchmark's settings "
            f"({args.trajectories} trajectories x {args.points} steps, MLP 64 x 64, S = 16, "
            f"ball measure of scale π, lr {args.lr}, batch {args.batch_size}): the plain HNN "
            f"against the model symmetrised over U(2) (generators fixed), keys {args.keys}. "
@@ -125,12 +149,17 @@ def main(argv=None) -> int:
     p.add_argument("--points", type=int, default=10, help="steps per trajectory")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--energy-fraction", type=float, default=None,
+                   help="train and test on the shell H = f/6 (default: the suite's data)")
     p.add_argument("--topic", default="henon-heiles-evidence")
     args = p.parse_args(argv)
     for name in ("steps", "noise_variances"):
         bad = [v for v in getattr(args, name) if not v > 0]
         if bad:
             p.error(f"--{name.replace('_', '-')} must be positive, got {bad}")
+    if args.energy_fraction is not None and not 0.0 < args.energy_fraction < 1.0:
+        p.error(f"--energy-fraction must lie in (0, 1) (bound orbits), got "
+                f"{args.energy_fraction}")
     enable_compilation_cache()
     start = time.perf_counter()
     rows = [run_one(k, nv, steps, name, args) for nv in args.noise_variances

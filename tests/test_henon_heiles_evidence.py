@@ -1,0 +1,72 @@
+"""``benchmarks/henon_heiles_evidence.py``: its U(2) model symmetrises over the four directions
+that Hénon–Heiles' quadratic part conserves and its cubic part breaks, and its table counts
+per key."""
+
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import henon_heiles_evidence as hhe  # noqa: E402
+
+from noether_ppl import geometry, systems  # noqa: E402
+from noether_ppl.precision import float64  # noqa: E402
+
+
+def test_u2_model_symmetrises_over_what_the_quadratic_part_conserves_and_the_cubic_breaks():
+    hnn, u2 = hhe.model("hnn", 1e-3), hhe.model("u2", 1e-3)
+    assert hnn.n_conserved == 0 and hnn.fixed_generators is None
+    G = np.asarray(u2.fixed_generators, np.float64)
+    assert G.shape == (4, 5, 5) and u2.n_conserved == 4
+    assert np.linalg.matrix_rank(G.reshape(4, -1), tol=1e-9) == 4
+    hh = systems.SUITE["henon-heiles"]()
+    x = np.random.default_rng(0).normal(size=(64, 4)) * 0.3
+    with float64():
+        A, b = geometry.quadratic_from_generator(jnp.asarray(G))
+        quadratic_part = lambda y: 0.5 * jnp.dot(y, y)  # noqa: E731
+        for k in range(4):
+            C = lambda y, k=k: geometry.quadratic_observable(A[k], b[k], y)  # noqa: E731
+            kept = jax.vmap(geometry.poisson_bracket(C, quadratic_part))(jnp.asarray(x))
+            broken = jax.vmap(geometry.poisson_bracket(C, hh.hamiltonian))(jnp.asarray(x))
+            assert float(jnp.max(jnp.abs(kept))) < 1e-12
+            assert float(jnp.max(jnp.abs(broken))) > 1e-3
+
+
+def test_table_counts_each_key_once_per_setting():
+    class Args:
+        keys, steps, noise_variances = [0, 1], [10], [1e-3]
+        trajectories, points, lr, batch_size = 50, 10, 3e-3, 10
+        energy_fraction = None
+
+    def row(key, name, elbo, mse):
+        return {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
+                "neg_elbo_per_n": elbo, "neg_elbo_se_per_n": 0.1, "kl_per_n": 1.0,
+                "nll_per_n": elbo - 1.0, "test_mse": mse}
+
+    rows = [row(0, "hnn", 5.0, 1e-4), row(0, "u2", 4.0, 2e-4),
+            row(1, "hnn", 3.0, 3e-4), row(1, "u2", 4.0, 2e-4)]
+    text = hhe.table(rows, Args)
+    summary = [line for line in text.splitlines() if line.startswith("| 0.001 | 10 | ")][0]
+    cells = [c.strip() for c in summary.strip("|").split("|")]
+    assert cells[4] == "1/2"  # U(2)'s −ELBO/N lower on key 0 only
+    assert cells[11] == "1/2"  # the HNN's test MSE lower on key 0 only
+    assert "| 0.001 | 10 | 1 | 3.00 ± 0.10; 3.00e-04 | 4.00 ± 0.10; 2.00e-04 |" in text
+
+
+def test_shell_data_lie_on_the_energy_shell_of_the_fraction():
+    import henon_heiles_energy
+
+    class Args:
+        trajectories, points, energy_fraction = 3, 2, 0.5
+
+    train, test = hhe.data(0, Args)
+    E = 0.5 * henon_heiles_energy.SADDLE_ENERGY
+    for traj, n in ((train, 3), (test, 100)):
+        x = np.asarray(traj.states, np.float64)
+        assert x.shape[0] == n and x.shape[-1] == 4
+        np.testing.assert_allclose(henon_heiles_energy._energy(x), E, rtol=0, atol=1e-9)
+    assert np.asarray(train.states).shape[1] == 3  # points + 1 states per trajectory
