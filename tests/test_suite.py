@@ -248,6 +248,35 @@ def test_no_conserved_quadratic_is_known_and_empty():
     assert user.has_known_generators and user.generators().shape == (0, 3, 3)
 
 
+@pytest.mark.parametrize("fraction", [0.25, 0.99])
+def test_henon_heiles_shell_initial_conditions_lie_on_the_shell_in_the_bound_well(fraction):
+    """``energy_fraction=f``: H = f/6 to round-off, every point of the segment from the origin
+    below it (the bound well), the drawn directions kept (those of the default squash from the
+    same key), and the energy kept along the simulated trajectories."""
+    key = jax.random.key(3)
+    shell, plain = systems.HenonHeiles(energy_fraction=fraction), systems.HenonHeiles()
+    E = fraction / 6
+    for opts in ({"scale": 0.2}, {"scale": 5.0, "position_shift": 0.1}):
+        x = shell.sample_initial_conditions(key, 300, **opts)
+        np.testing.assert_allclose(shell._energy_np(x), E, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(np.asarray(shell.hamiltonian(x)), E, rtol=0, atol=1e-12)
+        t = np.linspace(0.0, 1.0, 101)[:-1]
+        assert np.all(shell._energy_np(t[None, :, None] * x[:, None, :]) < E)
+        y = plain.sample_initial_conditions(key, 300, **opts)
+        np.testing.assert_allclose(x / np.linalg.norm(x, axis=1, keepdims=True),
+                                   y / np.linalg.norm(y, axis=1, keepdims=True), rtol=1e-12)
+    traj = shell.simulate(key, n_trajectories=4, n_steps=5, dt=0.3, scale=0.2)
+    np.testing.assert_allclose(shell._energy_np(np.asarray(traj.states)), E, rtol=0, atol=1e-10)
+    assert systems.SUITE["henon-heiles-escape"]().energy_fraction == 0.99
+    assert repr(shell) == f"HenonHeiles(energy_fraction={fraction!r})"
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.5, 1.5, True, "0.5", float("nan")])
+def test_henon_heiles_refuses_an_energy_fraction_outside_the_bound_range(bad):
+    with pytest.raises(ValueError, match="energy_fraction"):
+        systems.HenonHeiles(energy_fraction=bad)
+
+
 def test_initial_conditions_are_bound():
     """Hénon–Heiles: |x| < 0.48 and E < 1/6, directions kept; softened Kepler: E < 0 — even for
     wide draws."""
