@@ -1,6 +1,7 @@
-"""``benchmarks/henon_heiles_evidence.py``: its U(2) model symmetrises over the four directions
-that Hénon–Heiles' quadratic part conserves and its cubic part breaks, and its table counts
-per key."""
+"""``benchmarks/symmetry_evidence.py`` (and ``henon_heiles_evidence.py``, its Hénon–Heiles
+form): the U(2) model symmetrises over the four directions that Hénon–Heiles' quadratic part
+conserves and its cubic part breaks, other systems' over their true generators, and the table
+counts per key."""
 
 import sys
 from pathlib import Path
@@ -8,17 +9,18 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import henon_heiles_evidence as hhe  # noqa: E402
+import symmetry_evidence as hhe  # noqa: E402
 
 from noether_ppl import geometry, systems  # noqa: E402
 from noether_ppl.precision import float64  # noqa: E402
 
 
 def test_u2_model_symmetrises_over_what_the_quadratic_part_conserves_and_the_cubic_breaks():
-    hnn, u2 = hhe.model("hnn", 1e-3), hhe.model("u2", 1e-3)
+    hnn, u2 = hhe.model("hnn", 1e-3), hhe.model("symmetric", 1e-3)
     assert hnn.n_conserved == 0 and hnn.fixed_generators is None
     G = np.asarray(u2.fixed_generators, np.float64)
     assert G.shape == (4, 5, 5) and u2.n_conserved == 4
@@ -40,15 +42,15 @@ def test_table_counts_each_key_once_per_setting():
     class Args:
         keys, steps, noise_variances = [0, 1], [10], [1e-3]
         trajectories, points, lr, batch_size = 50, 10, 3e-3, 10
-        energy_fraction = None
+        energy_fraction, system = None, "henon-heiles"
 
     def row(key, name, elbo, mse):
         return {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
                 "neg_elbo_per_n": elbo, "neg_elbo_se_per_n": 0.1, "kl_per_n": 1.0,
                 "nll_per_n": elbo - 1.0, "test_mse": mse}
 
-    rows = [row(0, "hnn", 5.0, 1e-4), row(0, "u2", 4.0, 2e-4),
-            row(1, "hnn", 3.0, 3e-4), row(1, "u2", 4.0, 2e-4)]
+    rows = [row(0, "hnn", 5.0, 1e-4), row(0, "symmetric", 4.0, 2e-4),
+            row(1, "hnn", 3.0, 3e-4), row(1, "symmetric", 4.0, 2e-4)]
     text = hhe.table(rows, Args)
     summary = [line for line in text.splitlines() if line.startswith("| 0.001 | 10 | ")][0]
     cells = [c.strip() for c in summary.strip("|").split("|")]
@@ -61,7 +63,7 @@ def test_shell_data_lie_on_the_energy_shell_of_the_fraction():
     import henon_heiles_energy
 
     class Args:
-        trajectories, points, energy_fraction = 3, 2, 0.5
+        trajectories, points, energy_fraction, system = 3, 2, 0.5, "henon-heiles"
 
     train, test = hhe.data(0, Args)
     E = 0.5 * henon_heiles_energy.SADDLE_ENERGY
@@ -70,3 +72,38 @@ def test_shell_data_lie_on_the_energy_shell_of_the_fraction():
         assert x.shape[0] == n and x.shape[-1] == 4
         np.testing.assert_allclose(henon_heiles_energy._energy(x), E, rtol=0, atol=1e-9)
     assert np.asarray(train.states).shape[1] == 3  # points + 1 states per trajectory
+
+
+def test_other_systems_fix_their_true_generators_and_need_some():
+    m = hhe.model("symmetric", 1e-3, "two-body-2d")
+    truth = systems.SUITE["two-body-2d"]().generators()
+    np.testing.assert_array_equal(np.asarray(m.fixed_generators), truth)
+    assert m.n_conserved == 7 and m.phase_dim == 8
+    assert hhe.model("hnn", 1e-3, "two-body-2d").n_conserved == 0
+    assert hhe.symmetry("henon-heiles-escape")[0] == "U(2)"
+    with pytest.raises(ValueError, match="no symmetry"):
+        hhe.symmetry("quartic-1d")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--system", "nowhere", "--topic", "x"], "unknown --system"),
+    (["--system", "quartic-1d", "--topic", "x"], "no symmetry to fix"),
+    (["--system", "two-body-2d", "--energy-fraction", "0.5", "--topic", "x"], "henon-heiles"),
+    (["--system", "henon-heiles", "--energy-fraction", "1.5", "--topic", "x"], "(0, 1)"),
+    (["--system", "sho", "--steps", "0", "--topic", "x"], "positive"),
+])
+def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
+    with pytest.raises(SystemExit):
+        hhe.main(argv)
+    assert match in capsys.readouterr().err
+
+
+def test_the_henon_heiles_form_fills_in_its_system_and_topic(monkeypatch):
+    import henon_heiles_evidence
+
+    seen = []
+    monkeypatch.setattr(hhe, "main", lambda argv: seen.append(argv) or 0)
+    henon_heiles_evidence.main(["--keys", "0"])
+    henon_heiles_evidence.main(["--topic", "other"])
+    assert seen == [["--system", "henon-heiles", "--topic", "henon-heiles-evidence", "--keys",
+                     "0"], ["--system", "henon-heiles", "--topic", "other"]]

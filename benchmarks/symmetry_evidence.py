@@ -1,0 +1,201 @@
+"""The plain HNN against a model with a fixed symmetry: which does the evidence prefer?
+
+    python benchmarks/symmetry_evidence.py --system two-body-2d --topic two-body-evidence
+    python benchmarks/henon_heiles_evidence.py     # = --system henon-heiles (U(2))
+
+When the discovery benchmark's razor reads a wrong dimension (``records/discovery/``), is that
+its criterion speaking, or a comparison of unconverged fits? On the discovery benchmark's
+training data of each key (``discovery.train_data``: 50 trajectories x 10 steps, data key
+``1000 + key``) this script fits two models with the discovery benchmark's settings (MLP
+64 x 64, S = 16, ball measure of scale π, Adam 3e-3, mini-batches of 10 trajectories, fit key
+``key``):
+
+- the plain HNN (K = 0), and
+- the model symmetrised over a fixed symmetry, as an oracle would fix it: for Hénon–Heiles
+  (true dimension 0) U(2), the isotropic oscillator's algebra that its quadratic part conserves
+  (``systems.CoupledOscillators(n=2).generators()``); for every other system its true
+  generators (``system.generators()``),
+
+for each number of steps and each likelihood variance σ², and reports each fit's NLL/N, KL/N
+and −ELBO/N on the training pairs (``analysis.elbo_terms``, with its standard error) and its
+one-step test MSE (``"test"`` split, data key ``2000 + key``), evaluation key 7 as in
+``discovery.py``. The ELBO bounds the evidence of each model, so the model with the higher ELBO
+is the one the razor's criterion prefers; the test MSE only scores.
+
+``--energy-fraction f`` (Hénon–Heiles only) starts the training and test trajectories on the
+energy shell ``H = f/6`` inside the bound well instead (``henon_heiles_energy.shell_states``,
+seeds ``1000 + key`` and ``2000 + key``; the suite's Δt and numbers of trajectories and steps),
+where the cubic term breaks U(2) the most (``records/henon-heiles-energy/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import jax
+import numpy as np
+from discovery import train_data
+from henon_heiles_energy import SADDLE_ENERGY, shell_states
+from record import publish
+
+from noether_ppl import analysis, models, systems
+from noether_ppl.compilation_cache import enable_compilation_cache
+from noether_ppl.inference import fit
+
+MODELS = ("hnn", "symmetric")
+"""The plain HNN and the model with the fixed symmetry (module docstring)."""
+
+HENON_HEILES = ("henon-heiles", "henon-heiles-escape")
+
+
+def symmetry(system_name: str) -> tuple[str, np.ndarray]:
+    """``(label, generators)`` of the fixed symmetry for ``system_name`` (module docstring)."""
+    if system_name in HENON_HEILES:
+        return "U(2)", systems.CoupledOscillators(n=2).generators()
+    G = systems.SUITE.get(system_name, systems.PAPER.get(system_name))().generators()
+    if G.shape[0] == 0:
+        raise ValueError(f"{system_name!r} conserves no quadratic quantity: no symmetry to fix.")
+    return "true symmetry", G
+
+
+def model(name: str, noise_variance: float,
+          system_name: str = "henon-heiles") -> models.NoetherRazor:
+    """The model ``name`` of :data:`MODELS` with the discovery benchmark's settings."""
+    _, G = symmetry(system_name)
+    generators = None if name == "hnn" else G
+    spec = models.ModelSpec(hidden=(64, 64),
+                            n_conserved=0 if generators is None else G.shape[0],
+                            sym_samples=16, measure="ball",
+                            measure_scale=float(np.pi), noise_variance=noise_variance)
+    return models.NoetherRazor(spec, phase_dim=G.shape[-1] - 1, generators=generators)
+
+
+def data(key: int, args):
+    """``(train, test)`` trajectories of ``key``: the suite's splits as in ``discovery.py``, or
+    on the energy shell of ``args.energy_fraction`` (module docstring)."""
+    system = {**systems.PAPER, **systems.SUITE}[args.system]()
+    if args.energy_fraction is None:
+        return (train_data(system, key, trajectories=args.trajectories, points=args.points),
+                system.simulate_split(jax.random.key(2000 + key), "test"))
+    E = args.energy_fraction * SADDLE_ENERGY
+    dt = system.split_settings("train")["dt"]
+    test_split = system.split_settings("test")
+    train = system.integrate(shell_states(np.random.default_rng(1000 + key), args.trajectories,
+                                          E), args.points, dt)
+    test = system.integrate(shell_states(np.random.default_rng(2000 + key),
+                                         test_split["n_trajectories"], E),
+                            test_split["n_steps"], test_split["dt"])
+    return train, test
+
+
+def run_one(key: int, noise_variance: float, steps: int, name: str, args) -> dict:
+    train, test = data(key, args)
+    t = time.perf_counter()
+    result = fit(model(name, noise_variance, args.system), train, key=jax.random.key(key),
+                 num_steps=steps, lr=args.lr, batch_size=args.batch_size, progress_bar=False)
+    k_eval = jax.random.key(7)
+    terms = analysis.elbo_terms(result, train, key=k_eval)
+    return {"key": key, "noise_variance": noise_variance, "steps": steps, "model": name,
+            "nll_per_n": terms["nll_per_n"], "kl_per_n": terms["kl_per_n"],
+            "neg_elbo_per_n": terms["neg_elbo_per_n"],
+            "neg_elbo_se_per_n": terms["neg_elbo_se_per_n"],
+            "test_mse": analysis.one_step_mse(result, test, key=k_eval),
+            "wall_s": time.perf_counter() - t}
+
+
+def _spread(values) -> str:
+    v = np.asarray(values, float)
+    return f"{np.median(v):.3g} [{v.min():.3g}, {v.max():.3g}]"
+
+
+def table(rows: list[dict], args) -> str:
+    where = ("the discovery benchmark's data" if args.energy_fraction is None else
+             f"data on the energy shell H = {args.energy_fraction:g} x 1/6")
+    S, G = symmetry(args.system)
+    true_dim = systems.DIMENSIONS[args.system]
+    out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
+           f"settings ({args.trajectories} trajectories x {args.points} steps, MLP 64 x 64, "
+           f"S = 16, ball measure of scale π, lr {args.lr}, batch {args.batch_size}): the plain "
+           f"HNN against the model symmetrised over the {S} ({G.shape[0]} generators, fixed), "
+           f"keys {args.keys}. Cells: median [min, max] over the keys.", "",
+           f"| σ² | steps | −ELBO/N HNN | −ELBO/N {S} | {S} ELBO higher | KL/N HNN | KL/N {S} | "
+           f"NLL/N HNN | NLL/N {S} | test MSE HNN | test MSE {S} | HNN test MSE lower |",
+           "|---:|---:|---|---|---:|---|---|---|---|---|---|---:|"]
+
+    def get(nv, steps, name, field):
+        return [r[field] for k in args.keys for r in rows
+                if (r["key"], r["noise_variance"], r["steps"], r["model"]) == (k, nv, steps, name)]
+
+    for nv in args.noise_variances:
+        for steps in args.steps:
+            e_h = get(nv, steps, "hnn", "neg_elbo_per_n")
+            e_u = get(nv, steps, "symmetric", "neg_elbo_per_n")
+            m_h, m_u = get(nv, steps, "hnn", "test_mse"), get(nv, steps, "symmetric", "test_mse")
+            if not e_h or len(e_h) != len(e_u):
+                continue
+            n = len(e_h)
+            out.append(
+                f"| {nv:g} | {steps} | {_spread(e_h)} | {_spread(e_u)} | "
+                f"{sum(u < h for h, u in zip(e_h, e_u, strict=True))}/{n} | "
+                f"{_spread(get(nv, steps, 'hnn', 'kl_per_n'))} | "
+                f"{_spread(get(nv, steps, 'symmetric', 'kl_per_n'))} | "
+                f"{_spread(get(nv, steps, 'hnn', 'nll_per_n'))} | "
+                f"{_spread(get(nv, steps, 'symmetric', 'nll_per_n'))} | {_spread(m_h)} | "
+                f"{_spread(m_u)} | {sum(h < u for h, u in zip(m_h, m_u, strict=True))}/{n} |")
+    out += ["", "Per key (−ELBO/N ± its standard error; test MSE):", "",
+            f"| σ² | steps | key | HNN | {S} |", "|---:|---:|---:|---|---|"]
+    for nv in args.noise_variances:
+        for steps in args.steps:
+            for k in args.keys:
+                cells = []
+                for name in MODELS:
+                    r = [r for r in rows if (r["key"], r["noise_variance"], r["steps"],
+                                             r["model"]) == (k, nv, steps, name)]
+                    cells.append("–" if not r else
+                                 f"{r[0]['neg_elbo_per_n']:.2f} ± "
+                                 f"{r[0]['neg_elbo_se_per_n']:.2f}; {r[0]['test_mse']:.2e}")
+                out.append(f"| {nv:g} | {steps} | {k} | {cells[0]} | {cells[1]} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--system", required=True,
+                   help="a name of systems.PAPER or systems.SUITE with a symmetry to fix")
+    p.add_argument("--keys", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--steps", nargs="+", type=int, default=[2000, 16000])
+    p.add_argument("--noise-variances", nargs="+", type=float, default=[1e-3, 1e-4])
+    p.add_argument("--trajectories", type=int, default=50)
+    p.add_argument("--points", type=int, default=10, help="steps per trajectory")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--energy-fraction", type=float, default=None,
+                   help="Hénon–Heiles only: train and test on the shell H = f/6 (default: the "
+                        "suite's data)")
+    p.add_argument("--topic", required=True)
+    args = p.parse_args(argv)
+    for name in ("steps", "noise_variances"):
+        bad = [v for v in getattr(args, name) if not v > 0]
+        if bad:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {bad}")
+    known = {**systems.PAPER, **systems.SUITE}
+    if args.system not in known:
+        p.error(f"unknown --system {args.system!r}; known: {sorted(known)}")
+    if args.system not in HENON_HEILES and systems.DIMENSIONS[args.system] == 0:
+        p.error(f"--system {args.system!r} conserves no quadratic quantity: no symmetry to fix")
+    if args.energy_fraction is not None and args.system != "henon-heiles":
+        p.error("--energy-fraction is for --system henon-heiles")
+    if args.energy_fraction is not None and not 0.0 < args.energy_fraction < 1.0:
+        p.error(f"--energy-fraction must lie in (0, 1) (bound orbits), got "
+                f"{args.energy_fraction}")
+    enable_compilation_cache()
+    start = time.perf_counter()
+    rows = [run_one(k, nv, steps, name, args) for nv in args.noise_variances
+            for steps in args.steps for k in args.keys for name in MODELS]
+    return publish(args, table(rows, args), rows, start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
