@@ -41,7 +41,7 @@ def test_u2_model_symmetrises_over_what_the_quadratic_part_conserves_and_the_cub
 def test_table_counts_each_key_once_per_setting():
     class Args:
         keys, steps, noise_variances = [0, 1], [10], [1e-3]
-        trajectories, points, lr, batch_size = 50, 10, 3e-3, 10
+        trajectories, points, lr, batch_size, measure_scale = 50, 10, 3e-3, 10, np.pi
         energy_fraction, system = None, "henon-heiles"
 
     def row(key, name, elbo, mse):
@@ -80,6 +80,7 @@ def test_other_systems_fix_their_true_generators_and_need_some():
     np.testing.assert_array_equal(np.asarray(m.fixed_generators), truth)
     assert m.n_conserved == 7 and m.phase_dim == 8
     assert hhe.model("hnn", 1e-3, "two-body-2d").n_conserved == 0
+    assert hhe.model("symmetric", 1e-3, "two-body-2d", 0.3).spec.measure_scale == 0.3
     assert hhe.symmetry("henon-heiles-escape")[0] == "U(2)"
     with pytest.raises(ValueError, match="no symmetry"):
         hhe.symmetry("quartic-1d")
@@ -91,6 +92,7 @@ def test_other_systems_fix_their_true_generators_and_need_some():
     (["--system", "two-body-2d", "--energy-fraction", "0.5", "--topic", "x"], "henon-heiles"),
     (["--system", "henon-heiles", "--energy-fraction", "1.5", "--topic", "x"], "(0, 1)"),
     (["--system", "sho", "--steps", "0", "--topic", "x"], "positive"),
+    (["--system", "sho", "--measure-scale", "-1", "--topic", "x"], "positive"),
 ])
 def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
     with pytest.raises(SystemExit):
