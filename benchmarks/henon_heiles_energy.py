@@ -34,35 +34,19 @@ from record import publish
 from noether_ppl import inference, systems
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL
 
-SADDLE_ENERGY = 1.0 / 6.0
+SADDLE_ENERGY = systems.HenonHeiles.SADDLE_ENERGY
 """The energy of Hénon–Heiles' three saddles: orbits below it are bound."""
 
-
-def _energy(x: np.ndarray) -> np.ndarray:
-    """``H`` of ``x (..., 4)`` in NumPy (the formula of ``systems.HenonHeiles``)."""
-    qx, qy, px, py = np.moveaxis(x, -1, 0)
-    return 0.5 * (px**2 + py**2 + qx**2 + qy**2) + qx**2 * qy - qy**3 / 3.0
+_energy = systems.HenonHeiles.energy_np
+"""``H`` of ``x (..., 4)`` in NumPy (the formula of ``systems.HenonHeiles``)."""
 
 
 def shell_states(rng: np.random.Generator, n: int, energy: float) -> np.ndarray:
-    """``(n, 4)`` states with ``H = energy`` in the bound well (module docstring)."""
+    """``(n, 4)`` states with ``H = energy`` in the bound well: ``n`` standard-normal directions
+    from ``rng``, each moved along its ray to the shell (``HenonHeiles.on_energy_shell``)."""
     if not 0.0 < energy < SADDLE_ENERGY:
         raise ValueError(f"Expected 0 < `energy` < 1/6 (bound orbits), got {energy!r}.")
-    out = []
-    while len(out) < n:
-        u = rng.standard_normal(4)
-        u /= np.linalg.norm(u)
-        s = np.linspace(0.0, 2.0, 2001)  # the well lies inside |x| < 1 for E < 1/6
-        h = _energy(s[:, None] * u)
-        above = np.nonzero(h >= energy)[0]
-        if above.size == 0:
-            continue
-        lo, hi = s[above[0] - 1], s[above[0]]
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if _energy(mid * u) < energy else (lo, mid)
-        out.append(0.5 * (lo + hi) * u)
-    return np.stack(out)
+    return systems.HenonHeiles.on_energy_shell(rng.standard_normal((n, 4)), energy)
 
 
 def row(fraction: float, key: int, *, trajectories: int, points: int, dt: float,

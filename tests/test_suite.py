@@ -258,15 +258,15 @@ def test_henon_heiles_shell_initial_conditions_lie_on_the_shell_in_the_bound_wel
     E = fraction / 6
     for opts in ({"scale": 0.2}, {"scale": 5.0, "position_shift": 0.1}):
         x = shell.sample_initial_conditions(key, 300, **opts)
-        np.testing.assert_allclose(shell._energy_np(x), E, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(shell.energy_np(x), E, rtol=0, atol=1e-13)
         np.testing.assert_allclose(np.asarray(shell.hamiltonian(x)), E, rtol=0, atol=1e-12)
         t = np.linspace(0.0, 1.0, 101)[:-1]
-        assert np.all(shell._energy_np(t[None, :, None] * x[:, None, :]) < E)
+        assert np.all(shell.energy_np(t[None, :, None] * x[:, None, :]) < E)
         y = plain.sample_initial_conditions(key, 300, **opts)
         np.testing.assert_allclose(x / np.linalg.norm(x, axis=1, keepdims=True),
                                    y / np.linalg.norm(y, axis=1, keepdims=True), rtol=1e-12)
     traj = shell.simulate(key, n_trajectories=4, n_steps=5, dt=0.3, scale=0.2)
-    np.testing.assert_allclose(shell._energy_np(np.asarray(traj.states)), E, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(shell.energy_np(np.asarray(traj.states)), E, rtol=0, atol=1e-10)
     assert systems.SUITE["henon-heiles-escape"]().energy_fraction == 0.99
     assert repr(shell) == f"HenonHeiles(energy_fraction={fraction!r})"
 
@@ -275,6 +275,14 @@ def test_henon_heiles_shell_initial_conditions_lie_on_the_shell_in_the_bound_wel
 def test_henon_heiles_refuses_an_energy_fraction_outside_the_bound_range(bad):
     with pytest.raises(ValueError, match="energy_fraction"):
         systems.HenonHeiles(energy_fraction=bad)
+
+
+@pytest.mark.parametrize("energy", [0.0, 1.0 / 6.0, 0.2, -0.1])
+def test_on_energy_shell_refuses_an_unbound_shell_and_the_origin(energy):
+    with pytest.raises(ValueError, match="energy"):
+        systems.HenonHeiles.on_energy_shell(np.ones((2, 4)), energy)
+    with pytest.raises(ValueError, match="origin"):
+        systems.HenonHeiles.on_energy_shell(np.zeros((1, 4)), 0.1)
 
 
 def test_initial_conditions_are_bound():

@@ -265,7 +265,7 @@ class HenonHeiles(HamiltonianSystem):
         self._set(energy_fraction=energy_fraction)
 
     @staticmethod
-    def _energy_np(x: np.ndarray) -> np.ndarray:
+    def energy_np(x: np.ndarray) -> np.ndarray:
         """``H`` of ``x (..., 4)`` in NumPy float64 (the formula above)."""
         qx, qy, px, py = np.moveaxis(x, -1, 0)
         return 0.5 * (px**2 + py**2 + qx**2 + qy**2) + qx**2 * qy - qy**3 / 3.0
@@ -274,27 +274,34 @@ class HenonHeiles(HamiltonianSystem):
         if self.energy_fraction is None:
             r2 = np.sum(x**2, axis=1, keepdims=True)
             return x / np.sqrt(1.0 + r2 / self._radius**2)
-        return self._on_shell(x, self.energy_fraction * self.SADDLE_ENERGY)
+        return self.on_energy_shell(x, self.energy_fraction * self.SADDLE_ENERGY)
 
-    def _on_shell(self, x: np.ndarray, E: float) -> np.ndarray:
-        """Each row of ``x (n, 4)`` moved along its ray to the first crossing of ``H = E``.
+    @classmethod
+    def on_energy_shell(cls, x: np.ndarray, energy: float) -> np.ndarray:
+        """Each row of ``x (n, 4)`` moved along its ray to the first crossing of
+        ``H = energy``, ``0 < energy < 1/6``: a point of the bound well on that shell.
 
         Along a unit ray ``u``, ``H(s u) = s²/2 + c s³`` with ``c`` the cubic part at ``u``,
-        ``|c| ≤ 1/3``: it rises from 0 and, for ``E < 1/6``, reaches ``E`` before ``s = 1``
+        ``|c| ≤ 1/3``: it rises from 0 and, for ``energy < 1/6``, reaches it before ``s = 1``
         (the worst ray, ``c = −1/3``, peaks at ``s = 1`` with ``H = 1/6``). So a grid on
-        ``[0, 1]`` brackets the first root and bisection refines it.
+        ``[0, 1]`` brackets the first root and bisection refines it to float64 round-off.
         """
+        if not 0.0 < energy < cls.SADDLE_ENERGY:
+            raise ValueError(f"Expected 0 < `energy` < 1/6 (bound orbits), got {energy!r}.")
+        x = np.asarray(x, np.float64)
         norm = np.linalg.norm(x, axis=1, keepdims=True)
         if np.any(norm == 0):
-            raise ValueError("An initial condition drawn at the origin has no ray to the shell.")
+            raise ValueError("A state at the origin has no ray to the energy shell.")
         u = x / norm
         s = np.linspace(0.0, 1.0, 1001)
-        h = self._energy_np(s[None, :, None] * u[:, None, :])
-        first = np.argmax(h >= E, axis=1)  # first grid point at or above the shell
+        h = cls.energy_np(s[None, :, None] * u[:, None, :])
+        first = np.argmax(h >= energy, axis=1)  # first grid point at or above the shell
+        if np.any(first == 0):  # cannot happen for 0 < energy < 1/6 (above)
+            raise ValueError(f"A ray does not reach the shell H = {energy!r} in the well.")
         lo, hi = s[first - 1], s[first]
         for _ in range(60):
             mid = 0.5 * (lo + hi)
-            below = self._energy_np(mid[:, None] * u) < E
+            below = cls.energy_np(mid[:, None] * u) < energy
             lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
         return 0.5 * (lo + hi)[:, None] * u
 
