@@ -13,14 +13,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import symmetry_evidence as hhe  # noqa: E402
+import symmetry_evidence as se  # noqa: E402
 
 from noether_ppl import geometry, systems  # noqa: E402
 from noether_ppl.precision import float64  # noqa: E402
 
 
 def test_u2_model_symmetrises_over_what_the_quadratic_part_conserves_and_the_cubic_breaks():
-    hnn, u2 = hhe.model("hnn", 1e-3), hhe.model("symmetric", 1e-3)
+    hnn, u2 = se.model("hnn", 1e-3), se.model("symmetric", 1e-3)
     assert hnn.n_conserved == 0 and hnn.fixed_generators is None
     G = np.asarray(u2.fixed_generators, np.float64)
     assert G.shape == (4, 5, 5) and u2.n_conserved == 4
@@ -51,7 +51,7 @@ def test_table_counts_each_key_once_per_setting():
 
     rows = [row(0, "hnn", 5.0, 1e-4), row(0, "symmetric", 4.0, 2e-4),
             row(1, "hnn", 3.0, 3e-4), row(1, "symmetric", 4.0, 2e-4)]
-    text = hhe.table(rows, Args)
+    text = se.table(rows, Args)
     summary = [line for line in text.splitlines() if line.startswith("| 0.001 | 10 | ")][0]
     cells = [c.strip() for c in summary.strip("|").split("|")]
     assert cells[4] == "1/2"  # U(2)'s −ELBO/N lower on key 0 only
@@ -65,7 +65,7 @@ def test_shell_data_lie_on_the_energy_shell_of_the_fraction():
     class Args:
         trajectories, points, energy_fraction, system = 3, 2, 0.5, "henon-heiles"
 
-    train, test = hhe.data(0, Args)
+    train, test = se.data(0, Args)
     E = 0.5 * henon_heiles_energy.SADDLE_ENERGY
     for traj, n in ((train, 3), (test, 100)):
         x = np.asarray(traj.states, np.float64)
@@ -75,15 +75,15 @@ def test_shell_data_lie_on_the_energy_shell_of_the_fraction():
 
 
 def test_other_systems_fix_their_true_generators_and_need_some():
-    m = hhe.model("symmetric", 1e-3, "two-body-2d")
+    m = se.model("symmetric", 1e-3, "two-body-2d")
     truth = systems.SUITE["two-body-2d"]().generators()
     np.testing.assert_array_equal(np.asarray(m.fixed_generators), truth)
     assert m.n_conserved == 7 and m.phase_dim == 8
-    assert hhe.model("hnn", 1e-3, "two-body-2d").n_conserved == 0
-    assert hhe.model("symmetric", 1e-3, "two-body-2d", 0.3).spec.measure_scale == 0.3
-    assert hhe.symmetry("henon-heiles-escape")[0] == "U(2)"
+    assert se.model("hnn", 1e-3, "two-body-2d").n_conserved == 0
+    assert se.model("symmetric", 1e-3, "two-body-2d", 0.3).spec.measure_scale == 0.3
+    assert se.symmetry("henon-heiles-escape")[0] == "U(2)"
     with pytest.raises(ValueError, match="no symmetry"):
-        hhe.symmetry("quartic-1d")
+        se.symmetry("quartic-1d")
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -96,7 +96,7 @@ def test_other_systems_fix_their_true_generators_and_need_some():
 ])
 def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
     with pytest.raises(SystemExit):
-        hhe.main(argv)
+        se.main(argv)
     assert match in capsys.readouterr().err
 
 
@@ -104,7 +104,7 @@ def test_the_henon_heiles_form_fills_in_its_system_and_topic(monkeypatch):
     import henon_heiles_evidence
 
     seen = []
-    monkeypatch.setattr(hhe, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(se, "main", lambda argv: seen.append(argv) or 0)
     henon_heiles_evidence.main(["--keys", "0"])
     henon_heiles_evidence.main(["--topic", "other"])
     assert seen == [["--system", "henon-heiles", "--topic", "henon-heiles-evidence", "--keys",
