@@ -201,12 +201,15 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     keep = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
                             max_residual=1e6, lr=1e-3, complete=False)
     assert keep.dimension == 1 and keep.steps == [] and keep.spectrum is None
+    # the returned fit's continuations: one settling continuation of 3 steps
+    assert keep.continued_steps == 3
     assert np.all(keep.residuals <= 1e6)
     drop = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
                             max_residual=1e-12, lr=1e-3, complete=False)
     assert drop.dimension == 0
     assert [s["reason"] for s in drop.steps] == ["not conserved by the fitted H"]
     assert drop.steps[0]["residual"] > 1e-12
+    assert drop.continued_steps == 6  # settling, then the removal's continuation
     # completed: the dimension is read off the spectrum of the whole quadratic space (P = 5)
     # (tolerance: the refit is returned whatever its ELBO)
     every = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
@@ -215,6 +218,7 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     assert every.steps[-1]["reason"] == "spectrum" and every.steps[-1]["selected"] == 5
     assert every.spectrum.shape == (5,) and np.all(np.diff(every.spectrum) >= 0)
     assert every.gap_ratio is None
+    assert every.continued_steps == 6  # settling, then the refit
     # the symmetry is fixed at the selected quantities: an orthonormal basis of the whole space
     # at the size of the learned generator (σ of its single principal direction after the
     # settling continuation, which moves it little at lr 1e-3 over 3 steps)
@@ -226,6 +230,7 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
                             max_residual=1e-12, lr=1e-3, tolerance=1e12)
     assert none.dimension == 0 and none.result.variant == "vanilla"
     assert none.residuals.shape == (0,)
+    assert none.continued_steps == 9  # settling, removal, refit
     assert conservation_spectrum(fitted, x, key=jax.random.key(1))[0][0] > 1e-12
     # without tolerance the ELBO decides between the refit and the fit before it
     strict = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
@@ -235,6 +240,8 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     assert last["kept"] == ("refit" if refit_kept else "before")
     assert strict.result.model.n_conserved == (5 if refit_kept else 1)
     assert strict.dimension == 5 and strict.generators.shape == (5, 3, 3)
+    assert strict.continued_steps == (6 if refit_kept else 3)
+    assert strict.to_dict()["continued_steps"] == strict.continued_steps
 
 
 @pytest.mark.slow  # an alternative not adopted (REPRODUCTION.md); two selections, ~40 s
@@ -394,8 +401,12 @@ def test_fit_auto_runs_the_pipeline_and_keeps_the_better_start(tiny_sho):
     assert last["reason"] == "spectrum" and last["selected"] == auto.selection.dimension <= 5
     beaten = auto.hnn_delta < -(DEFAULT_TOLERANCE + 2.0 * auto.hnn_se)
     assert auto.kept == ("hnn" if beaten else "selected")
+    # step 4 at an equal budget: the HNN continued as long as the selection's fit was
+    assert auto.selection.continued_steps > 0
+    assert auto.hnn_continued_steps == auto.selection.continued_steps
+    assert auto.hnn_compared.steps == auto.selection.continued_steps
     if auto.kept == "hnn":
-        assert auto.result is auto.hnn and auto.dimension == 0
+        assert auto.result is auto.hnn_compared and auto.dimension == 0
     else:
         assert auto.result.model.n_conserved == (
             auto.dimension if last["kept"] == "refit" else last["dimension"])
@@ -419,10 +430,43 @@ def test_auto_fit_that_keeps_the_hnn_reports_dimension_zero():
     kept = AutoFit(selection, "hnn fit", discovery, "random", None, None, {}, "hnn", -30.0, 2.0)
     assert kept.result == "hnn fit" and kept.dimension == 0 and kept.generators.shape == (0, 3, 3)
     assert kept.to_dict()["dimension"] == 0 and kept.to_dict()["kept"] == "hnn"
-    assert kept.to_dict()["against_hnn"] == {"delta": -30.0, "se": 2.0}
+    assert kept.to_dict()["against_hnn"] == {"delta": -30.0, "se": 2.0,
+                                             "hnn_continued_steps": 0}
     other = dataclasses.replace(kept, kept="selected", hnn_delta=5.0)
     assert other.result == "selected fit" and other.dimension == 2
     assert other.generators.shape == (2, 3, 3)
+    # at an equal budget the HNN compared (and kept) is the one continued as the selection was
+    selection.continued_steps = 6
+    continued = dataclasses.replace(kept, hnn_compared="continued hnn fit")
+    assert continued.result == "continued hnn fit" and continued.dimension == 0
+    assert continued.to_dict()["against_hnn"]["hnn_continued_steps"] == 6
+    assert "the HNN continued for 6 steps" in str(continued)
+
+
+def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
+    """The equal budget of ``fit_auto``'s step 4: the plain HNN is continued from its fitted
+    parameters (at a learning rate of 1e-30 they stay where the fit left them, to round-off)
+    for the given steps, with the selection's fit settings less the selection's own options;
+    for 0 steps it is the fit itself."""
+    from noether_ppl.analysis.auto import _continue_hnn
+
+    spec = ModelSpec(hidden=(8,), n_conserved=0, sym_samples=4, measure="ball",
+                     dtype="float64")
+    hnn = inference.fit(NoetherRazor(spec, phase_dim=2), tiny_sho, key=jax.random.key(1),
+                        num_steps=5, lr=1e-2, progress_bar=False)
+    assert _continue_hnn(hnn, tiny_sho, 0, key=jax.random.key(3), select_kwargs={}) is hnn
+    cont = _continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
+                         select_kwargs={"lr": 1e-30, "lr_conserved": 1e-2, "built_in": True,
+                                        "refit_learns": False, "complete": True})
+    assert cont.steps == 4 and cont.model.n_conserved == 0
+    assert set(cont.params) == set(hnn.params)
+    for name in hnn.params:
+        np.testing.assert_allclose(np.asarray(cont.params[name]),
+                                   np.asarray(hnn.params[name]), rtol=1e-12, atol=1e-25)
+    # at a working rate the continuation moves it
+    moved = _continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3), select_kwargs={"lr": 1e-2})
+    assert any(not np.allclose(np.asarray(moved.params[n]), np.asarray(hnn.params[n]))
+               for n in hnn.params)
 
 
 def test_selected_label_names_the_built_in_count_when_it_differs():

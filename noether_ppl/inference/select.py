@@ -69,7 +69,7 @@ from .fit import fit
 from .result import FitResult
 
 __all__ = ["Selection", "select_conserved", "DEFAULT_TOLERANCE", "DEFAULT_MAX_RESIDUAL",
-           "CRITERIA", "DEFAULT_CRITERION"]
+           "CRITERIA", "DEFAULT_CRITERION", "SELECTION_OPTIONS"]
 
 DEFAULT_TOLERANCE = 1.0
 """Nats of total ELBO a removal may cost and still be kept (beyond twice its standard error):
@@ -88,6 +88,12 @@ CRITERIA = ("conserved", "elbo", "both")
 """How :func:`select_conserved` decides (see there)."""
 
 DEFAULT_CRITERION = "conserved"
+
+SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "max_residual",
+                     "tolerance", "num_repeats")
+"""The keyword arguments of :func:`select_conserved` that are its own, not
+:func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
+fit)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +121,11 @@ class Selection:
         dimension was read from (:func:`conservation_spectrum`), ascending; None when the
         dimension was not read from a spectrum.
     gap_ratio : ``r_{L+1} / r_L`` of that spectrum at the selected dimension (None at 0 or P).
+    continued_steps : optimisation steps of the continuation fits between the starting fit and
+        ``result`` (each continuation starts from the previous one's parameters): ``result``
+        has been optimised for the starting fit's steps plus these. A comparison with another
+        fit at an equal budget continues that one as long
+        (:func:`~noether_ppl.analysis.fit_auto`, step 4).
     """
 
     result: FitResult
@@ -127,10 +138,11 @@ class Selection:
     criterion: str = DEFAULT_CRITERION
     spectrum: np.ndarray | None = None
     gap_ratio: float | None = None
+    continued_steps: int = 0
 
     def to_dict(self) -> dict:
         return {"dimension": self.dimension, "start_dimension": self.start_dimension,
-                "criterion": self.criterion,
+                "criterion": self.criterion, "continued_steps": self.continued_steps,
                 "singular_values": self.singular_values.tolist(),
                 "residuals": self.residuals.tolist(),
                 "spectrum": None if self.spectrum is None else self.spectrum.tolist(),
@@ -300,6 +312,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     x_states = np.asarray(data.states, np.float64).reshape(-1, data.phase_dim)
     start = result.model.n_conserved
     current = result
+    continued = 0  # continuation steps between `result` and `current`
     steps = []
     key, k_final = jax.random.split(key)
     decided = None  # (σ, G, residuals) of the state the "conserved" rule stopped at
@@ -310,6 +323,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         _, G = principal_generators(current.generators())
         L = G.shape[0]
         current = _continue(current.model, current.params, G, data, k_keep, fit_kwargs)
+        continued += int(num_steps)
         sig, G = principal_generators(current.generators())
         # The direction of the learned span that Ĥ conserves least (a principal direction may
         # mix a conserved one with one that is not).
@@ -329,7 +343,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         if not_conserved:
             step.update(reason="not conserved by the fitted H", kept_removal=True)
             steps.append(step)
-            current = drop
+            current, continued = drop, continued + int(num_steps)
             continue
         keep = _continue(current.model, current.params, G, data, jax.random.fold_in(k_keep, 1),
                          fit_kwargs)
@@ -340,7 +354,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                     neg_elbo_per_n_without=est_drop.neg_elbo_per_n,
                     neg_elbo_per_n_with=est_keep.neg_elbo_per_n, kept_removal=accepted)
         steps.append(step)
-        current = drop if accepted else keep
+        current, continued = (drop if accepted else keep), continued + int(num_steps)
         if not accepted:
             break
     spectrum, gap_ratio = None, None
@@ -378,6 +392,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # the refit can fit far worse than the fit whose Ĥ the quantities were read from.
         kept_refit = bool(delta >= -(tolerance + 2.0 * se))
         current = refit if kept_refit else before
+        continued += int(num_steps) if kept_refit else 0
         steps.append({"dimension": before.model.n_conserved, "selected": D,
                       "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
                       "spectrum_head": spectrum[: D_spectrum + 2].tolist(),
@@ -398,6 +413,6 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         res = (conservation_residuals(current, G, x_states, key=k_final)
                if G.shape[0] else np.zeros(0))
     selection = Selection(current, int(G.shape[0]), G, sig, res, steps, start, criterion,
-                          spectrum=spectrum, gap_ratio=gap_ratio)
+                          spectrum=spectrum, gap_ratio=gap_ratio, continued_steps=continued)
     info = {**current.info, "selection": selection.to_dict()}
     return dataclasses.replace(selection, result=dataclasses.replace(current, info=info))
