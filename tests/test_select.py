@@ -448,14 +448,14 @@ def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
     parameters (at a learning rate of 1e-30 they stay where the fit left them, to round-off)
     for the given steps, with the selection's fit settings less the selection's own options;
     for 0 steps it is the fit itself."""
-    from noether_ppl.analysis.auto import _continue_hnn
+    from noether_ppl.analysis.auto import continue_hnn
 
     spec = ModelSpec(hidden=(8,), n_conserved=0, sym_samples=4, measure="ball",
                      dtype="float64")
     hnn = inference.fit(NoetherRazor(spec, phase_dim=2), tiny_sho, key=jax.random.key(1),
                         num_steps=5, lr=1e-2, progress_bar=False)
-    assert _continue_hnn(hnn, tiny_sho, 0, key=jax.random.key(3), select_kwargs={}) is hnn
-    cont = _continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
+    assert continue_hnn(hnn, tiny_sho, 0, key=jax.random.key(3), select_kwargs={}) is hnn
+    cont = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
                          select_kwargs={"lr": 1e-30, "lr_conserved": 1e-2, "built_in": True,
                                         "refit_learns": False, "complete": True})
     assert cont.steps == 4 and cont.model.n_conserved == 0
@@ -464,7 +464,7 @@ def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
         np.testing.assert_allclose(np.asarray(cont.params[name]),
                                    np.asarray(hnn.params[name]), rtol=1e-12, atol=1e-25)
     # at a working rate the continuation moves it
-    moved = _continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3), select_kwargs={"lr": 1e-2})
+    moved = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3), select_kwargs={"lr": 1e-2})
     assert any(not np.allclose(np.asarray(moved.params[n]), np.asarray(hnn.params[n]))
                for n in hnn.params)
 

@@ -51,7 +51,7 @@ from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
 from .lie.discover import Discovery, discover
 
-__all__ = ["AutoFit", "fit_auto", "select_from_fits", "START_DIRECTIONS",
+__all__ = ["AutoFit", "fit_auto", "select_from_fits", "continue_hnn", "START_DIRECTIONS",
            "DEFAULT_START_DIRECTIONS"]
 
 START_DIRECTIONS = ("most-conserved", "gap")
@@ -290,7 +290,7 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     wall["select"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    compared = _continue_hnn(hnn, data, selection.continued_steps,
+    compared = continue_hnn(hnn, data, selection.continued_steps,
                              key=jax.random.fold_in(k_cmp, 2), select_kwargs=select_kwargs)
     hnn_delta, hnn_se, _, _ = elbo_difference(selection.result, compared, data,
                                               key=jax.random.fold_in(k_cmp, 1),
@@ -301,10 +301,12 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
                    hnn_compared=compared)
 
 
-def _continue_hnn(hnn: FitResult, data: Trajectories, num_steps: int, *, key,
+def continue_hnn(hnn: FitResult, data: Trajectories, num_steps: int, *, key,
                   select_kwargs: dict) -> FitResult:
-    """``hnn`` continued from its fitted parameters for ``num_steps`` steps with the
-    selection's fit settings (step 4's equal budget); ``hnn`` itself for 0 steps."""
+    """``hnn`` (a plain HNN's fit) continued from its fitted parameters for ``num_steps``
+    steps with the selection's fit settings ``select_kwargs`` (:func:`select_conserved`'s own
+    options and ``lr_conserved`` left out): step 4's equal budget. ``hnn`` itself for 0
+    steps."""
     if num_steps <= 0:
         return hnn
     kwargs = {k: v for k, v in select_kwargs.items()
