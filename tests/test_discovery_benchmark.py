@@ -23,3 +23,32 @@ def test_steps_of_a_system_is_the_larger_budget_with_the_selection_scaled_alike(
     assert discovery.steps_of("henon-heiles-escape", args) == (16000, 4000)
     more = argparse.Namespace(steps=32000, select_steps=1000)
     assert discovery.steps_of("henon-heiles-escape", more) == (32000, 1000)
+
+
+def _row(kept, ok, ok_before=None, continued=0):
+    row = {"system": "sho", "key": 0, "true_dim": 1, "razor_dim": 0 if kept == "hnn" else 1,
+           "razor_kept": kept, "razor_gap": None, "razor_min_par": None, "razor_start": "random",
+           "hnn_dim": 1, "hnn_identified": True, "hnn_min_par": 1.0,
+           "razor_neg_elbo_per_n": 1.0, "razor_neg_elbo_se_per_n": 0.1,
+           "hnn_neg_elbo_per_n": 2.0, "hnn_neg_elbo_se_per_n": 0.1, "razor_test_mse": 1e-3,
+           "hnn_test_mse": 2e-3, "wall_s": 1.0, "razor_ok": ok, "hnn_ok": True}
+    if ok_before is not None:
+        row.update(razor_ok_unequal_budget=ok_before, hnn_continued_steps=continued)
+    return row
+
+
+def test_the_table_scores_step_four_both_ways_when_the_rows_record_both():
+    args = argparse.Namespace(trajectories=50, points=10, hidden=[64, 64], sym_samples=16,
+                              extra=1, steps=2000, select_steps=500, criterion="conserved",
+                              built_in=False, refit_learns=False,
+                              start_directions="most-conserved", par=0.95)
+    now = discovery.table([_row("hnn", False, True, 1500), _row("selected", True, True, 500)],
+                          args)
+    assert "| 0 (HNN kept) |" in now and "(HNN + 1500 steps)" in now
+    assert "(HNN + 500 steps)" not in now  # the selection kept: its own −ELBO/N
+    assert now.rstrip().endswith("| sho | 1/2 | 2/2 | 2/2 | 2/2 |")
+    assert "returned fit's −ELBO/N below the step-1 HNN's" in now
+    # rows recorded before the equal budget: the earlier summary, no further column
+    before = discovery.table([_row("hnn", False), _row("selected", True)], args)
+    assert before.rstrip().endswith("| sho | 1/2 | 2/2 | 2/2 |")
+    assert "razor −ELBO/N below HNN's" in before and "HNN +" not in before
