@@ -70,11 +70,13 @@ def main(argv=None) -> int:
     key = jax.random.key(args.seed)
     k_fit, k_cmp, k_eval = jax.random.split(key, 3)
     t = time.perf_counter()
-    cont = continue_hnn(hnn.result, train, steps, key=k_fit, select_kwargs=kwargs)
+    cont, stopped = continue_hnn(hnn.result, train, steps, key=k_fit, select_kwargs=kwargs)
     cont_s = time.perf_counter() - t
     rows = []
-    for name, h, hnn_steps in (("as fitted", hnn.result, hnn.result.steps),
-                               ("continued", cont, hnn.result.steps + steps)):
+    compared = [("as fitted", hnn.result, hnn.result.steps)]
+    if stopped is None:
+        compared.append(("continued", cont, hnn.result.steps + steps))
+    for name, h, hnn_steps in compared:
         delta, se, est_sel, est_hnn = inference.elbo_difference(selected.result, h, train,
                                                                 key=k_cmp)
         kept = "hnn" if delta < -(DEFAULT_TOLERANCE + 2.0 * se) else "selected"
@@ -92,7 +94,10 @@ def main(argv=None) -> int:
              f"continued as long (continuation {cont_s:.0f} s). Recorded in the run: ELBO "
              f"selected − HNN = {recorded.get('delta', float('nan')):+.1f} ± "
              f"{recorded.get('se', float('nan')):.1f} nats, kept {auto.get('kept')!r}. "
-             f"Test MSE of the selected fit: {mse_text}.", "",
+             f"Test MSE of the selected fit: {mse_text}."
+             + ("" if stopped is None else
+                f" The continuation {stopped['reason']} at step {stopped['step']} (the HNN as "
+                "fitted is then what step 4 compares)."), "",
              "| plain HNN | its steps | −ELBO/N HNN | −ELBO/N selected | ELBO selected − HNN "
              "(nats) | step 4 keeps | test MSE HNN |",
              "|---|---:|---:|---:|---:|---|---:|"]
@@ -104,6 +109,7 @@ def main(argv=None) -> int:
     table = "\n".join(lines) + "\n"
     write_record(args.topic, table=table,
                  metrics={"settings": vars(args), "continued_steps": steps,
+                          "continuation_stopped": stopped,
                           "continuation_settings": kwargs, "selected_test_mse": sel_mse,
                           "recorded_against_hnn": recorded, "rows": rows},
                  command=sys.argv, wall_s=time.perf_counter() - start)

@@ -431,7 +431,8 @@ def test_auto_fit_that_keeps_the_hnn_reports_dimension_zero():
     assert kept.result == "hnn fit" and kept.dimension == 0 and kept.generators.shape == (0, 3, 3)
     assert kept.to_dict()["dimension"] == 0 and kept.to_dict()["kept"] == "hnn"
     assert kept.to_dict()["against_hnn"] == {"delta": -30.0, "se": 2.0,
-                                             "hnn_continued_steps": 0}
+                                             "hnn_continued_steps": 0,
+                                             "hnn_continuation": None}
     other = dataclasses.replace(kept, kept="selected", hnn_delta=5.0)
     assert other.result == "selected fit" and other.dimension == 2
     assert other.generators.shape == (2, 3, 3)
@@ -441,6 +442,13 @@ def test_auto_fit_that_keeps_the_hnn_reports_dimension_zero():
     assert continued.result == "continued hnn fit" and continued.dimension == 0
     assert continued.to_dict()["against_hnn"]["hnn_continued_steps"] == 6
     assert "the HNN continued for 6 steps" in str(continued)
+    # a continuation that diverged: the HNN as fitted was compared, and the record says so
+    stopped = dataclasses.replace(continued, hnn_compared="hnn fit",
+                                  hnn_continuation={"reason": "diverged", "step": 5})
+    assert stopped.hnn_continued_steps == 0 and stopped.result == "hnn fit"
+    assert stopped.to_dict()["against_hnn"]["hnn_continuation"] == {"reason": "diverged",
+                                                                     "step": 5}
+    assert "its continuation diverged at step 5: the HNN as fitted" in str(stopped)
 
 
 def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
@@ -454,19 +462,28 @@ def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
                      dtype="float64")
     hnn = inference.fit(NoetherRazor(spec, phase_dim=2), tiny_sho, key=jax.random.key(1),
                         num_steps=5, lr=1e-2, progress_bar=False)
-    assert continue_hnn(hnn, tiny_sho, 0, key=jax.random.key(3), select_kwargs={}) is hnn
-    cont = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
-                         select_kwargs={"lr": 1e-30, "lr_conserved": 1e-2, "built_in": True,
-                                        "refit_learns": False, "complete": True})
+    same, stopped = continue_hnn(hnn, tiny_sho, 0, key=jax.random.key(3), select_kwargs={})
+    assert same is hnn and stopped is None
+    cont, stopped = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
+                                 select_kwargs={"lr": 1e-30, "lr_conserved": 1e-2,
+                                                "built_in": True, "refit_learns": False,
+                                                "complete": True})
+    assert stopped is None
     assert cont.steps == 4 and cont.model.n_conserved == 0
     assert set(cont.params) == set(hnn.params)
     for name in hnn.params:
         np.testing.assert_allclose(np.asarray(cont.params[name]),
                                    np.asarray(hnn.params[name]), rtol=1e-12, atol=1e-25)
     # at a working rate the continuation moves it
-    moved = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3), select_kwargs={"lr": 1e-2})
+    moved, _ = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
+                            select_kwargs={"lr": 1e-2})
     assert any(not np.allclose(np.asarray(moved.params[n]), np.asarray(hnn.params[n]))
                for n in hnn.params)
+    # a continuation that diverges leaves the HNN as fitted, with the step and the reason
+    back, stopped = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
+                                 select_kwargs={"lr": 1e30})
+    assert back is hnn and stopped["reason"] in ("diverged", "ran away")
+    assert 0 <= stopped["step"] <= 4
 
 
 def test_selected_label_names_the_built_in_count_when_it_differs():

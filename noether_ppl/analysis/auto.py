@@ -22,7 +22,8 @@
    falls for thousands of steps more: ``benchmarks/records/henon-heiles-evidence/``,
    ``two-body-evidence/``). The HNN, so continued, is the answer (dimension 0) when its ELBO
    is higher by more than ``tolerance`` + 2 standard errors, the rule of every other
-   comparison in the selection.
+   comparison in the selection. Should that continuation diverge or run away, the HNN as
+   fitted in step 1 is compared instead, and the result says so (``hnn_continuation``).
 
 No reference span and no test data enter any choice.
 """
@@ -37,7 +38,7 @@ import numpy as np
 
 from ..data import Trajectories, check_key
 from ..inference.evidence import DEFAULT_REPEATS, elbo_difference
-from ..inference.fit import fit
+from ..inference.fit import DivergenceError, RunawayError, fit
 from ..inference.result import FitResult
 from ..inference.select import (
     DEFAULT_CRITERION,
@@ -88,8 +89,10 @@ class AutoFit:
     hnn_delta, hnn_se : ELBO of the selection's fit minus the compared plain HNN's (nats) and
         its standard error (step 4).
     hnn_compared : the plain HNN as compared in step 4: ``hnn`` continued for
-        ``selection.continued_steps`` steps (``hnn`` itself when that is 0); the result when
-        the HNN is kept.
+        ``selection.continued_steps`` steps (``hnn`` itself when that is 0 or the continuation
+        stopped); the result when the HNN is kept.
+    hnn_continuation : None, or how the continuation stopped (``{"reason": "diverged" or
+        "ran away", "step": ...}``), in which case ``hnn`` as fitted was compared.
     """
 
     selection: Selection
@@ -103,6 +106,7 @@ class AutoFit:
     hnn_delta: float | None = None
     hnn_se: float | None = None
     hnn_compared: FitResult | None = None
+    hnn_continuation: dict | None = None
 
     @property
     def result(self) -> FitResult:
@@ -113,7 +117,9 @@ class AutoFit:
     @property
     def hnn_continued_steps(self) -> int:
         """Steps the plain HNN was continued for before step 4's comparison."""
-        return self.selection.continued_steps if self.hnn_compared is not None else 0
+        if self.hnn_compared is None or self.hnn_continuation is not None:
+            return 0
+        return self.selection.continued_steps
 
     @property
     def dimension(self) -> int:
@@ -128,7 +134,8 @@ class AutoFit:
     def to_dict(self) -> dict:
         return {"dimension": self.dimension, "kept": self.kept,
                 "against_hnn": {"delta": self.hnn_delta, "se": self.hnn_se,
-                                "hnn_continued_steps": self.hnn_continued_steps},
+                                "hnn_continued_steps": self.hnn_continued_steps,
+                                "hnn_continuation": self.hnn_continuation},
                 "start": self.start,
                 "start_delta": self.start_delta, "start_se": self.start_se,
                 "hnn_discovery": {"dimension": self.discovery.dimension,
@@ -151,6 +158,9 @@ class AutoFit:
                        else f"kept the selection (dimension {self.dimension})")
             budget = (f" (the HNN continued for {self.hnn_continued_steps} steps, as the "
                       "selection was)" if self.hnn_continued_steps else "")
+            if self.hnn_continuation is not None:
+                budget = (f" (its continuation {self.hnn_continuation['reason']} at step "
+                          f"{self.hnn_continuation['step']}: the HNN as fitted)")
             lines.append(f"Against the plain HNN{budget}: ELBO selected − HNN = "
                          f"{self.hnn_delta:+.3g} ± {self.hnn_se:.2g} nats; {verdict}")
         return "\n".join(lines)
@@ -290,27 +300,33 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     wall["select"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    compared = continue_hnn(hnn, data, selection.continued_steps,
-                             key=jax.random.fold_in(k_cmp, 2), select_kwargs=select_kwargs)
+    compared, stopped = continue_hnn(hnn, data, selection.continued_steps,
+                                     key=jax.random.fold_in(k_cmp, 2),
+                                     select_kwargs=select_kwargs)
     hnn_delta, hnn_se, _, _ = elbo_difference(selection.result, compared, data,
                                               key=jax.random.fold_in(k_cmp, 1),
                                               num_repeats=num_repeats)
     kept = "hnn" if hnn_delta < -(tolerance + 2.0 * hnn_se) else "selected"
     wall["against_hnn"] = time.perf_counter() - t
     return AutoFit(selection, hnn, found, start, delta, se, wall, kept, hnn_delta, hnn_se,
-                   hnn_compared=compared)
+                   hnn_compared=compared, hnn_continuation=stopped)
 
 
 def continue_hnn(hnn: FitResult, data: Trajectories, num_steps: int, *, key,
-                  select_kwargs: dict) -> FitResult:
+                  select_kwargs: dict) -> tuple[FitResult, dict | None]:
     """``hnn`` (a plain HNN's fit) continued from its fitted parameters for ``num_steps``
     steps with the selection's fit settings ``select_kwargs`` (:func:`select_conserved`'s own
-    options and ``lr_conserved`` left out): step 4's equal budget. ``hnn`` itself for 0
-    steps."""
+    options and ``lr_conserved`` left out): step 4's equal budget. Returns ``(fit, None)``, or
+    ``(hnn, {"reason", "step"})`` when the continuation diverged or ran away (``hnn`` as
+    fitted then stands for the plain HNN); ``(hnn, None)`` for 0 steps."""
     if num_steps <= 0:
-        return hnn
+        return hnn, None
     kwargs = {k: v for k, v in select_kwargs.items()
               if k not in SELECTION_OPTIONS and k != "lr_conserved"}
     init = {k: v for k, v in hnn.params.items() if k not in CONSERVED_PARAMS}
-    return fit(hnn.model, data, key=key, num_steps=int(num_steps), init_params=init,
-               **{"progress_bar": False, **kwargs})
+    try:
+        return fit(hnn.model, data, key=key, num_steps=int(num_steps), init_params=init,
+                   **{"progress_bar": False, **kwargs}), None
+    except DivergenceError as err:
+        reason = "ran away" if isinstance(err, RunawayError) else "diverged"
+        return hnn, {"reason": reason, "step": int(err.step)}
