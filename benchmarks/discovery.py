@@ -149,6 +149,7 @@ def run_one(name: str, key: int, args) -> dict:
     # step 4 as it was before the equal budget: the selection against the step-1 HNN, not
     # continued (the selection itself is the same either way; only step 4 differs)
     row["hnn_continued_steps"] = auto.hnn_continued_steps
+    row["hnn_continuation"] = auto.hnn_continuation  # how it stopped, if it did
     d1, se1, _, _ = inference.elbo_difference(auto.selection.result, auto.hnn, train,
                                               key=jax.random.key(8))
     sel_dim = auto.selection.dimension
