@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from test_timing import check_experiment_split
 
 from noether_ppl.cli import main
 
@@ -166,10 +167,14 @@ def _files(folder):
 def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, capsys):
     out = str(tmp_path / "sho")
     # (runaway_factor = inf: JSON has no inf, so the resume below checks its round trip)
+    start = time.perf_counter()
     code, stdout, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned",
                                 *tiny("sho-cpu"), *ANALYSIS, "--set",
                                 "inference.runaway_factor=inf", "--no-progress", "--out", out)
+    wall = time.perf_counter() - start
     assert code == 0, err
+    # where the time went: experiment.json, the line printed, every run.json and metrics.json
+    check_experiment_split(tmp_path / "sho", stdout.splitlines(), wall)
     assert "(paper Table 1 layout)" in stdout and "HNN + learned symmetry" in stdout
     files = _files(out)
     for rel in ("experiment.json", "experiment.toml", "data/train.npz", "data/test.npz",

@@ -75,46 +75,52 @@ def _runaway_case(model, data, chunk: int, factor: float = 10.0):
     pytest.fail("no key of 0-9 ran away at lr = 0.3")
 
 
-def test_a_runaway_loss_stops_the_fit_and_keeps_the_best_chunks_state(sho_train):
-    """The check stops the fit at the first chunk the rule flags in the same run left
-    uninterrupted, and keeps the state after the chunk with the lowest median before it."""
+@pytest.fixture(scope="module")
+def runaway_30(sho_train):
+    """``(model, kwargs, uninterrupted run, stop step)``: :func:`_runaway_case` in chunks of
+    ``guard_chunk(300) = 30``, the chunks the check uses by itself on a 300-step run, so the
+    tests below run one compiled chunk of steps."""
+    assert guard_chunk(300) == 30
     spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
     model = NoetherRazor(spec, phase_dim=2)
-    kwargs, off, stop = _runaway_case(model, sho_train, 20)
+    return (model, *_runaway_case(model, sho_train, 30))
+
+
+def test_a_runaway_loss_stops_the_fit_and_keeps_the_best_chunks_state(sho_train, runaway_30):
+    """The check stops the fit at the first chunk the rule flags in the same run left
+    uninterrupted, and keeps the state after the chunk with the lowest median before it."""
+    model, kwargs, off, stop = runaway_30
     with pytest.raises(RunawayError) as info:
-        fit(model, sho_train, runaway_factor=10.0, chunk_size=20, **kwargs)
+        fit(model, sho_train, runaway_factor=10.0, chunk_size=30, **kwargs)
     err = info.value
     assert isinstance(err, DivergenceError) and f"step {err.step}" in str(err)
     assert err.step == stop
     kept = err.result.steps
-    assert kept % 20 == 0 and 0 < kept < err.step <= 300
+    assert kept % 30 == 0 and 0 < kept < err.step <= 300
     assert err.result.losses.shape == (kept,) and err.result.eta_norms.shape == (kept,)
     # the kept state ends the chunk with the lowest median before the stop; the stopping
     # chunk's median is above best + 10 · max(first − best, |best|)
-    medians = np.median(off.losses[: err.step].reshape(-1, 20), axis=1)
-    assert kept == 20 * (int(np.argmin(medians)) + 1)
+    medians = np.median(off.losses[: err.step].reshape(-1, 30), axis=1)
+    assert kept == 30 * (int(np.argmin(medians)) + 1)
     best, first = medians.min(), medians[0]
     assert medians[-1] > best + 10 * max(first - best, abs(best)) and err.median == medians[-1]
-    assert np.all(medians[kept // 20:-1] <= best + 10 * max(first - best, abs(best)))
+    assert np.all(medians[kept // 30:-1] <= best + 10 * max(first - best, abs(best)))
     np.testing.assert_array_equal(err.result.losses, off.losses[:kept])
     # the kept parameters are those of the uninterrupted run after `kept` steps
-    head = fit(model, sho_train, **{**kwargs, "num_steps": kept}, chunk_size=kept,
+    head = fit(model, sho_train, **{**kwargs, "num_steps": kept}, chunk_size=30,
                runaway_factor=None)
     # inf turns it off as None does
-    assert fit(model, sho_train, runaway_factor=float("inf"), chunk_size=20,
+    assert fit(model, sho_train, runaway_factor=float("inf"), chunk_size=30,
                **kwargs).steps == 300
     for name, value in head.params.items():
         np.testing.assert_allclose(err.result.params[name], value, rtol=1e-6, atol=1e-7)
 
 
-def test_the_runaway_check_runs_without_a_progress_bar(sho_train):
+def test_the_runaway_check_runs_without_a_progress_bar(sho_train, runaway_30):
     """A run that trips the check, with neither a progress bar nor ``chunk_size``: the steps
     are split into chunks of ``guard_chunk(300) = 30`` so that the check still runs, and it
     stops the run where the rule flags the uninterrupted run's chunks of 30."""
-    assert guard_chunk(300) == 30
-    spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
-    model = NoetherRazor(spec, phase_dim=2)
-    kwargs, _, stop = _runaway_case(model, sho_train, 30)
+    model, kwargs, _, stop = runaway_30
     with pytest.raises(RunawayError) as info:
         fit(model, sho_train, runaway_factor=10.0, **kwargs)
     kept = info.value.result.steps

@@ -1,10 +1,10 @@
 """Where the time goes: ``run.json`` and ``experiment.json`` record the split (fit / analysis /
 I/O seconds) of a tiny run; the seconds are non-negative and add up to at most the wall time.
-No timed assertions beyond that. (The demo's ``metrics.json``: tests/test_demo.py.)"""
+No timed assertions beyond that. (The demo's ``metrics.json``: tests/test_demo.py; a tiny
+``noether-ppl fit``'s folder: :func:`check_experiment_split`, called from tests/test_cli.py.)"""
 
 import json
 import os
-import time
 
 import pytest
 
@@ -29,39 +29,34 @@ def _check_split(timing, wall):
     assert sum(top) <= wall + 1e-2
 
 
-def test_a_tiny_fit_records_its_split(tmp_path):
-    from noether_ppl.experiments import load_experiment, run_experiment
-
-    lines = []
-    out = tmp_path / "exp"
-    start = time.perf_counter()
-    # one variant (the learned one: fit, refit and every analysis phase) keeps this cheap
-    res = run_experiment(load_experiment("sho-cpu", TINY), out, variants=["learned"],
-                         progress_bar=False, echo=lines.append)
-    wall = time.perf_counter() - start
-    # the whole run: experiment.json and the result, the one line printed at the end
-    record = json.loads((out / "experiment.json").read_text())
-    assert record["timing"] == res.timing
-    _check_split(res.timing, wall)
-    assert res.timing["wall_s"] <= wall
-    assert res.timing["fit_s"] > 0 and res.timing["analysis_s"] > 0
-    assert lines[-1].startswith("Time ") and "outside the fits" in lines[-1]
-    # every run: run.json (checked by its schema) and metrics.json
-    fit_total = 0.0
-    for slug, run in res.runs.items():
+def check_experiment_split(out, printed, wall):
+    """The split of a finished experiment folder ``out`` (a ``pathlib.Path``), whose run
+    printed the lines ``printed`` and took at most ``wall`` seconds: ``experiment.json``'s
+    split, the one line printed for it, and every run's ``run.json`` (checked by its schema)
+    and ``metrics.json``. Called on the tiny ``noether-ppl fit sho-cpu`` of
+    ``tests/test_cli.py`` (one fit and every analysis phase), which runs it anyway."""
+    timing = json.loads((out / "experiment.json").read_text())["timing"]
+    _check_split(timing, wall)
+    assert timing["wall_s"] <= wall
+    assert timing["fit_s"] > 0 and timing["analysis_s"] > 0
+    line = split_line(timing)
+    assert line.startswith("Time ") and "outside the fits" in line and line in printed
+    runs = [d for d in sorted(os.listdir(out)) if (out / d / "run.json").exists()]
+    assert runs
+    fit_total = analysis_total = 0.0
+    for slug in runs:
         info = check_run_info(json.loads((out / slug / "run.json").read_text()), "run.json")
-        timing = info["timing"]
-        _check_split(timing, res.timing["wall_s"])
-        assert timing["fit_s"] > 0
-        fit_total += timing["fit_s"]
-        assert run.metrics["timing"]["io_s"] >= 0
+        run_timing = info["timing"]
+        _check_split(run_timing, timing["wall_s"])
+        assert run_timing["fit_s"] > 0 and run_timing["io_s"] >= 0
+        fit_total += run_timing["fit_s"]
+        analysis_total += run_timing["analysis_s"]
         stored = json.loads((out / slug / "metrics.json").read_text())["timing"]
-        assert {k: stored[k] for k in ANALYSIS_PHASES} == timing["analysis"]
-    # the runs' own fits are part of the experiment's fitting
-    assert fit_total <= res.timing["fit_s"] + 1e-2
-    assert res.timing["analysis_s"] >= sum(
-        json.loads((out / s / "run.json").read_text())["timing"]["analysis_s"]
-        for s in res.runs) - 1e-2
+        assert {k: stored[k] for k in ANALYSIS_PHASES} == run_timing["analysis"]
+        assert stored["io_s"] >= 0
+    # the runs' own fits are part of the experiment's fitting, their analyses of its analysis
+    assert fit_total <= timing["fit_s"] + 1e-2
+    assert timing["analysis_s"] >= analysis_total - 1e-2
 
 
 def test_timer_and_schema():
