@@ -34,6 +34,7 @@ from noether_ppl.analysis.symmetry import parallelness
 from noether_ppl.data import Trajectories
 from noether_ppl.experiments import load_experiment
 from noether_ppl.geometry import span_basis
+from noether_ppl.inference import DivergenceError
 from noether_ppl.inference.conservation import conservation_spectrum, principal_generators
 from noether_ppl.inference.evidence import DEFAULT_REPEATS, elbo_difference
 from noether_ppl.inference.select import _continue, _model_with
@@ -85,24 +86,31 @@ def main(argv=None) -> int:
               flush=True)
         return row
 
+    def run(*args):
+        """``(fit, None)``, or the state a diverging or runaway fit kept and its message."""
+        try:
+            return _continue(*args), None
+        except DivergenceError as err:  # a RunawayError too: its best chunk's state
+            return err.result, f"{type(err).__name__} at step {err.step}"
+
     rows = []
     t = time.perf_counter()
-    baseline = _continue(before.model, before.params, G_before, data,
-                         jax.random.fold_in(k_fit, 0), fit_kwargs)
+    baseline, stopped = run(before.model, before.params, G_before, data,
+                            jax.random.fold_in(k_fit, 0), fit_kwargs)
     rows.append(score(f"the fit continued ({before.model.n_conserved} learned)", baseline,
                       {"dimension": before.model.n_conserved, "scale": None,
-                       "wall_s": time.perf_counter() - t}))
+                       "stopped": stopped, "wall_s": time.perf_counter() - t}))
     for D in args.dimensions:
         basis = span_basis(S[:D]).reshape(D, M + 1, M + 1)
         par = parallelness(basis, reference).min() if reference is not None else None
         for scale in args.scales:
             t = time.perf_counter()
-            refit = _continue(_model_with(before.model, D), before.params,
-                              scale * median * basis, data, jax.random.fold_in(k_fit, D),
-                              {**fit_kwargs, "lr_conserved": 0.0})
+            refit, stopped = run(_model_with(before.model, D), before.params,
+                                 scale * median * basis, data, jax.random.fold_in(k_fit, D),
+                                 {**fit_kwargs, "lr_conserved": 0.0})
             row = {"dimension": D, "scale": scale, "size": scale * median,
                    "min_parallelness": None if par is None else float(par),
-                   "wall_s": time.perf_counter() - t}
+                   "stopped": stopped, "wall_s": time.perf_counter() - t}
             score(f"fixed at the first {D}, size {scale:g} × median σ", refit, row)
             d, se, _, _ = elbo_difference(refit, baseline, data,
                                           key=jax.random.fold_in(k_cmp, 1),
@@ -116,7 +124,8 @@ def main(argv=None) -> int:
              "standard error). Spectrum head: "
              + ", ".join(f"{v:.3g}" for v in r[: max(args.dimensions) + 2]) + ".", "",
              "| refit | D | size | min parallelness of the D | −ELBO/N | ELBO − saved fit's | "
-             "ELBO − the fit continued's | wall (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "ELBO − the fit continued's | stopped (the state kept: its best chunk's) | "
+             "wall (s) |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for row in rows:
         par = row.get("min_parallelness")
         cont = (f"{row['minus_continued']:+.4g} ± {row['minus_continued_se']:.2g}"
@@ -127,7 +136,7 @@ def main(argv=None) -> int:
         lines[-1] += (f"{'–' if par is None else f'{par:.4f}'} | "
                       f"{row['neg_elbo_per_n']:.2f} ± {row['neg_elbo_per_n_se']:.2f} | "
                       f"{row['minus_before']:+.4g} ± {row['minus_before_se']:.2g} | {cont} | "
-                      f"{row['wall_s']:.0f} |")
+                      f"{row['stopped'] or '–'} | {row['wall_s']:.0f} |")
     text = "\n".join(lines)
     print(text)
     command = ["benchmarks/refit_size.py", *(argv if argv is not None else sys.argv[1:])]
