@@ -1,5 +1,6 @@
 """Every figure renders headless (Agg) to a PNG of non-trivial size, and returns its figure."""
 
+import os
 import warnings
 
 import jax
@@ -79,19 +80,71 @@ def test_model_figures(tmp_path):
 
 
 def test_arviz_figures(tmp_path):
+    oracle = tree("oracle")
     path = tmp_path / "ppc.png"
-    check_png(plots.plot_ppc(tree("oracle"), num_samples=20, path=path), path)
+    check_png(plots.plot_ppc(oracle, num_samples=20, path=path), path)
     with warnings.catch_warnings():
         # arviz_stats warns about high Pareto k (the figure shows them) and pandas deprecations.
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         path = tmp_path / "khat.png"
-        check_png(plots.plot_khat(tree("oracle"), path=path), path)
+        check_png(plots.plot_khat(oracle, path=path), path)
         path = tmp_path / "compare.png"
-        fig = plots.plot_loo_compare({"vanilla": tree("vanilla"), "oracle": tree("oracle")},
+        fig = plots.plot_loo_compare({"vanilla": tree("vanilla"), "oracle": oracle}, path=path)
+        check_png(fig, path, min_bytes=5_000)
+
+
+def test_pointwise_loo_is_computed_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """A run's khat.png and the experiment's loo_compare.png share one PSIS-LOO per ArviZ file
+    (``runs.analysis.pointwise_loo``): equal to ``arviz_stats.loo(pointwise=True)``, computed
+    again only when the file changes, its warnings raised on every call; the figures take
+    it."""
+    import arviz_stats
+
+    from noether_ppl.inference.arviz import save_arviz
+    from noether_ppl.runs import analysis as run_analysis
+
+    oracle = tree("oracle")
+    file = tmp_path / "posterior.nc"
+    save_arviz(oracle, file)
+    calls = []
+    real = arviz_stats.loo
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        warnings.warn("k hat is high", UserWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(arviz_stats, "loo", counted)
+    monkeypatch.setattr(run_analysis, "_LOO_CACHE", {})
+    with warnings.catch_warnings(record=True) as first:
+        warnings.simplefilter("always")
+        elpd = run_analysis.pointwise_loo(file)  # read from the file
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        assert run_analysis.pointwise_loo(str(file), oracle) is elpd
+    assert calls == [{"pointwise": True}]
+    assert [str(w.message) for w in again] == [str(w.message) for w in first]
+    assert "k hat is high" in [str(w.message) for w in first]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = real(oracle, pointwise=True)
+    np.testing.assert_array_equal(np.asarray(elpd.elpd_i), np.asarray(direct.elpd_i))
+    np.testing.assert_array_equal(np.asarray(elpd.pareto_k), np.asarray(direct.pareto_k))
+    st = file.stat()
+    os.utime(file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # the file rewritten
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_analysis.pointwise_loo(file) is not elpd
+        assert len(calls) == 2
+        path = tmp_path / "khat.png"
+        check_png(plots.plot_khat(elpd, path=path), path)
+        path = tmp_path / "compare.png"
+        fig = plots.plot_loo_compare({"once": elpd, "twice": run_analysis.pointwise_loo(file)},
                                      path=path)
         check_png(fig, path, min_bytes=5_000)
+    assert len(calls) == 2
 
 
 def test_loo_compare_asks_arviz_1x_for_an_unrounded_table(monkeypatch):

@@ -448,8 +448,9 @@ def _compare_unrounded() -> dict:
 def plot_loo_compare(trees: Mapping, *, path=None):
     """PSIS-LOO comparison of several fits (``arviz_stats.compare`` then
     ``arviz_plots.plot_compare``), e.g. ``{"vanilla": ..., "learned": ..., "oracle": ...}``
-    DataTrees from :func:`~noether_ppl.inference.to_arviz` on the same data."""
-    _check_mapping("trees", trees, "DataTree")
+    DataTrees from :func:`~noether_ppl.inference.to_arviz` on the same data, or their
+    ``arviz_stats.loo(..., pointwise=True)`` (not computed again)."""
+    _check_mapping("trees", trees, "DataTree or pointwise ELPDData")
     _pyplot()
     import arviz_plots
     import arviz_stats

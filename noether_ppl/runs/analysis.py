@@ -140,6 +140,44 @@ def _arviz(run: Run, key, num_samples: int, metrics: dict, timer: PhaseTimer):
     return tree
 
 
+_LOO_CACHE: dict = {}
+"""``{(path, mtime_ns, size): (ELPDData, [(category, message), ...])}``: the pointwise
+PSIS-LOO of ArviZ files computed in this process (:func:`pointwise_loo`)."""
+_LOO_CACHE_SIZE = 16
+
+
+def pointwise_loo(path, tree=None):
+    """``arviz_stats.loo(tree, pointwise=True)`` of the ArviZ file ``path`` (``tree``: its
+    contents when already in memory), computed once per version of the file in this process.
+
+    A run's ``khat.png`` and an experiment's ``loo_compare.png`` both need it, and it is the
+    analysis' most expensive step: one Pareto fit per observation, e.g. 10000 pairs × 12
+    coordinates of the three-body twin. The file's path, modification time and size identify
+    it; a rewritten file is computed again. The warnings the computation raised (ArviZ's about
+    high Pareto k̂) are raised again on every call, so each figure's notes keep them."""
+    import arviz_stats
+
+    path = os.path.abspath(os.fspath(path))
+    st = os.stat(path)
+    ident = (path, st.st_mtime_ns, st.st_size)
+    hit = _LOO_CACHE.get(ident)
+    if hit is None:
+        if tree is None:
+            from ..inference.arviz import load_arviz
+
+            tree = load_arviz(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            elpd = arviz_stats.loo(tree, pointwise=True)
+        hit = (elpd, [(w.category, str(w.message)) for w in caught])
+        while len(_LOO_CACHE) >= _LOO_CACHE_SIZE:
+            _LOO_CACHE.pop(next(iter(_LOO_CACHE)))
+        _LOO_CACHE[ident] = hit
+    for category, message in hit[1]:
+        warnings.warn(message, category, stacklevel=2)
+    return hit[0]
+
+
 def _figure(paths: list, notes: list, path: str, draw) -> None:
     """Draw one figure to ``path``; warnings raised while drawing (e.g. ArviZ's about high
     Pareto k̂) are collected in ``notes``, not lost."""
@@ -224,8 +262,11 @@ def run_figures(run: Run, *, system=None, key: jax.Array | None = None, evaluati
         _figure(paths, notes, os.path.join(out, "ppc.png"),
                 lambda p: plots.plot_ppc(tree, path=p))
         if _num_draws(tree) >= MIN_VI_SAMPLES:  # PSIS-LOO fits a tail of >= 5 draws
+            # the file's pointwise LOO, kept for the experiment's loo_compare.png
             _figure(paths, notes, os.path.join(out, "khat.png"),
-                    lambda p: plots.plot_khat(tree, path=p))
+                    lambda p: plots.plot_khat(
+                        pointwise_loo(tree_path, tree) if os.path.exists(tree_path) else tree,
+                        path=p))
     return paths
 
 
@@ -275,8 +316,11 @@ def comparison_figures(runs: list[Run], out, *, system=None, key: jax.Array | No
         loaded = {lab: load_arviz(t) for lab, t in trees.items()}
         if min(_num_draws(t) for t in loaded.values()) < MIN_VI_SAMPLES:
             return paths
+        # the runs' pointwise LOO, computed once (their khat.png computed it already when
+        # drawn in this process)
         _figure(paths, notes, os.path.join(out, "loo_compare.png"),
-                lambda p: plots.plot_loo_compare(loaded, path=p))
+                lambda p: plots.plot_loo_compare(
+                    {lab: pointwise_loo(trees[lab], t) for lab, t in loaded.items()}, path=p))
     return paths
 
 
