@@ -12,12 +12,32 @@ from noether_ppl.runs.timing import ANALYSIS_PHASES, split_line
 TINY = DemoSettings(hidden=(8,), sym_samples=4, substeps=2, num_steps=20)
 
 
-def test_demo_writes_its_table_metrics_and_figures(tmp_path):
+def test_demo_writes_its_table_metrics_and_figures(tmp_path, monkeypatch):
+    import importlib
+
+    import arviz_stats
+
     out = str(tmp_path / "demo")
     lines = []
+    # PSIS-LOO as the figures call it and as arviz_stats.compare imported it
+    compare_module = importlib.import_module("arviz_stats.loo.compare")
+    loo_calls = []
+    real_loo = arviz_stats.loo
+
+    def counted(*args, **kwargs):
+        loo_calls.append(kwargs)
+        return real_loo(*args, **kwargs)
+
+    monkeypatch.setattr(arviz_stats, "loo", counted)
+    monkeypatch.setattr(compare_module, "loo", counted)
     start = time.perf_counter()
     metrics = run_demo(out, TINY, progress_bar=False, echo=lines.append)
     wall = time.perf_counter() - start
+    # one pointwise PSIS-LOO per model: each khat.png computes it, loo_compare.png reuses it
+    for name in ("vanilla", "learned", "oracle"):
+        assert os.path.getsize(os.path.join(out, name, "figures", "khat.png")) > 0
+    assert os.path.getsize(os.path.join(out, "loo_compare.png")) > 0
+    assert loo_calls == [{"pointwise": True}] * 3
     with open(os.path.join(out, "metrics.json")) as f:
         written = json.load(f)
     keys = {"train_mse", "nll_per_n", "kl_per_n", "neg_elbo_per_n", "test_mse"}
