@@ -20,6 +20,7 @@ from noether_ppl.inference.conservation import (
     conservation_spectrum,
     deflate,
     principal_generators,
+    spectrum_cuts,
     spectrum_dimension,
 )
 from noether_ppl.inference.evidence import elbo_difference, elbo_estimate
@@ -275,6 +276,65 @@ def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
         spectrum_dimension(np.array([0.2, 0.1]), 0.12)
 
 
+def test_spectrum_cuts_orders_the_cuts_below_the_bound_by_their_gap():
+    r = np.array([0.001, 0.002, 0.01, 0.03, 0.9])  # ratios 2, 5, 3, 30
+    cuts = spectrum_cuts(r, 0.12, 3)
+    assert [d for d, _ in cuts] == [4, 2, 3]
+    np.testing.assert_allclose([g for _, g in cuts], [30.0, 5.0, 3.0])
+    assert spectrum_cuts(r, 0.12, 1) == [spectrum_dimension(r, 0.12)]
+    assert [d for d, _ in spectrum_cuts(r, 0.12, 10)] == [4, 2, 3, 1]  # every eligible cut
+    # only cuts whose last kept residual is within the bound: 0.03 is not
+    assert [d for d, _ in spectrum_cuts(r, 0.02, 10)] == [2, 3, 1]
+    assert spectrum_cuts(r, 1e-4, 2) == [(0, None)]
+    assert spectrum_cuts(r, 1.0, 2) == [(5, None)]
+    # equal ratios: the smaller dimension first, as spectrum_dimension
+    assert [d for d, _ in spectrum_cuts(np.array([0.01, 0.02, 0.04, 1.0]), 0.12, 3)] == [
+        3, 1, 2]
+    with pytest.raises(ValueError, match="`n`"):
+        spectrum_cuts(r, 0.12, 0)
+
+
+@pytest.mark.slow  # an alternative under measurement; two selections with two refits each
+def test_cuts_refit_the_next_gap_and_keep_it_only_on_a_higher_elbo(fitted, tiny_sho,
+                                                                   monkeypatch):
+    """``cuts=2``: the refit at the spectrum's second-largest gap replaces the one at the
+    largest only where the paired ELBO difference exceeds tolerance + 2 se; the last step
+    records both cuts."""
+    from noether_ppl.inference import select as select_module
+
+    real_spectrum, real_difference = (select_module.conservation_spectrum,
+                                      select_module.elbo_difference)
+
+    def spectrum(result, x, key):  # the real directions, residuals with two gaps
+        _, G = real_spectrum(result, x, key=key)
+        return np.array([0.001, 0.002, 0.01, 0.03, 0.9]), G
+
+    monkeypatch.setattr(select_module, "conservation_spectrum", spectrum)
+    # (tolerance: the chosen refit is returned whatever its ELBO against the fit before it)
+    args = dict(key=jax.random.key(2), num_steps=3, max_residual=0.12, lr=1e-3,
+                tolerance=1e12, cuts=2)
+    kept = select_conserved(fitted, tiny_sho, **args)
+    last = kept.steps[-1]
+    assert [c["spectrum_selected"] for c in last["cuts"]] == [4, 2]
+    assert last["cuts"][1]["chosen"] is False and last["selected"] == 4
+    assert kept.dimension == 4 == kept.result.model.n_conserved
+    calls = []
+
+    def favour_the_second(a, b, data, *, key, num_repeats):
+        out = real_difference(a, b, data, key=key, num_repeats=num_repeats)
+        calls.append(a.model.n_conserved)
+        return (1e13, *out[1:]) if len(calls) == 1 else out
+
+    monkeypatch.setattr(select_module, "elbo_difference", favour_the_second)
+    moved = select_conserved(fitted, tiny_sho, **args)
+    assert calls == [2, 2]  # the second cut against the first, then against the fit before
+    last = moved.steps[-1]
+    assert last["cuts"][1]["chosen"] is True and last["selected"] == 2
+    assert last["gap_ratio"] == pytest.approx(5.0)
+    assert moved.dimension == 2 == moved.result.model.n_conserved
+    assert moved.continued_steps == kept.continued_steps
+
+
 @pytest.mark.parametrize("name", ["sho", "anisotropic-1-2", "magnetic"])
 def test_conservation_spectrum_of_the_true_hamiltonian_is_its_conserved_span(name):
     system = {**systems.PAPER, **systems.SUITE}[name]()
@@ -316,6 +376,7 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"criterion": "aic"}, "criterion"),
     ({"built_in": "yes"}, "built_in"),
     ({"refit_learns": 1}, "refit_learns"),
+    ({"cuts": 0}, "cuts"),
 ])
 def test_select_rejects_bad_arguments(fitted, tiny_sho, kwargs, match):
     args = {"num_steps": 2, **kwargs}

@@ -10,6 +10,7 @@ from .conservation import (
     conservation_residuals,
     conservation_spectrum,
     principal_generators,
+    spectrum_cuts,
     spectrum_dimension,
 )
 from .elbo import MatrixNormalELBO
@@ -33,6 +34,7 @@ __all__ = [
     "conservation_residuals",
     "conservation_eigen",
     "conservation_spectrum",
+    "spectrum_cuts",
     "spectrum_dimension",
     "principal_generators",
     "AutoMatrixNormal",

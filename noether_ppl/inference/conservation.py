@@ -23,7 +23,7 @@ from ..precision import float64
 from .result import FitResult
 
 __all__ = ["principal_generators", "conservation_residuals", "conservation_eigen",
-           "conservation_spectrum", "deflate", "spectrum_dimension"]
+           "conservation_spectrum", "deflate", "spectrum_cuts", "spectrum_dimension"]
 
 
 def principal_generators(generators) -> tuple[np.ndarray, np.ndarray]:
@@ -197,22 +197,36 @@ def conservation_spectrum(result, x, *, key: jax.Array | None = None
     return r, G / np.linalg.norm(G.reshape(G.shape[0], -1), axis=1)[:, None, None]
 
 
+def spectrum_cuts(residuals, max_residual: float, n: int = 1
+                  ) -> list[tuple[int, float | None]]:
+    """The ``n`` (or fewer) cuts of an ascending spectrum of residuals ``(P,)``
+    (:func:`conservation_spectrum`) with the largest ratios ``r_{D+1} / r_D``, among the cuts
+    whose last kept residual is at most ``max_residual`` (residuals below ``1e-12 r_max``
+    count as that floor): ``[(D, ratio), ...]``, the largest ratio first. ``[(0, None)]`` when
+    even the best-conserved direction is above ``max_residual``, ``[(P, None)]`` when every
+    direction is below it."""
+    r = np.asarray(residuals, dtype=np.float64)
+    if r.ndim != 1 or r.size == 0 or np.any(np.diff(r) < 0) or not np.all(np.isfinite(r)):
+        raise ValueError("Expected a non-empty ascending finite spectrum of residuals.")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"Expected `n` to be a positive int, got {n!r}.")
+    if r[0] > max_residual:
+        return [(0, None)]
+    if r[-1] <= max_residual:
+        return [(int(r.size), None)]
+    floor = max(1e-12 * r[-1], np.finfo(np.float64).tiny)
+    ratios = r[1:] / np.maximum(r[:-1], floor)  # ratios[j - 1]: the cut after j directions
+    eligible = np.flatnonzero(r[:-1] <= max_residual)
+    # the largest ratios first; equal ratios: the smaller dimension first (np.argmax's choice)
+    order = eligible[np.lexsort((eligible, -ratios[eligible]))]
+    return [(int(j) + 1, float(ratios[j])) for j in order[:n]]
+
+
 def spectrum_dimension(residuals, max_residual: float) -> tuple[int, float | None]:
     """``(D, ratio)``: the dimension read off an ascending spectrum of residuals ``(P,)``
     (:func:`conservation_spectrum`): the cut ``D`` at the largest ratio
     ``r_{D+1} / r_D`` among the cuts whose last kept residual is at most ``max_residual``
     (residuals below ``1e-12 r_max`` count as that floor), and that ratio; ``(0, None)`` when
     even the best-conserved direction is above ``max_residual``, ``(P, None)`` when every
-    direction is below it."""
-    r = np.asarray(residuals, dtype=np.float64)
-    if r.ndim != 1 or r.size == 0 or np.any(np.diff(r) < 0) or not np.all(np.isfinite(r)):
-        raise ValueError("Expected a non-empty ascending finite spectrum of residuals.")
-    if r[0] > max_residual:
-        return 0, None
-    if r[-1] <= max_residual:
-        return int(r.size), None
-    floor = max(1e-12 * r[-1], np.finfo(np.float64).tiny)
-    ratios = r[1:] / np.maximum(r[:-1], floor)  # ratios[j - 1]: the cut after j directions
-    eligible = r[:-1] <= max_residual
-    j = int(np.argmax(np.where(eligible, ratios, -np.inf)))
-    return j + 1, float(ratios[j])
+    direction is below it. The first of :func:`spectrum_cuts`."""
+    return spectrum_cuts(residuals, max_residual, 1)[0]

@@ -62,7 +62,7 @@ from .conservation import (
     conservation_spectrum,
     deflate,
     principal_generators,
-    spectrum_dimension,
+    spectrum_cuts,
 )
 from .evidence import DEFAULT_REPEATS, elbo_difference
 from .fit import fit
@@ -89,8 +89,8 @@ CRITERIA = ("conserved", "elbo", "both")
 
 DEFAULT_CRITERION = "conserved"
 
-SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "max_residual",
-                     "tolerance", "num_repeats")
+SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts",
+                     "max_residual", "tolerance", "num_repeats")
 """The keyword arguments of :func:`select_conserved` that are its own, not
 :func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
 fit)."""
@@ -240,7 +240,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
                      criterion: str = DEFAULT_CRITERION, complete: bool = True,
-                     built_in: bool = False, refit_learns: bool = False,
+                     built_in: bool = False, refit_learns: bool = False, cuts: int = 1,
                      **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
@@ -291,6 +291,15 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         orbit, Eq. 14) and may turn it; the selected quantities are then the refit's learned
         generators. Off by default: an alternative under measurement
         (``benchmarks/discovery.py --refit-learns``), not the package's rule.
+    cuts : with ``complete``: how many cuts of the spectrum to refit, the largest gap first
+        and then the next-largest (:func:`spectrum_cuts`); the refit of a later cut replaces
+        the chosen one where its ELBO is higher by more than ``tolerance`` plus twice the
+        standard error of the paired difference, and the chosen refit is then set against
+        the fit before it as above. ``1`` (default): the largest gap only. The last step
+        records every cut tried (``cuts``). More than one: an alternative under measurement
+        (``benchmarks/discovery.py --cuts``), not the package's rule; on the three-body twin
+        the cut at the largest gap left the total rotation out, and the refit with it had the
+        higher ELBO (REPRODUCTION.md, three bodies).
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...).
 
@@ -305,6 +314,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         raise ValueError(f"Expected `built_in` to be True or False, got {built_in!r}.")
     if not isinstance(refit_learns, bool):
         raise ValueError(f"Expected `refit_learns` to be True or False, got {refit_learns!r}.")
+    if isinstance(cuts, bool) or not isinstance(cuts, (int, np.integer)) or cuts < 1:
+        raise ValueError(f"Expected `cuts` to be a positive int, got {cuts!r}.")
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
             max_residual > 0):
         raise ValueError(f"Expected `max_residual` > 0, got {max_residual!r}.")
@@ -364,7 +375,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # spectrum, and F is refitted with the symmetry fixed at the selected quantities.
         k_spec, k_done, k_cmp = jax.random.split(k_final, 3)
         spectrum, S = conservation_spectrum(current, x_states, key=k_spec)
-        D, gap_ratio = spectrum_dimension(spectrum, max_residual)
+        candidates = spectrum_cuts(spectrum, max_residual, cuts)
         before = current
         # An orthonormal basis of the selected span, at the size the ELBO gave the learned
         # generators (the median σ; 1 when none is left): the size sets how far the measure μ
@@ -372,20 +383,46 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         sig_before, B = principal_generators(before.generators())
         size = float(np.median(sig_before)) if sig_before.size else 1.0
         M = data.phase_dim
-        basis = span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D else np.zeros((0, (M + 1) ** 2))
-        added, D_spectrum = [], D
-        if built_in and B.shape[0]:
-            extra = built_in_parts(B, basis)
-            if extra.shape[0]:
-                r_extra = conservation_residuals(current, extra.reshape(-1, M + 1, M + 1),
-                                                 x_states, key=k_spec)
-                added = [float(r) for r in r_extra]
-                extra = extra[np.asarray(r_extra) <= max_residual]
-                basis = np.concatenate([basis, extra])
-                D = basis.shape[0]
-        G_sel = size * basis.reshape(-1, M + 1, M + 1)
-        refit = _continue(_model_with(current.model, D), current.params, G_sel, data, k_done,
-                          fit_kwargs if refit_learns else {**fit_kwargs, "lr_conserved": 0.0})
+
+        def refit_at(D, k):
+            """The refit with the symmetry fixed at the first ``D`` directions of the
+            spectrum (and, with ``built_in``, the learned ones outside them): ``(fit, D,
+            residuals of the built-in parts added)``."""
+            basis = (span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D
+                     else np.zeros((0, (M + 1) ** 2)))
+            added = []
+            if built_in and B.shape[0]:
+                extra = built_in_parts(B, basis)
+                if extra.shape[0]:
+                    r_extra = conservation_residuals(current, extra.reshape(-1, M + 1, M + 1),
+                                                     x_states, key=k_spec)
+                    added = [float(r) for r in r_extra]
+                    extra = extra[np.asarray(r_extra) <= max_residual]
+                    basis = np.concatenate([basis, extra])
+            G_sel = size * basis.reshape(-1, M + 1, M + 1)
+            fitted = _continue(_model_with(current.model, basis.shape[0]), current.params,
+                               G_sel, data, k,
+                               fit_kwargs if refit_learns else {**fit_kwargs,
+                                                                "lr_conserved": 0.0})
+            return fitted, basis.shape[0], added
+
+        # The cut at the largest gap, then (``cuts`` > 1) each next-largest: a later cut's
+        # refit replaces the chosen one only where its ELBO is higher by more than
+        # ``tolerance`` plus twice the standard error of the paired difference.
+        D_spectrum, gap_ratio = candidates[0]
+        refit, D, added = refit_at(D_spectrum, k_done)
+        tried = []
+        for i, (D_c, ratio_c) in enumerate(candidates[1:], start=1):
+            other, D_o, added_o = refit_at(D_c, jax.random.fold_in(k_done, i))
+            d_c, se_c, est_c, _ = elbo_difference(other, refit, data,
+                                                  key=jax.random.fold_in(k_cmp, i),
+                                                  num_repeats=num_repeats)
+            better = bool(d_c > tolerance + 2.0 * se_c)
+            tried.append({"spectrum_selected": D_c, "selected": D_o, "gap_ratio": ratio_c,
+                          "delta_vs_chosen": d_c, "se": se_c,
+                          "neg_elbo_per_n": est_c.neg_elbo_per_n, "chosen": better})
+            if better:
+                refit, D, added, D_spectrum, gap_ratio = other, D_o, added_o, D_c, ratio_c
         delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
                                                       num_repeats=num_repeats)
         # The ELBO arbitrates which fit is returned: with non-compact directions at that size
@@ -402,7 +439,10 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                       "kept": "refit" if kept_refit else "before",
                       **({"built_in_residuals": added, "spectrum_selected": D_spectrum}
                          if built_in else {}),
-                      **({"refit_learns": True} if refit_learns else {})})
+                      **({"refit_learns": True} if refit_learns else {}),
+                      **({"cuts": [{"spectrum_selected": candidates[0][0],
+                                    "gap_ratio": candidates[0][1]}, *tried]}
+                         if cuts > 1 else {})})
         sig, G = principal_generators(refit.generators())  # the selected quantities
         res = (conservation_residuals(current, G, x_states, key=k_spec)
                if G.shape[0] else np.zeros(0))
