@@ -297,9 +297,10 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         standard error of the paired difference, and the chosen refit is then set against
         the fit before it as above. ``1`` (default): the largest gap only. The last step
         records every cut tried (``cuts``). More than one: an alternative under measurement
-        (``benchmarks/discovery.py --cuts``), not the package's rule; on the three-body twin
-        the cut at the largest gap left the total rotation out, and the refit with it had the
-        higher ELBO (REPRODUCTION.md, three bodies).
+        (``benchmarks/discovery.py --cuts``), not the package's rule: on the three-body twin
+        the refit with the total rotation, which the largest gap left out, had the higher
+        ELBO, but on the magnetic field the refit at 1 direction beat the one at the true 6
+        on 5 of 5 keys (REPRODUCTION.md, three bodies).
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...).
 
