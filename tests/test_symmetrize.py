@@ -91,6 +91,11 @@ def test_monte_carlo_symmetrisation_converges_as_inverse_sqrt_S():
         return jax.vmap(lambda P: symmetrize.symmetrize(f, P[None])(x)[0])(Phis)
 
     v = jax.vmap(values)(keys)  # (reps, 256)
+    # the mean of the one-element averages is symmetrize's average over all 256 elements
+    tau = symmetrize.sample_symmetry_times(keys[0], int(Ss[-1]), 1, scale=math.pi,
+                                           dtype=jnp.float64)
+    whole = symmetrize.symmetrize(f, symmetrize.group_elements(so2_generator(), tau))(x)[0]
+    np.testing.assert_allclose(v[0].mean(), whole, rtol=1e-12)
     errs = np.array([float(jnp.sqrt(jnp.mean((v[:, :S].mean(axis=1) - exact) ** 2)))
                      for S in Ss])
     slope = np.polyfit(np.log(Ss), np.log(errs), 1)[0]
