@@ -43,6 +43,7 @@ def test_table_counts_each_key_once_per_setting():
         keys, steps, noise_variances = [0, 1], [10], [1e-3]
         trajectories, points, lr, batch_size, measure_scale = 50, 10, 3e-3, 10, np.pi
         energy_fraction, system = None, "henon-heiles"
+        sym_samples, eval_sym_samples = 16, []
 
     def row(key, name, elbo, mse):
         return {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
@@ -57,6 +58,52 @@ def test_table_counts_each_key_once_per_setting():
     assert cells[4] == "1/2"  # U(2)'s −ELBO/N lower on key 0 only
     assert cells[11] == "1/2"  # the HNN's test MSE lower on key 0 only
     assert "| 0.001 | 10 | 1 | 3.00 ± 0.10; 3.00e-04 | 4.00 ± 0.10; 2.00e-04 |" in text
+
+
+def test_the_fits_evaluated_with_more_samples_are_counted_against_the_hnn_per_s():
+    class Args:
+        keys, steps, noise_variances = [0, 1], [10], [1e-3]
+        trajectories, points, lr, batch_size, measure_scale = 50, 10, 3e-3, 10, np.pi
+        energy_fraction, system = None, "two-body-2d"
+        sym_samples, eval_sym_samples = 16, [64]
+
+    def row(key, name, elbo, elbo_64=None):
+        r = {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
+             "neg_elbo_per_n": elbo, "neg_elbo_se_per_n": 0.1, "kl_per_n": 1.0,
+             "nll_per_n": elbo - 1.0, "test_mse": 1e-3}
+        if elbo_64 is not None:
+            r["eval_sym_samples"] = {"64": {"neg_elbo_per_n": elbo_64, "kl_per_n": 1.0,
+                                            "nll_per_n": elbo_64 - 1.0}}
+        return r
+
+    # the symmetric fits lose at S = 16 on both keys, win at S = 64 on key 1 only
+    rows = [row(0, "hnn", 5.0), row(0, "symmetric", 6.0, 5.5),
+            row(1, "hnn", 3.0), row(1, "symmetric", 4.0, 2.0)]
+    text = se.table(rows, Args)
+    assert "S = 16, ball measure" in text
+    line = [x for x in text.splitlines() if x.startswith("| 0.001 | 10 | 64 | ")][0]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[5] == "3.75 [2, 5.5]" and cells[6] == "4 [3, 5]" and cells[7] == "1/2"
+
+
+def test_a_fit_evaluated_with_other_samples_keeps_its_parameters_and_its_kl(tiny_sho):
+    from noether_ppl import analysis
+    from noether_ppl.inference import fit
+
+    model = se.model("symmetric", 1e-3, "sho")
+    result = fit(model, tiny_sho, key=jax.random.key(0), num_steps=2, progress_bar=False)
+    more = se.with_sym_samples(result, 64)
+    assert more.model.spec.sym_samples == 64 and model.spec.sym_samples == 16
+    assert more.model.spec.replace(sym_samples=16) == model.spec
+    np.testing.assert_array_equal(np.asarray(more.model.fixed_generators),
+                                  np.asarray(model.fixed_generators))
+    assert more.params is result.params
+    k = jax.random.key(7)
+    t16 = analysis.elbo_terms(result, tiny_sho, key=k, num_repeats=2)
+    t64 = analysis.elbo_terms(more, tiny_sho, key=k, num_repeats=2)
+    # the KL is the posterior's, whatever S; the NLL is the Monte-Carlo Ĥ's
+    assert t64["kl_per_n"] == pytest.approx(t16["kl_per_n"], rel=1e-12)
+    assert t64["nll_per_n"] != t16["nll_per_n"]
 
 
 def test_shell_data_lie_on_the_energy_shell_of_the_fraction():
@@ -93,6 +140,8 @@ def test_other_systems_fix_their_true_generators_and_need_some():
     (["--system", "henon-heiles", "--energy-fraction", "1.5", "--topic", "x"], "(0, 1)"),
     (["--system", "sho", "--steps", "0", "--topic", "x"], "positive"),
     (["--system", "sho", "--measure-scale", "-1", "--topic", "x"], "positive"),
+    (["--system", "sho", "--sym-samples", "0", "--topic", "x"], "positive"),
+    (["--system", "sho", "--eval-sym-samples", "64", "0", "--topic", "x"], "positive"),
 ])
 def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
     with pytest.raises(SystemExit):
