@@ -11,8 +11,11 @@ fit --auto`` run): the conservation spectrum of its Ĥ on its training states
 directions the residual, the parallelness with the reference span (Sec. 5.1) and which
 reference generator it is mostly made of; and, for each cut ``j``, how much of every reference
 generator the first ``j`` directions hold. It says where a selection's cut fell relative to the
-true directions: which of them Ĥ conserves less well than the others. The reference only
-scores; nothing here feeds back into a fit.
+true directions: which of them Ĥ conserves less well than the others. For a fit that learns its
+generators it also lists each learned principal generator (σ_k v_k, Sec. 5.1): its σ, its
+parallelness with the reference span and its share in the span of the spectrum's first j
+directions, i.e. whether the directions Ĥ conserves best are the ones it is symmetrised over.
+The reference only scores; nothing here feeds back into a fit.
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ from selection_span import coverage
 from noether_ppl.analysis.symmetry import parallelness
 from noether_ppl.data import Trajectories
 from noether_ppl.experiments import load_experiment
-from noether_ppl.inference.conservation import conservation_spectrum, spectrum_dimension
+from noether_ppl.geometry import span_basis
+from noether_ppl.inference.conservation import (
+    conservation_spectrum,
+    principal_generators,
+    spectrum_dimension,
+)
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL
 from noether_ppl.runs import load_run
 
@@ -78,13 +86,31 @@ def main(argv=None) -> int:
     shares = {j: coverage(G[:j], reference) for j in cuts}
     for i, n in enumerate(names):
         lines.append(f"| {n} | " + " | ".join(f"{shares[j][i]:.3f}" for j in cuts) + " |")
+    learned = None
+    if result.model.learns_conserved:
+        sig, P = principal_generators(result.generators())
+        unit = P.reshape(len(P), -1) / np.linalg.norm(P.reshape(len(P), -1), axis=1,
+                                                      keepdims=True)
+        par_learned = parallelness(P, reference)
+        inside = {j: np.linalg.norm(unit @ span_basis(G[:j]).T, axis=1) for j in cuts}
+        learned = {"sigma": sig.tolist(), "parallelness": par_learned.tolist(),
+                   "shares": {str(j): v.tolist() for j, v in inside.items()}}
+        lines += ["", f"The fit's {len(P)} learned generators (principal form, Sec. 5.1): σ, "
+                  "parallelness with the reference span, and share of each in the span of the "
+                  "spectrum's first j directions:", "",
+                  "| k | σ | parallelness | " + " | ".join(f"j = {j}" for j in cuts) + " |",
+                  "|---:|---:|---:|" + "---:|" * len(cuts)]
+        for k in range(len(P)):
+            lines.append(f"| {k + 1} | {sig[k]:.4g} | {par_learned[k]:.4f} | "
+                         + " | ".join(f"{inside[j][k]:.3f}" for j in cuts) + " |")
     text = "\n".join(lines)
     print(text)
     command = ["benchmarks/spectrum_span.py", *(argv if argv is not None else sys.argv[1:])]
     metrics = {"residuals": r.tolist(), "dimension": D, "gap_ratio": ratio,
                "parallelness": par.tolist(), "reference_names": names,
                "components": weights.tolist(),
-               "shares": {str(j): s.tolist() for j, s in shares.items()}}
+               "shares": {str(j): s.tolist() for j, s in shares.items()},
+               "learned_generators": learned}
     folder = write_record(args.topic, table=text, metrics=metrics, command=command,
                           wall_s=time.perf_counter() - start,
                           notes=f"the run folder {args.run} (not committed); no fitting")
