@@ -243,6 +243,14 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
     assert strict.dimension == 5 and strict.generators.shape == (5, 3, 3)
     assert strict.continued_steps == (6 if refit_kept else 3)
     assert strict.to_dict()["continued_steps"] == strict.continued_steps
+    # the fit kept before the refit is symmetrised over its own learned generator: the record
+    # says how much of it lies in the selected span (all of it: the span is the whole space)
+    if refit_kept:
+        assert strict.built_in is None
+    else:
+        (b,) = strict.built_in
+        assert b["share"] == pytest.approx(1.0, abs=1e-9) and strict.built_in_outside == []
+    assert every.built_in is None  # the refit returned: symmetrised over the selected ones
 
 
 @pytest.mark.slow  # an alternative not adopted (REPRODUCTION.md); two selections, ~40 s
@@ -561,6 +569,33 @@ def test_selected_label_names_the_built_in_count_when_it_differs():
     assert selected_label(auto(6, 6)) == "selected: 6"
     assert selected_label(auto(6, 2)) == "selected: 6 conserved by Ĥ, 2 built in"
     assert selected_label(auto(0, 0)) == "selected: 0"
+
+
+def test_span_shares_and_the_summary_of_learned_directions_outside_the_selection():
+    """``span_shares``: the norm of each unit generator's projection on the selected span,
+    whatever its size; a Selection whose returned fit is symmetrised over learned directions
+    outside the selected span names them (share below SELECTED_MIN_SHARE) in its summary."""
+    from noether_ppl.inference.select import SELECTED_MIN_SHARE, Selection, span_shares
+
+    rng = np.random.default_rng(1)
+    Q, _ = np.linalg.qr(rng.normal(size=(9, 9)))
+    selected = (Q[:, :2].T * np.array([[3.0], [0.5]])).reshape(2, 3, 3)  # any sizes
+    inside = 7.0 * (0.6 * Q[:, 0] + 0.8 * Q[:, 1])
+    half = 0.5 * Q[:, 1] + np.sqrt(0.75) * Q[:, 5]
+    shares = span_shares(np.stack([inside, half, Q[:, 8]]).reshape(3, 3, 3), selected)
+    np.testing.assert_allclose(shares, [1.0, 0.5, 0.0], atol=1e-12)
+    np.testing.assert_array_equal(span_shares(selected, selected[:0]), [0.0, 0.0])
+    built_in = [{"sigma": 2.0, "share": 0.99, "residual": 0.01},
+                {"sigma": 0.3, "share": 0.2, "residual": 0.05}]
+    sel = Selection(None, 2, selected, np.array([3.0, 0.5]), np.array([0.01, 0.02]), [], 3,
+                    built_in=built_in)
+    assert sel.built_in_outside == [built_in[1]] and 0.2 < SELECTED_MIN_SHARE < 0.99
+    assert sel.to_dict()["built_in"] == built_in
+    line = str(sel).splitlines()[-1]
+    assert line == ("  the returned fit is symmetrised by construction over 2 learned "
+                    "generators; 1 lies outside the selected span (share < 0.95), no selected "
+                    "symmetry: σ 0.3; share 0.20; residual 0.05")
+    assert "outside the selected span" not in str(dataclasses.replace(sel, built_in=None))
 
 
 def test_built_in_parts_are_the_generators_outside_the_span():

@@ -69,7 +69,8 @@ from .fit import fit
 from .result import FitResult
 
 __all__ = ["Selection", "select_conserved", "DEFAULT_TOLERANCE", "DEFAULT_MAX_RESIDUAL",
-           "CRITERIA", "DEFAULT_CRITERION", "SELECTION_OPTIONS"]
+           "CRITERIA", "DEFAULT_CRITERION", "SELECTION_OPTIONS", "SELECTED_MIN_SHARE",
+           "span_shares"]
 
 DEFAULT_TOLERANCE = 1.0
 """Nats of total ELBO a removal may cost and still be kept (beyond twice its standard error):
@@ -83,6 +84,12 @@ below which :func:`spectrum_dimension` looks for the gap. On the suite
 lie well below it and the nearest non-symmetries of most systems above it (the record's
 "margin" column)."""
 
+
+SELECTED_MIN_SHARE = 0.95
+"""The share of a unit generator in the selected span (:func:`span_shares`) from which
+:class:`Selection` counts a generator the returned fit is symmetrised over as one of the
+selected directions: the parallelness above which the discovery benchmark counts a direction
+as found (Sec. 5.1)."""
 
 CRITERIA = ("conserved", "elbo", "both")
 """How :func:`select_conserved` decides (see there)."""
@@ -126,6 +133,13 @@ class Selection:
         has been optimised for the starting fit's steps plus these. A comparison with another
         fit at an equal budget continues that one as long
         (:func:`~noether_ppl.analysis.fit_auto`, step 4).
+    built_in : where the ELBO kept the fit the quantities were read from (it learns its own
+        generators, which need not be the selected ones), one dict per learned generator of
+        ``result`` in principal form: its ``sigma``, its ``share`` in the selected span
+        (:func:`span_shares`; below :data:`SELECTED_MIN_SHARE` it is no selected direction,
+        though Ĥ is symmetrised over it by construction, Eq. 14) and its ``residual``
+        ``{C, Ĥ}`` under ``result``'s Ĥ. None otherwise (``result`` is symmetrised over the
+        selected quantities, or is the plain HNN).
     """
 
     result: FitResult
@@ -139,10 +153,19 @@ class Selection:
     spectrum: np.ndarray | None = None
     gap_ratio: float | None = None
     continued_steps: int = 0
+    built_in: list | None = None
+
+    @property
+    def built_in_outside(self) -> list:
+        """The entries of ``built_in`` outside the selected span (share below
+        :data:`SELECTED_MIN_SHARE`): directions ``result`` is symmetrised over that were not
+        selected."""
+        return [b for b in self.built_in or () if b["share"] < SELECTED_MIN_SHARE]
 
     def to_dict(self) -> dict:
         return {"dimension": self.dimension, "start_dimension": self.start_dimension,
                 "criterion": self.criterion, "continued_steps": self.continued_steps,
+                "built_in": self.built_in,
                 "singular_values": self.singular_values.tolist(),
                 "residuals": self.residuals.tolist(),
                 "spectrum": None if self.spectrum is None else self.spectrum.tolist(),
@@ -174,6 +197,16 @@ class Selection:
         if self.dimension:
             lines.append("  selected residuals {C_k, Ĥ}: "
                          + ", ".join(f"{r:.3g}" for r in self.residuals))
+        outside = self.built_in_outside
+        if outside:
+            lines.append(
+                f"  the returned fit is symmetrised by construction over {len(self.built_in)} "
+                f"learned generators; {len(outside)} "
+                f"{'lies' if len(outside) == 1 else 'lie'} outside the selected span (share < "
+                f"{SELECTED_MIN_SHARE}), no selected symmetry: σ "
+                + ", ".join(f"{b['sigma']:.3g}" for b in outside) + "; share "
+                + ", ".join(f"{b['share']:.2f}" for b in outside) + "; residual "
+                + ", ".join(f"{b['residual']:.3g}" for b in outside))
         return "\n".join(lines)
 
 
@@ -193,6 +226,17 @@ def built_in_parts(generators: np.ndarray, basis: np.ndarray,
     outside = G - (G @ basis.T) @ basis if basis.shape[0] else G
     U, sig, _ = np.linalg.svd(outside.T, full_matrices=False)
     return U[:, sig > min_part].T
+
+
+def span_shares(generators: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    """``(K,)`` the share of each unit generator of ``generators (K, M+1, M+1)`` in the span of
+    ``selected (L, M+1, M+1)``: the norm of its projection on that span (Frobenius inner
+    product), 1 inside it, 0 orthogonal to it (and for an empty ``selected``)."""
+    G = np.asarray(generators, np.float64).reshape(len(generators), -1)
+    G = G / np.linalg.norm(G, axis=1, keepdims=True)
+    basis = span_basis(np.asarray(selected, np.float64).reshape(
+        len(selected), *np.shape(generators)[1:]))
+    return np.linalg.norm(G @ basis.T, axis=1) if basis.shape[0] else np.zeros(len(G))
 
 
 def _variational(params: dict) -> dict:
@@ -369,7 +413,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         current, continued = (drop if accepted else keep), continued + int(num_steps)
         if not accepted:
             break
-    spectrum, gap_ratio = None, None
+    spectrum, gap_ratio, built_in = None, None, None
     if criterion == "conserved" and complete:
         # What the ELBO-fitted Ĥ conserves over the whole quadratic space (the learned span can
         # miss a direction Ĥ conserves, or hold a mixture): the dimension is read off the
@@ -447,6 +491,13 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         sig, G = principal_generators(refit.generators())  # the selected quantities
         res = (conservation_residuals(current, G, x_states, key=k_spec)
                if G.shape[0] else np.zeros(0))
+        if not kept_refit and before.model.learns_conserved:
+            # what the returned fit is symmetrised over by construction, against the selection
+            sig_b, B = principal_generators(before.generators())
+            share_b = span_shares(B, G)
+            res_b = conservation_residuals(before, B, x_states, key=k_spec)
+            built_in = [{"sigma": float(a), "share": float(b), "residual": float(c)}
+                        for a, b, c in zip(sig_b, share_b, res_b, strict=True)]
     elif decided is not None:
         sig, G, res = decided
     else:
@@ -454,6 +505,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         res = (conservation_residuals(current, G, x_states, key=k_final)
                if G.shape[0] else np.zeros(0))
     selection = Selection(current, int(G.shape[0]), G, sig, res, steps, start, criterion,
-                          spectrum=spectrum, gap_ratio=gap_ratio, continued_steps=continued)
+                          spectrum=spectrum, gap_ratio=gap_ratio, continued_steps=continued,
+                          built_in=built_in)
     info = {**current.info, "selection": selection.to_dict()}
     return dataclasses.replace(selection, result=dataclasses.replace(current, info=info))
