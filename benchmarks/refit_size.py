@@ -16,6 +16,15 @@ against the saved fit and against that continuation by the paired ELBO differenc
 (:func:`~noether_ppl.inference.evidence.elbo_difference`); the table adds the parallelness of
 the D directions with the reference span when ``--experiment`` names the system. It measures
 whether the fixed-size refit, not the spectrum, is what rejects a dimension.
+
+``--prune`` refits otherwise, for each D of ``--dimensions``: it keeps only the fit's learned
+generators that lie in the span of the spectrum's first D directions (share at least
+``inference.select.SELECTED_MIN_SHARE``, :func:`~noether_ppl.inference.select.span_shares`),
+at their learned sizes and still learned, and continues that fit as long: does the ELBO
+support the learned directions that are no conserved quantity of Ĥ?
+
+    python benchmarks/refit_size.py RUN_FOLDER --prune --dimensions 6 7 --steps 5000 \
+        --experiment nbody2d3-cpu --topic nbody2d3-cpu-auto-prune
 """
 
 from __future__ import annotations
@@ -37,7 +46,12 @@ from noether_ppl.geometry import span_basis
 from noether_ppl.inference import DivergenceError
 from noether_ppl.inference.conservation import conservation_spectrum, principal_generators
 from noether_ppl.inference.evidence import DEFAULT_REPEATS, elbo_difference
-from noether_ppl.inference.select import _continue, _model_with
+from noether_ppl.inference.select import (
+    SELECTED_MIN_SHARE,
+    _continue,
+    _model_with,
+    span_shares,
+)
 from noether_ppl.runs import load_run
 
 FIT_SETTINGS = ("batch_size", "lr", "lr_conserved", "schedule", "num_particles")
@@ -51,6 +65,9 @@ def main(argv=None) -> int:
                         help="sizes as multiples of the median σ of the fit's generators")
     parser.add_argument("--steps", type=int, required=True, help="steps of every refit")
     parser.add_argument("--experiment", help="the packaged experiment whose system scores")
+    parser.add_argument("--prune", action="store_true",
+                        help="keep the learned generators inside the first D spectrum "
+                             "directions, still learned (module docstring)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--topic", required=True, help="write records/TOPIC/")
     args = parser.parse_args(argv)
@@ -100,7 +117,25 @@ def main(argv=None) -> int:
     rows.append(score(f"the fit continued ({before.model.n_conserved} learned)", baseline,
                       {"dimension": before.model.n_conserved, "scale": None,
                        "stopped": stopped, "wall_s": time.perf_counter() - t}))
-    for D in args.dimensions:
+    for D in args.dimensions if args.prune else ():
+        share = span_shares(G_before, S[:D])
+        kept = share >= SELECTED_MIN_SHARE
+        t = time.perf_counter()
+        pruned, stopped = run(_model_with(before.model, int(kept.sum())), before.params,
+                              G_before[kept], data, jax.random.fold_in(k_fit, D), fit_kwargs)
+        par = (parallelness(G_before[kept], reference).min()
+               if reference is not None and kept.any() else None)
+        row = {"dimension": int(kept.sum()), "scale": None, "prune_at": D,
+               "shares": share.tolist(),
+               "min_parallelness": None if par is None else float(par),
+               "stopped": stopped, "wall_s": time.perf_counter() - t}
+        score(f"pruned to the learned inside the first {D} (shares "
+              + ", ".join(f"{v:.2f}" for v in share) + ")", pruned, row)
+        d, se, _, _ = elbo_difference(pruned, baseline, data, key=jax.random.fold_in(k_cmp, 1),
+                                      num_repeats=DEFAULT_REPEATS)
+        row.update(minus_continued=d, minus_continued_se=se)
+        rows.append(row)
+    for D in () if args.prune else args.dimensions:
         basis = span_basis(S[:D]).reshape(D, M + 1, M + 1)
         par = parallelness(basis, reference).min() if reference is not None else None
         for scale in args.scales:
@@ -117,7 +152,9 @@ def main(argv=None) -> int:
                                           num_repeats=DEFAULT_REPEATS)
             row.update(minus_continued=d, minus_continued_se=se)
             rows.append(row)
-    lines = [f"{args.run}: step 3's refit repeated from the saved fit (K = "
+    what = ("pruned to its learned generators inside the spectrum's first D" if args.prune
+            else "step 3's refit repeated")
+    lines = [f"{args.run}: {what} from the saved fit (K = "
              f"{before.model.n_conserved} learned, median σ {median:.4g}), {args.steps} steps "
              f"each at the run's settings {json.dumps({k: info['fit'][k] for k in FIT_SETTINGS if k in info['fit']})}; "  # noqa: E501
              f"ELBO differences over {DEFAULT_REPEATS} paired Monte-Carlo repeats (± their "
