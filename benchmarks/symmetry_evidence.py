@@ -38,13 +38,12 @@ where the cubic term breaks U(2) the most (``records/henon-heiles-energy/``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 
 import jax
 import numpy as np
-from discovery import train_data
+from discovery import train_data, with_sym_samples
 from henon_heiles_energy import SADDLE_ENERGY, shell_states
 from record import publish
 
@@ -80,16 +79,6 @@ def model(name: str, noise_variance: float, system_name: str = "henon-heiles",
                             sym_samples=sym_samples, measure="ball",
                             measure_scale=measure_scale, noise_variance=noise_variance)
     return models.NoetherRazor(spec, phase_dim=G.shape[-1] - 1, generators=generators)
-
-
-def with_sym_samples(result, sym_samples: int):
-    """``result`` with its model's Monte-Carlo symmetry samples S set to ``sym_samples`` (same
-    parameters, same fixed or learned generators): its ELBO then estimates that of the same
-    symmetrised Ĥ (Eq. 14) with an estimator of lower variance."""
-    m = result.model
-    return dataclasses.replace(result, model=models.NoetherRazor(
-        m.spec.replace(sym_samples=int(sym_samples)), phase_dim=m.phase_dim,
-        generators=m.fixed_generators))
 
 
 def data(key: int, args):

@@ -52,3 +52,23 @@ def test_the_table_scores_step_four_both_ways_when_the_rows_record_both():
     before = discovery.table([_row("hnn", False), _row("selected", True)], args)
     assert before.rstrip().endswith("| sho | 1/2 | 2/2 | 2/2 |")
     assert "razor −ELBO/N below HNN's" in before and "HNN +" not in before
+
+
+def test_the_table_scores_step_four_with_more_symmetry_samples_per_key():
+    args = argparse.Namespace(trajectories=50, points=10, hidden=[64, 64], sym_samples=16,
+                              extra=1, steps=2000, select_steps=500, criterion="conserved",
+                              built_in=False, refit_learns=False,
+                              start_directions="most-conserved", par=0.95,
+                              eval_sym_samples=[256])
+    flipped = _row("hnn", False, True, 1500)
+    flipped["step4_sym_samples"] = {"256": {"delta": 812.4, "se": 30.2, "kept": "selected",
+                                            "ok": True}}
+    held = _row("hnn", False, True, 1500)
+    held["step4_sym_samples"] = {"256": {"delta": -90.0, "se": 10.0, "kept": "hnn",
+                                         "ok": False}}
+    text = discovery.table([flipped, held, _row("selected", True, True, 500)], args)
+    # the third row recorded no comparison at 256: it counts as at S = 16 (right)
+    assert text.rstrip().endswith("| sho | 256 | 2/3 | +812 ± 30, -90 ± 10, – |")
+    # without the option the table has no such section
+    del args.eval_sym_samples
+    assert "| S |" not in discovery.table([flipped], args)
