@@ -35,11 +35,6 @@ FIT = ["sho-cpu", "--variant", "learned", *[x for s in SETS for x in ("--set", s
        "--no-progress"]
 
 
-# One xdist worker runs this module (`--dist loadgroup`): its module fixture (the finished
-# experiment folder) is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("fuzz")
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A finished experiment folder (one learned run, analysed, with a discovery.json)."""

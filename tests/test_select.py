@@ -27,10 +27,6 @@ from noether_ppl.inference.evidence import elbo_difference, elbo_estimate
 from noether_ppl.inference.select import DEFAULT_TOLERANCE, select_conserved
 from noether_ppl.models import ModelSpec, NoetherRazor
 
-# One xdist worker runs this module (`--dist loadgroup`): its module fixture (the fitted razor) is
-# built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("select")
-
 
 @pytest.fixture(scope="module")
 def fitted(tiny_sho):

@@ -18,12 +18,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data import check_key
-from ..geometry import generator_from_quadratic, quadratic_from_generator, symplectic_form
+from ..geometry import (
+    generator_from_quadratic,
+    quadratic_from_generator,
+    span_basis,
+    symplectic_form,
+)
 from ..precision import float64
 from .result import FitResult
 
 __all__ = ["principal_generators", "conservation_residuals", "conservation_eigen",
-           "conservation_spectrum", "deflate", "spectrum_cuts", "spectrum_dimension"]
+           "conservation_spectrum", "deflate", "spectrum_cuts", "spectrum_dimension",
+           "built_in_parts", "span_shares", "BUILT_IN_MIN_PART"]
 
 
 def principal_generators(generators) -> tuple[np.ndarray, np.ndarray]:
@@ -230,3 +236,32 @@ def spectrum_dimension(residuals, max_residual: float) -> tuple[int, float | Non
     even the best-conserved direction is above ``max_residual``, ``(P, None)`` when every
     direction is below it. The first of :func:`spectrum_cuts`."""
     return spectrum_cuts(residuals, max_residual, 1)[0]
+
+
+BUILT_IN_MIN_PART = 0.3
+"""``built_in``: the smallest norm of a unit built-in generator's part outside the spectrum's
+span that counts as a further direction."""
+
+
+def built_in_parts(generators: np.ndarray, basis: np.ndarray,
+                   min_part: float = BUILT_IN_MIN_PART) -> np.ndarray:
+    """The directions of ``generators (K, M+1, M+1)`` outside the span of the orthonormal rows
+    ``basis (D, (M+1)²)``: the components of the unit generators orthogonal to that span,
+    orthonormalised (SVD), kept where their singular value exceeds ``min_part``. Returns
+    ``(E, (M+1)²)`` orthonormal rows, also orthogonal to ``basis``."""
+    G = np.asarray(generators, np.float64).reshape(len(generators), -1)
+    G = G / np.linalg.norm(G, axis=1, keepdims=True)
+    outside = G - (G @ basis.T) @ basis if basis.shape[0] else G
+    U, sig, _ = np.linalg.svd(outside.T, full_matrices=False)
+    return U[:, sig > min_part].T
+
+
+def span_shares(generators: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    """``(K,)`` the share of each unit generator of ``generators (K, M+1, M+1)`` in the span of
+    ``selected (L, M+1, M+1)``: the norm of its projection on that span (Frobenius inner
+    product), 1 inside it, 0 orthogonal to it (and for an empty ``selected``)."""
+    G = np.asarray(generators, np.float64).reshape(len(generators), -1)
+    G = G / np.linalg.norm(G, axis=1, keepdims=True)
+    basis = span_basis(np.asarray(selected, np.float64).reshape(
+        len(selected), *np.shape(generators)[1:]))
+    return np.linalg.norm(G @ basis.T, axis=1) if basis.shape[0] else np.zeros(len(G))

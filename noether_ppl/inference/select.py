@@ -57,11 +57,13 @@ from ..geometry import span_basis
 from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
 from .conservation import (
+    built_in_parts,
     conservation_eigen,
     conservation_residuals,
     conservation_spectrum,
     deflate,
     principal_generators,
+    span_shares,
     spectrum_cuts,
 )
 from .evidence import DEFAULT_REPEATS, elbo_difference
@@ -210,35 +212,6 @@ class Selection:
         return "\n".join(lines)
 
 
-BUILT_IN_MIN_PART = 0.3
-"""``built_in``: the smallest norm of a unit built-in generator's part outside the spectrum's
-span that counts as a further direction."""
-
-
-def built_in_parts(generators: np.ndarray, basis: np.ndarray,
-                   min_part: float = BUILT_IN_MIN_PART) -> np.ndarray:
-    """The directions of ``generators (K, M+1, M+1)`` outside the span of the orthonormal rows
-    ``basis (D, (M+1)²)``: the components of the unit generators orthogonal to that span,
-    orthonormalised (SVD), kept where their singular value exceeds ``min_part``. Returns
-    ``(E, (M+1)²)`` orthonormal rows, also orthogonal to ``basis``."""
-    G = np.asarray(generators, np.float64).reshape(len(generators), -1)
-    G = G / np.linalg.norm(G, axis=1, keepdims=True)
-    outside = G - (G @ basis.T) @ basis if basis.shape[0] else G
-    U, sig, _ = np.linalg.svd(outside.T, full_matrices=False)
-    return U[:, sig > min_part].T
-
-
-def span_shares(generators: np.ndarray, selected: np.ndarray) -> np.ndarray:
-    """``(K,)`` the share of each unit generator of ``generators (K, M+1, M+1)`` in the span of
-    ``selected (L, M+1, M+1)``: the norm of its projection on that span (Frobenius inner
-    product), 1 inside it, 0 orthogonal to it (and for an empty ``selected``)."""
-    G = np.asarray(generators, np.float64).reshape(len(generators), -1)
-    G = G / np.linalg.norm(G, axis=1, keepdims=True)
-    basis = span_basis(np.asarray(selected, np.float64).reshape(
-        len(selected), *np.shape(generators)[1:]))
-    return np.linalg.norm(G @ basis.T, axis=1) if basis.shape[0] else np.zeros(len(G))
-
-
 def _variational(params: dict) -> dict:
     return {k: v for k, v in params.items() if k not in CONSERVED_PARAMS}
 
@@ -326,8 +299,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     built_in : with ``complete``: also select the directions the fit is symmetrised over by
         construction (its learned generators after the removals) where they leave the span of
         the spectrum's ``D``: each such part (the components outside that span, orthonormalised,
-        kept where their norm exceeds :data:`BUILT_IN_MIN_PART`) whose residual under Ĥ is at
-        most ``max_residual`` is added before the refit. Off by default: an alternative under
+        kept where their norm exceeds
+        :data:`~noether_ppl.inference.conservation.BUILT_IN_MIN_PART`) whose residual under Ĥ
+        is at most ``max_residual`` is added before the refit. Off by default: an alternative under
         measurement (``benchmarks/discovery.py --built-in``), not the package's rule.
     refit_learns : with ``complete``: the refit starts η at the selected quantities and goes on
         learning it (at the ``lr_conserved`` of ``fit_kwargs``) instead of holding it fixed, so
