@@ -251,6 +251,12 @@ def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, t
         (b,) = strict.built_in
         assert b["share"] == pytest.approx(1.0, abs=1e-9) and strict.built_in_outside == []
     assert every.built_in is None  # the refit returned: symmetrised over the selected ones
+    # the option built_in adds the learned directions outside the spectrum's span (none here:
+    # the span is the whole space) and records what it tried
+    opt = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                           max_residual=1e6, lr=1e-3, tolerance=1e12, built_in=True)
+    assert opt.steps[-1]["built_in_residuals"] == [] and opt.dimension == 5
+    assert opt.steps[-1]["spectrum_selected"] == 5
 
 
 @pytest.mark.slow  # an alternative not adopted (REPRODUCTION.md); two selections, ~40 s

@@ -387,7 +387,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         current, continued = (drop if accepted else keep), continued + int(num_steps)
         if not accepted:
             break
-    spectrum, gap_ratio, built_in = None, None, None
+    spectrum, gap_ratio, kept_generators = None, None, None
     if criterion == "conserved" and complete:
         # What the ELBO-fitted Ĥ conserves over the whole quadratic space (the learned span can
         # miss a direction Ĥ conserves, or hold a mixture): the dimension is read off the
@@ -466,12 +466,12 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         res = (conservation_residuals(current, G, x_states, key=k_spec)
                if G.shape[0] else np.zeros(0))
         if not kept_refit and before.model.learns_conserved:
-            # what the returned fit is symmetrised over by construction, against the selection
-            sig_b, B = principal_generators(before.generators())
-            share_b = span_shares(B, G)
+            # what the returned fit is symmetrised over by construction (``B``, its principal
+            # generators), against the selection
             res_b = conservation_residuals(before, B, x_states, key=k_spec)
-            built_in = [{"sigma": float(a), "share": float(b), "residual": float(c)}
-                        for a, b, c in zip(sig_b, share_b, res_b, strict=True)]
+            kept_generators = [{"sigma": float(a), "share": float(b), "residual": float(c)}
+                               for a, b, c in zip(sig_before, span_shares(B, G), res_b,
+                                                  strict=True)]
     elif decided is not None:
         sig, G, res = decided
     else:
@@ -480,6 +480,6 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                if G.shape[0] else np.zeros(0))
     selection = Selection(current, int(G.shape[0]), G, sig, res, steps, start, criterion,
                           spectrum=spectrum, gap_ratio=gap_ratio, continued_steps=continued,
-                          built_in=built_in)
+                          built_in=kept_generators)
     info = {**current.info, "selection": selection.to_dict()}
     return dataclasses.replace(selection, result=dataclasses.replace(current, info=info))
