@@ -259,3 +259,65 @@ def test_the_typed_system_schema_names_the_parameters_build_system_takes():
     from noether_ppl.systems import SYSTEM_PARAMETERS
 
     assert {name: tuple(params) for name, params in SYSTEMS.items()} == SYSTEM_PARAMETERS
+
+
+SUITE_TABLES = [
+    ('name = "anisotropic_oscillator"\nfrequencies = [1, 1, 2]', "anisotropic-1-1-2"),
+    ('name = "magnetic_particle"', "magnetic"),
+    ('name = "central_force"\npotential = "quartic"', "central-quartic"),
+    ('name = "central_force"\npotential = "softened-kepler"', "central-softened-kepler"),
+    ('name = "henon_heiles"\nenergy_fraction = 0.99', "henon-heiles-escape"),
+    ('name = "henon_heiles"', "henon-heiles"),
+    ('name = "quartic_oscillator"', "quartic-1d"),
+]
+
+
+@pytest.mark.parametrize("table,suite_name", SUITE_TABLES)
+def test_an_experiment_file_names_the_suites_systems(tmp_path, table, suite_name):
+    from noether_ppl.systems import DIMENSIONS, SUITE
+
+    text = GOOD.replace('name = "coupled_oscillators"\nn = 2', table, 1)
+    exp = load_experiment(_write(tmp_path, text))
+    system, suite = exp.make_system(), SUITE[suite_name]()
+    assert repr(system) == repr(suite) and system.name == suite.name
+    # the same Hamiltonian, ground truth and data settings as the suite's system
+    np.testing.assert_array_equal(system.generators(), suite.generators())
+    assert system.generators().shape[0] == DIMENSIONS[suite_name]
+    x = jax.random.normal(jax.random.key(0), (5, system.phase_dim))
+    np.testing.assert_array_equal(jax.vmap(system.hamiltonian)(x),
+                                  jax.vmap(suite.hamiltonian)(x))
+    assert system.split_settings("train") == suite.split_settings("train")
+    # the resolved form (a run's experiment.json) reloads to the same system
+    again = Experiment.from_dict(exp.to_dict())
+    assert again.to_dict() == exp.to_dict() and repr(again.make_system()) == repr(suite)
+
+
+@pytest.mark.parametrize(
+    "table,key,expected",
+    [
+        ('name = "anisotropic_oscillator"\nfrequencies = [1, -2]', "system.frequencies",
+         "positive"),
+        ('name = "anisotropic_oscillator"\nfrequencies = 2.0', "system.frequencies", "array"),
+        ('name = "magnetic_particle"\nfield = 0', "system.field", "non-zero"),
+        ('name = "central_force"\npotential = "cubic"', "system.potential", "quartic"),
+        ('name = "central_force"\nfield = 1.0', "system.field", "potential"),
+        ('name = "henon_heiles"\nenergy_fraction = 1.5', "system.energy_fraction", "(0, 1)"),
+        ('name = "quartic_oscillator"\nn = 2', "system.n", "unknown key"),
+    ],
+)
+def test_bad_suite_system_parameters_name_the_key(tmp_path, table, key, expected):
+    path = _write(tmp_path, GOOD.replace('name = "coupled_oscillators"\nn = 2', table, 1))
+    with pytest.raises(ValueError) as info:
+        load_experiment(path)
+    msg = str(info.value)
+    assert path in msg and key in msg and expected in msg
+
+
+def test_oracle_of_a_system_without_quadratic_conserved_quantities_is_refused(tmp_path):
+    text = GOOD.replace('name = "coupled_oscillators"\nn = 2', 'name = "quartic_oscillator"', 1)
+    text = text.replace('variants = ["vanilla", "learned"]', 'variants = ["vanilla", "oracle"]')
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError, match=r"variants: variant 'oracle' .*'quartic_oscillator' "
+                                         r"has none") as info:
+        load_experiment(path)
+    assert path in str(info.value)

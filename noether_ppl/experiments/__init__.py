@@ -2,7 +2,7 @@
 ``nbody2d3`` (paper scale) and their CPU-scale twins ``*-cpu``; the loader and validator, and
 the runner that fits every variant into run folders."""
 
-from ..systems.paper import build_system
+from ..systems.registry import build_system
 from .config import (
     Experiment,
     apply_overrides,

@@ -7,7 +7,7 @@ the optimiser settings, the analysis and a seed::
     seed = 0
     variants = ["vanilla", "learned", "so2"]
 
-    [system]                      # harmonic_oscillator | coupled_oscillators | nbody
+    [system]                      # systems.SYSTEM_PARAMETERS: the paper's or the suite's
     name = "harmonic_oscillator"
 
     [data.train]                  # one table per data set; every other name is a test set
@@ -59,7 +59,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ..inference.settings import FitSettings
 from ..models.spec import ModelSpec
-from ..systems.paper import build_system
+from ..systems.registry import build_system
 from .settings import (
     ANALYSIS_KEYS,
     FIT_KEYS,

@@ -11,6 +11,7 @@ import math
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
 from ..inference.settings import SettingRule, setting_rules
+from ..systems.suite import CENTRAL_POTENTIALS
 
 __all__ = [
     "Spec",
@@ -87,6 +88,13 @@ STR_LIST = _typed("a non-empty array of strings",
 POS_INT_LIST = _typed(f"a non-empty array of positive integers <= {MAX_INT}",
                       lambda v: isinstance(v, list) and v and all(_is_int(x) and 1 <= x <= MAX_INT
                                                                    for x in v), tuple)
+POS_REAL_LIST = _typed(
+    "a non-empty array of positive finite numbers",
+    lambda v: isinstance(v, list) and v and all(_is_real(x) and 0 < x < math.inf for x in v),
+    lambda v: tuple(float(x) for x in v),
+)
+NONZERO_REAL = _typed("a finite non-zero number",
+                      lambda v: _is_real(v) and math.isfinite(v) and v != 0, float)
 REAL_OR_LIST = _typed(
     "a finite number or an array of finite numbers",
     lambda v: (_is_real(v) and math.isfinite(v)) or (
@@ -118,9 +126,14 @@ SYSTEMS: dict[str, dict[str, Spec]] = {
     "coupled_oscillators": {"n": POS_INT},
     "nbody": {"n_bodies": POS_INT, "dim": POS_INT, "masses": POS_REAL_OR_LIST,
               "gravity": NONNEG_REAL, "softening": POS_REAL},
+    "anisotropic_oscillator": {"frequencies": POS_REAL_LIST},
+    "magnetic_particle": {"field": NONZERO_REAL},
+    "central_force": {"potential": _one_of(*CENTRAL_POTENTIALS), "softening": POS_REAL},
+    "henon_heiles": {"energy_fraction": UNIT},
+    "quartic_oscillator": {},
 }
-"""System names and their parameters (App. B), with their types (the same names as
-:data:`~noether_ppl.systems.SYSTEM_PARAMETERS`)."""
+"""System names and their parameters (App. B and the suite's systems), with their types (the
+same names as :data:`~noether_ppl.systems.SYSTEM_PARAMETERS`)."""
 
 SPLIT_KEYS: dict[str, Spec] = {
     "n_trajectories": POS_INT,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from ..systems.registry import build_system
+
 __all__ = ["Variant", "resolve_variant", "resolve_variants"]
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,10 @@ def resolve_variant(name: str, system: dict | None, has_reference: bool = False)
             raise ValueError("variant 'oracle' needs ground-truth generators: a simulated "
                              "system or a reference file")
         what = "ground truth" if system is not None else "reference"
+        if system is not None and build_system(system).generators().shape[0] == 0:
+            raise ValueError(f"variant 'oracle' fixes the ground-truth generators of the "
+                             f"system, and {system['name']!r} has none (no quadratic conserved "
+                             f"quantity); 'vanilla' is the plain HNN")
         return Variant(name, "fixed", f"HNN + fixed {what}", "oracle")
     sys_name = None if system is None else system["name"]
     m = re.fullmatch(r"u\((n|\d+)\)", name)

@@ -18,7 +18,7 @@ import os
 from .._io import check_folder_path, check_writable_folder
 from ..analysis.symmetry import DEFAULT_THRESHOLD
 from ..analysis.tables import format_table, table_layout, table_title
-from ..systems.paper import build_system
+from ..systems.registry import build_system
 from .files import FIGURES_DIR, PARAMS_FILE, is_run_folder, read_json, read_run_info
 from .folder import Run, open_run
 from .lock import folder_lock

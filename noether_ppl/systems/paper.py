@@ -2,8 +2,8 @@
 data settings (App. C): the 1-D harmonic oscillator, ``n`` coupled oscillators, ``n`` bodies.
 
 :data:`PAPER` names them as the paper's experiments do (``"sho"``, ``"oscillators3"``,
-``"nbody2d3"``); :func:`build_system` builds one from the ``[system]`` table of an experiment
-file (:data:`SYSTEM_PARAMETERS`).
+``"nbody2d3"``); :func:`~noether_ppl.systems.registry.build_system` builds one from the
+``[system]`` table of an experiment file.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import numpy as np
 from ..data import check_int
 from .base import HamiltonianSystem, _check_real, quadratic_generators
 
-__all__ = ["HarmonicOscillator", "CoupledOscillators", "NBody", "PAPER", "SYSTEM_PARAMETERS",
-           "build_system"]
+__all__ = ["HarmonicOscillator", "CoupledOscillators", "NBody", "PAPER"]
 
 # -------------------------------------------------------------------------------------------
 # App. B.1: the simple harmonic oscillator
@@ -250,30 +249,3 @@ PAPER: dict[str, Callable[[], HamiltonianSystem]] = {
 }
 """The paper's experiments (Tables 1–3) by name: constructors of their systems. Ground-truth
 dimensions (App. B): 1 (``SO(2)``), 9 (``U(3)``), 7 (translations, rotations, ``P``, ``Q``)."""
-
-
-SYSTEM_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "harmonic_oscillator": ("mass", "stiffness"),
-    "coupled_oscillators": ("n",),
-    "nbody": ("n_bodies", "dim", "masses", "gravity", "softening"),
-}
-"""The systems an experiment file (or a run folder's ``meta["system"]``) names, and their
-parameters (App. B); ``experiments.settings.SYSTEMS`` gives each parameter its type."""
-
-_SYSTEM_CLASSES = {"harmonic_oscillator": HarmonicOscillator,
-                   "coupled_oscillators": CoupledOscillators, "nbody": NBody}
-
-
-def build_system(system: dict):
-    """A system from ``{"name": ..., **parameters}`` (the ``[system]`` table; see
-    :data:`SYSTEM_PARAMETERS`)."""
-    if not isinstance(system, dict) or system.get("name") not in SYSTEM_PARAMETERS:
-        raise ValueError(f"Expected a system table with name in {list(SYSTEM_PARAMETERS)}, got "
-                         f"{system!r}.")
-    params = {k: v for k, v in system.items() if k != "name"}
-    unknown = set(params) - set(SYSTEM_PARAMETERS[system["name"]])
-    if unknown:
-        raise ValueError(f"Unknown parameter(s) {sorted(unknown)} of system {system['name']!r}.")
-    if isinstance(params.get("masses"), (tuple, list)):
-        params["masses"] = list(params["masses"])
-    return _SYSTEM_CLASSES[system["name"]](**params)
