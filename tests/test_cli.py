@@ -465,8 +465,8 @@ def test_auto_selects_into_a_run_folder_and_resume_keeps_it(tmp_path, capsys):
 
     out = str(tmp_path / "auto")
     code, stdout, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned", "--auto",
-                                *tiny("sho-cpu"), "--no-progress", "--no-analysis",
-                                "--out", out)
+                                *tiny("sho-cpu"), "--set", "inference.select_lr=1e-3",
+                                "--no-progress", "--no-analysis", "--out", out)
     assert code == 0, err
     assert "fitting variant 'vanilla' too" in stdout
     with open(os.path.join(out, "learned-selected", "selection.json")) as f:
@@ -480,9 +480,11 @@ def test_auto_selects_into_a_run_folder_and_resume_keeps_it(tmp_path, capsys):
     hnn, learned = (open_run(os.path.join(out, v)).result for v in ("vanilla", "learned"))
     settings = dict(sel.info["fit"])
     steps = settings.pop("select_steps")
+    # the continuation fits at select_lr, the razor's fit from the discovered start at lr
+    assert settings.pop("select_lr") == 1e-3 and settings["lr"] == exp.inference.lr != 1e-3
     again = select_from_fits(hnn, learned, learned_train(out), key=jax_fold(k_fit, 2),
                              num_steps=exp.inference.steps_for(4), select_steps=steps,
-                             **settings)
+                             select_kwargs={**settings, "lr": 1e-3}, **settings)
     assert again.dimension == stored["dimension"]
     for name, value in sel.result.params.items():
         np.testing.assert_array_equal(np.asarray(again.result.params[name]), value)

@@ -273,6 +273,7 @@ BAD_SETTINGS = {
     "inference.runaway_factor": "-2", "inference.chunk_size": "0",
     "inference.checkpoint_every": "2147483648",
     "inference.select": "[1]", "inference.select_steps": "0",
+    "inference.select_lr": "0",
     "analysis.threshold": "1", "analysis.min_parallelness": "0",
     "analysis.arviz_samples": "-1", "analysis.figures": '"yes"', "analysis.num_samples": "0",
     "analysis.num_repeats": "0", "analysis.rollouts": "1", "analysis.rollout_steps": "0",

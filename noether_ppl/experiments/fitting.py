@@ -201,8 +201,10 @@ class VariantFits:
             echo(f"Selecting the conserved quantities of {v.label} ({slug}): the plain HNN's "
                  f"discovery as a start, then continuation fits of {steps} steps ...")
             kwargs = {k: v for k, v in self.fit_kwargs.items() if k != "num_steps"}
+            select_kwargs = None if inf.select_lr is None else {**kwargs, "lr": inf.select_lr}
             auto = select_from_fits(hnn.result, runs[v.slug].result, self.train, key=key,
-                                    num_steps=num_steps, select_steps=steps, **kwargs)
+                                    num_steps=num_steps, select_steps=steps,
+                                    select_kwargs=select_kwargs, **kwargs)
             echo(str(auto))
             meta = {**runs[v.slug].meta, "variant": slug, "order": self.order,
                     "selected_from": v.slug, "label": f"{v.label} ({selected_label(auto)})"}
@@ -212,6 +214,8 @@ class VariantFits:
                 save_run(auto.result, folder, train=self.train, tests=fit_settings.get("tests"),
                          reference=fit_settings.get("reference"),
                          reference_names=fit_settings.get("reference_names"), meta=meta,
-                         settings={**kwargs, "select_steps": steps})
+                         settings={**kwargs, "select_steps": steps,
+                                   **({} if select_kwargs is None
+                                      else {"select_lr": inf.select_lr})})
                 atomic_write_json(os.path.join(folder, SELECTION_FILE), auto.to_dict())
                 runs[slug] = self.analysed(open_run(folder, result=auto.result))

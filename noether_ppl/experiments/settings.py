@@ -191,6 +191,7 @@ _EXPERIMENT_ONLY: dict[str, tuple[Spec, type]] = {
     "refit_lr_offdiag": (POS_REAL, float),
     "select": (BOOL, bool),
     "select_steps": (POS_INT, int),
+    "select_lr": (POS_REAL, float),
     "checkpoint_every": (POS_INT, int),
 }
 """The ``[inference]`` keys of experiments only (not settings of ``fit``): their key type and
@@ -293,7 +294,7 @@ _INFERENCE_DOC = """Arguments of :func:`~noether_ppl.inference.fit` (App. C), pl
     :func:`~noether_ppl.analysis.select_from_fits` on it and the plain HNN (the discovered
     start, then :func:`~noether_ppl.inference.select_conserved`) into a run folder
     ``<variant>-selected``; ``select_steps``: steps of each of its continuation fits (None: a
-    quarter of the run's steps).
+    quarter of the run's steps); ``select_lr``: their learning rate (None: ``lr``).
     """
 
 InferenceSettings = dataclasses.make_dataclass(
