@@ -300,7 +300,9 @@ def check_systems(p: argparse.ArgumentParser, names) -> None:
         p.error(f"unknown systems {unknown}; known: {sorted({**systems.PAPER, **systems.SUITE})}")
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line; its defaults are the benchmark's settings (a packaged experiment of
+    a suite system, e.g. ``central-quartic``, holds the same)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(p)
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
@@ -339,6 +341,11 @@ def main(argv=None) -> int:
     p.add_argument("--rebuild", action="store_true",
                    help="write the topic's table again from its recorded rows and settings, "
                         "no fitting (the command and wall time stay the run's)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     if args.rebuild:
         _, old, _ = read_record(args.topic)

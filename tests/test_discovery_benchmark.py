@@ -72,3 +72,35 @@ def test_the_table_scores_step_four_with_more_symmetry_samples_per_key():
     # without the option the table has no such section
     del args.eval_sym_samples
     assert "| S |" not in discovery.table([flipped], args)
+
+
+PACKAGED_SUITE = ["central-quartic"]
+"""Packaged experiments of suite systems, named as the suite names them."""
+
+
+def test_a_packaged_suite_experiment_holds_the_benchmarks_settings():
+    """`noether-ppl fit NAME` runs what the benchmark measured for that system: its data, model,
+    steps (``SYSTEM_STEPS``), the selection (``--auto``) and its learning rate."""
+    import numpy as np
+
+    from noether_ppl.experiments import load_experiment
+    from noether_ppl.models import ModelSpec
+
+    args = discovery.parser().parse_args([])
+    for name in PACKAGED_SUITE:
+        exp, system = load_experiment(name), systems.SUITE[name]()
+        assert repr(exp.make_system()) == repr(system)
+        train = {**system.split_settings("train"), "n_trajectories": args.trajectories,
+                 "n_steps": args.points}
+        assert exp.data["train"].simulate_kwargs() == train
+        assert exp.data["test"].simulate_kwargs() == system.split_settings("test")
+        L = system.generators().shape[0]
+        assert exp.model == ModelSpec(hidden=tuple(args.hidden), n_conserved=L + args.extra,
+                                      sym_samples=args.sym_samples, measure="ball",
+                                      measure_scale=float(np.pi))
+        inf = exp.inference
+        assert (inf.num_steps, inf.select_steps) == discovery.steps_of(name, args)
+        assert (inf.lr, inf.lr_conserved, inf.batch_size) == (args.lr, args.lr_conserved,
+                                                              args.batch_size)
+        assert inf.select and inf.select_lr == args.lr / 3
+        assert set(exp.variants) >= {"vanilla", "learned"}

@@ -16,13 +16,15 @@ from noether_ppl.experiments import (
 
 PAPER = ("sho", "oscillators3", "nbody2d3")
 PACKAGED = PAPER + tuple(f"{n}-cpu" for n in PAPER)
+SUITE_PACKAGED = ("central-quartic",)  # tests/test_discovery_benchmark.py checks its settings
 
 
 def test_the_six_experiments_are_packaged():
     assert set(PACKAGED) <= set(packaged_experiments())
+    assert set(packaged_experiments()) == set(PACKAGED + SUITE_PACKAGED)
 
 
-@pytest.mark.parametrize("name", PACKAGED)
+@pytest.mark.parametrize("name", PACKAGED + SUITE_PACKAGED)
 def test_every_packaged_experiment_parses_and_validates(name):
     exp = load_experiment(name)
     assert exp.name == name and "(packaged)" in exp.source
