@@ -74,8 +74,9 @@ def test_the_table_scores_step_four_with_more_symmetry_samples_per_key():
     assert "| S |" not in discovery.table([flipped], args)
 
 
-PACKAGED_SUITE = ["central-quartic"]
-"""Packaged experiments of suite systems, named as the suite names them."""
+PACKAGED_SUITE = sorted(set(systems.SUITE) - {"u2-noncanonical"})
+"""Packaged experiments of suite systems, named as the suite names them: every suite system
+but the one whose symplectic map an experiment file cannot name."""
 
 
 def test_a_packaged_suite_experiment_holds_the_benchmarks_settings():
