@@ -8,6 +8,7 @@ quoted in ``REPRODUCTION.md`` has its numbers, command and commit committed.
 Writes ``benchmarks/records/<topic>/``: ``table.md`` (``noether-ppl report DIR --markdown`` as
 it prints, symmetry and selection lines included), ``metrics.json`` (each run's
 ``metrics.json`` and the run facts of its ``run.json``: status, steps, wall time, timing split;
+``auto``: the ``selection.json`` of a ``--auto`` selection, its comparisons included;
 curves over time, such as the rollouts' per-step errors, are left out: they stay in the run
 folder; ``timing``: the whole command's fit / analysis / I/O split, from ``experiment.json`` or
 the demo's ``metrics.json``) and ``record.json`` (the command given, the commit, versions,
@@ -24,6 +25,7 @@ import sys
 
 from record import write_record
 
+from noether_ppl.experiments.fitting import SELECTION_FILE
 from noether_ppl.runs.files import read_metrics, read_run_info
 from noether_ppl.runs.report import find_runs, report
 
@@ -51,6 +53,10 @@ def collect(folder: str) -> tuple[str, dict, float]:
         info = read_run_info(run_dir)
         facts = {k: v for k, v in {**info, **info.get("info", {})}.items() if k in _RUN_FACTS}
         wall += float(info.get("info", {}).get("wall_time_s") or 0.0)
+        selection = os.path.join(run_dir, SELECTION_FILE)  # `--auto`: the pipeline's record
+        if os.path.isfile(selection):
+            with open(selection) as f:
+                facts["auto"] = _without_curves(json.load(f))
         metrics[os.path.relpath(run_dir, folder)] = {
             "run": facts, "metrics": _without_curves(read_metrics(run_dir))}
     # the whole command's split (fit / analysis / I/O seconds): experiment.json of
