@@ -306,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
             description="Fit the variants of an experiment into OUT/<variant>/ run folders "
             "with periodic\ncheckpoints, evaluate them and print the paper-layout table. "
             "EXPERIMENT is a packaged\nname (sho, oscillators3, nbody2d3 at paper scale; "
-            "sho-cpu, oscillators3-cpu,\nnbody2d3-cpu at CPU scale) or the path of a TOML "
-            "file.",
+            "sho-cpu, oscillators3-cpu,\nnbody2d3-cpu at CPU scale; the suite's systems by "
+            "their systems.SUITE names,\ne.g. central-quartic, at the discovery benchmark's "
+            "settings) or the path of a TOML\nfile.",
             epilog="examples:\n"
             "  noether-ppl fit nbody2d3-cpu --out runs/nb\n"
             "  noether-ppl fit sho-cpu --variant learned --set inference.num_steps=500 "
