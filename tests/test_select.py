@@ -597,6 +597,8 @@ def test_span_shares_and_the_summary_of_learned_directions_outside_the_selection
                     built_in=built_in)
     assert sel.built_in_outside == [built_in[1]] and 0.2 < SELECTED_MIN_SHARE < 0.99
     assert sel.to_dict()["built_in"] == built_in
+    assert str(sel).splitlines()[0] == ("Selected dimension 2 (started from K = 3) by what the "
+                                        "fitted H conserves.")
     line = str(sel).splitlines()[-1]
     assert line == ("  the returned fit is symmetrised by construction over 2 learned "
                     "generators; 1 lies outside the selected span (share < 0.95), no selected "

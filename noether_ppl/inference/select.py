@@ -177,7 +177,9 @@ class Selection:
     def __str__(self) -> str:
         rule = {"conserved": "what the fitted H conserves", "elbo": "the ELBO",
                 "both": "what the fitted H conserves, then the ELBO"}[self.criterion]
-        lines = [f"Selected dimension {self.dimension} of {self.start_dimension} by {rule}."]
+        # the spectrum can read more directions than the K the selection started from
+        lines = [f"Selected dimension {self.dimension} (started from K = "
+                 f"{self.start_dimension}) by {rule}."]
         for s in self.steps:
             if s["reason"] == "spectrum":
                 gap = "" if s["gap_ratio"] is None else f", gap x{s['gap_ratio']:.3g}"
