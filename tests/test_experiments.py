@@ -309,6 +309,8 @@ def test_an_experiment_file_names_the_suites_systems(tmp_path, table, suite_name
         ('name = "central_force"\nfield = 1.0', "system.field", "potential"),
         ('name = "henon_heiles"\nenergy_fraction = 1.5', "system.energy_fraction", "(0, 1)"),
         ('name = "quartic_oscillator"\nn = 2', "system.n", "unknown key"),
+        # a value the type allows and the system refuses is named when the file is read
+        ('name = "nbody"\nn_bodies = 3\nmasses = [1.0, 1.0]', "system", "shape (3,)"),
     ],
 )
 def test_bad_suite_system_parameters_name_the_key(tmp_path, table, key, expected):

@@ -269,6 +269,10 @@ def _parse_system(ctx: _Ctx, raw: dict) -> dict:
         raise ctx.error("system.name", f"expected one of {list(SYSTEMS)}, got {sys_name!r}")
     params = _check_table(ctx, {k: v for k, v in system.items() if k != "name"}, "system",
                           SYSTEMS[sys_name])
+    try:  # values the types allow but the system refuses (e.g. masses of another length)
+        build_system({"name": sys_name, **params})
+    except (ValueError, TypeError) as err:
+        raise ctx.error("system", str(err)) from None
     return {"name": sys_name, **params}
 
 
