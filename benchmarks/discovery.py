@@ -99,6 +99,36 @@ def _min_par(G, truth) -> float | None:
     return float(np.min(analysis.parallelness(G.reshape(G.shape[0], -1), truth)))
 
 
+def n_conserved_of(args, L: int, M: int) -> int:
+    """The razor's K: ``L + extra`` from the true dimension ``L`` (the default, a setting that
+    knows the answer), or with ``--n-conserved`` one that does not: a number, or ``phase``
+    (K = M, the phase-space dimension)."""
+    k = getattr(args, "n_conserved", None)
+    if k is None:
+        return L + args.extra
+    return M if k == "phase" else int(k)
+
+
+def k_text(args) -> str:
+    k = getattr(args, "n_conserved", None)
+    if k is None:
+        return f"K = true + {args.extra}"
+    return ("K = M, the phase-space dimension (not the true one)" if k == "phase"
+            else f"K = {k} for every system (not the true dimension)")
+
+
+def _n_conserved_arg(text: str):
+    if text == "phase":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int or 'phase', got {text!r}")
+    return k
+
+
 def run_one(name: str, key: int, args) -> dict:
     registry = {**systems.PAPER, **systems.SUITE}
     system = registry[name]()
@@ -107,7 +137,7 @@ def run_one(name: str, key: int, args) -> dict:
     M = system.phase_dim
     train = train_data(system, key, trajectories=args.trajectories, points=args.points)
     test = system.simulate_split(jax.random.key(2000 + key), "test")
-    spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=L + args.extra,
+    spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=n_conserved_of(args, L, M),
                             sym_samples=args.sym_samples, measure="ball",
                             measure_scale=float(np.pi))
     razor = models.NoetherRazor(spec, phase_dim=M)
@@ -130,7 +160,7 @@ def run_one(name: str, key: int, args) -> dict:
     hnn_elbo = analysis.elbo_terms(auto.hnn, train, key=k_eval)
     sel_elbo = analysis.elbo_terms(auto.result, train, key=k_eval)
     row = {
-        "system": name, "key": key, "true_dim": L, "K": L + args.extra,
+        "system": name, "key": key, "true_dim": L, "K": spec.n_conserved,
         "steps": steps, "select_steps": select_steps,
         "razor_dim": auto.dimension, "razor_min_par": _min_par(auto.generators, truth),
         "razor_start": auto.start, "razor_kept": auto.kept,
@@ -218,7 +248,7 @@ def _worst_true(row) -> str:
 
 def table(rows, args) -> str:
     out = [f"Discovery at CPU scale: {args.trajectories} trajectories x {args.points} steps, "
-           f"MLP {args.hidden}, S = {args.sym_samples}, K = true + {args.extra}, "
+           f"MLP {args.hidden}, S = {args.sym_samples}, {k_text(args)}, "
            f"{args.steps} steps (selection: {args.select_steps} per continuation, criterion "
            f"{args.criterion!r}" + (", built-in generators added to the spectrum's span"
                                      if args.built_in else "")
@@ -308,6 +338,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
     p.add_argument("--sym-samples", type=int, default=16)
     p.add_argument("--extra", type=int, default=1, help="K = true dimension + extra")
+    p.add_argument("--n-conserved", type=_n_conserved_arg, default=None,
+                   help="K for every system instead of true + extra, so that no setting knows "
+                   "the answer: a positive int, or 'phase' (K = M, the phase-space "
+                   "dimension)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--select-steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=3e-3)

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import discovery  # noqa: E402
@@ -105,3 +107,23 @@ def test_a_packaged_suite_experiment_holds_the_benchmarks_settings():
                                                               args.batch_size)
         assert inf.select and inf.select_lr == args.lr / 3
         assert set(exp.variants) >= {"vanilla", "learned"}
+
+
+def test_k_can_be_set_without_the_true_dimension():
+    """``--n-conserved``: K for every system from no knowledge of its answer (a number, or the
+    phase-space dimension), against the default ``true + extra``."""
+    p = discovery.parser()
+    default = p.parse_args([])
+    assert default.n_conserved is None
+    assert discovery.n_conserved_of(default, 7, 8) == 8  # true + 1
+    assert discovery.k_text(default) == "K = true + 1"
+    phase = p.parse_args(["--n-conserved", "phase"])
+    assert discovery.n_conserved_of(phase, 7, 8) == 8
+    assert discovery.n_conserved_of(phase, 1, 2) == 2
+    assert discovery.n_conserved_of(phase, 6, 4) == 4  # below the truth: the spectrum reads on
+    assert "phase-space dimension" in discovery.k_text(phase)
+    fixed = p.parse_args(["--n-conserved", "3"])
+    assert discovery.n_conserved_of(fixed, 9, 6) == 3 and "K = 3" in discovery.k_text(fixed)
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["--n-conserved", bad])
