@@ -195,6 +195,22 @@ def test_select_stops_at_the_first_removal_the_elbo_refuses(fitted, tiny_sho):
     assert sel.residuals.shape == (sel.dimension,)
 
 
+def test_a_continuation_that_diverges_does_not_end_the_selection(fitted, tiny_sho):
+    """At a learning rate that makes every continuation diverge, the selection goes on from
+    each one's last good state, names every stop, and still returns a finite fit (before, the
+    first divergence ended ``fit_auto`` with the error)."""
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=50, num_repeats=2,
+                           lr=1e6, schedule="constant", complete=False)
+    assert sel.stopped and sel.stopped[0]["fit"] == "settle"
+    for s in sel.stopped:
+        assert s["reason"] in ("diverged", "ran away") and 0 <= s["step"] < 50
+        assert s["dimension"] in (0, 1) and s["fit"] in ("settle", "removal", "kept")
+    assert sel.to_dict()["stopped"] == sel.stopped
+    assert f"at step {sel.stopped[0]['step']}; its last good state was used" in str(sel)
+    for v in sel.result.params.values():
+        assert np.all(np.isfinite(np.asarray(v)))
+
+
 @pytest.mark.slow
 def test_select_by_conservation_keeps_exactly_the_conserved_directions(fitted, tiny_sho):
     # a bound above every residual keeps every direction, a bound below them removes them all

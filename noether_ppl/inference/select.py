@@ -67,7 +67,7 @@ from .conservation import (
     spectrum_cuts,
 )
 from .evidence import DEFAULT_REPEATS, elbo_difference
-from .fit import fit
+from .fit import DivergenceError, RunawayError, fit
 from .result import FitResult
 
 __all__ = ["Selection", "select_conserved", "DEFAULT_TOLERANCE", "DEFAULT_MAX_RESIDUAL",
@@ -142,6 +142,9 @@ class Selection:
         though Ĥ is symmetrised over it by construction, Eq. 14) and its ``residual``
         ``{C, Ĥ}`` under ``result``'s Ĥ. None otherwise (``result`` is symmetrised over the
         selected quantities, or is the plain HNN).
+    stopped : one dict per continuation fit that diverged or ran away (``fit``: ``settle``,
+        ``removal``, ``kept`` or ``refit``; its ``dimension``, ``step`` and ``reason``): the
+        selection went on from its last good state.
     """
 
     result: FitResult
@@ -156,6 +159,7 @@ class Selection:
     gap_ratio: float | None = None
     continued_steps: int = 0
     built_in: list | None = None
+    stopped: list = dataclasses.field(default_factory=list)
 
     @property
     def built_in_outside(self) -> list:
@@ -167,7 +171,7 @@ class Selection:
     def to_dict(self) -> dict:
         return {"dimension": self.dimension, "start_dimension": self.start_dimension,
                 "criterion": self.criterion, "continued_steps": self.continued_steps,
-                "built_in": self.built_in,
+                "built_in": self.built_in, "stopped": self.stopped,
                 "singular_values": self.singular_values.tolist(),
                 "residuals": self.residuals.tolist(),
                 "spectrum": None if self.spectrum is None else self.spectrum.tolist(),
@@ -201,6 +205,8 @@ class Selection:
         if self.dimension:
             lines.append("  selected residuals {C_k, Ĥ}: "
                          + ", ".join(f"{r:.3g}" for r in self.residuals))
+        lines += [f"  a {s['fit']} fit at K = {s['dimension']} {s['reason']} at step "
+                  f"{s['step']}; its last good state was used" for s in self.stopped]
         outside = self.built_in_outside
         if outside:
             lines.append(
@@ -222,12 +228,18 @@ def _model_with(model: NoetherRazor, n_conserved: int) -> NoetherRazor:
     return NoetherRazor(model.spec.replace(n_conserved=n_conserved), phase_dim=model.phase_dim)
 
 
-def _continue(model, params, generators, data, key, fit_kwargs) -> FitResult:
+def _continue(model, params, generators, data, key, fit_kwargs, stopped, what) -> FitResult:
+    """A fit from ``params``, η at ``generators``; diverged: its last good state, noted."""
     init = _variational(params)
     if generators.shape[0]:  # η with exactly these generators (Eq. 4 inverted)
         init.update(conserved_params_from_generators(generators, generators.shape[0], key=key,
                                                      scale=1.0, dtype=model.dtype))
-    return fit(model, data, key=key, init_params=init, **fit_kwargs)
+    try:
+        return fit(model, data, key=key, init_params=init, **fit_kwargs)
+    except DivergenceError as err:
+        stopped.append({"fit": what, "dimension": int(model.n_conserved), "step": int(err.step),
+                        "reason": "ran away" if isinstance(err, RunawayError) else "diverged"})
+        return err.result
 
 
 def _check_args(result, data, key, num_steps, num_repeats, tolerance, fit_kwargs):
@@ -317,24 +329,22 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         standard error of the paired difference, and the chosen refit is then set against
         the fit before it as above. ``1`` (default): the largest gap only. The last step
         records every cut tried (``cuts``). More than one: an alternative under measurement
-        (``benchmarks/discovery.py --cuts``), not the package's rule: on the three-body twin
-        the refit with the total rotation, which the largest gap left out, had the higher
-        ELBO, but on the magnetic field the refit at 1 direction beat the one at the true 6
-        on 5 of 5 keys (REPRODUCTION.md, three bodies).
+        (``benchmarks/discovery.py --cuts``), not the package's rule: on the magnetic field
+        the refit at 1 direction beat the one at the true 6 on 5 of 5 keys (REPRODUCTION.md).
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
-        ``lr_conserved``, ``batch_size``, ...).
+        ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
+        does not end the selection: it goes on from that fit's last good state
+        (``Selection.stopped``).
 
     Returns a :class:`Selection`; its ``result`` is the fit with the selected quantities.
     """
     _check_args(result, data, key, num_steps, num_repeats, tolerance, fit_kwargs)
     if criterion not in CRITERIA:
         raise ValueError(f"Unknown `criterion` {criterion!r}; expected one of {CRITERIA}.")
-    if not isinstance(complete, bool):
-        raise ValueError(f"Expected `complete` to be True or False, got {complete!r}.")
-    if not isinstance(built_in, bool):
-        raise ValueError(f"Expected `built_in` to be True or False, got {built_in!r}.")
-    if not isinstance(refit_learns, bool):
-        raise ValueError(f"Expected `refit_learns` to be True or False, got {refit_learns!r}.")
+    for name, flag in (("complete", complete), ("built_in", built_in),
+                       ("refit_learns", refit_learns)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"Expected `{name}` to be True or False, got {flag!r}.")
     if isinstance(cuts, bool) or not isinstance(cuts, (int, np.integer)) or cuts < 1:
         raise ValueError(f"Expected `cuts` to be a positive int, got {cuts!r}.")
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
@@ -345,7 +355,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     start = result.model.n_conserved
     current = result
     continued = 0  # continuation steps between `result` and `current`
-    steps = []
+    steps, stopped = [], []
     key, k_final = jax.random.split(key)
     decided = None  # (σ, G, residuals) of the state the "conserved" rule stopped at
     for rung in range(start):
@@ -354,7 +364,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # that Ĥ conserves.
         _, G = principal_generators(current.generators())
         L = G.shape[0]
-        current = _continue(current.model, current.params, G, data, k_keep, fit_kwargs)
+        current = _continue(current.model, current.params, G, data, k_keep, fit_kwargs,
+                            stopped, "settle")
         continued += int(num_steps)
         sig, G = principal_generators(current.generators())
         # The direction of the learned span that Ĥ conserves least (a principal direction may
@@ -371,14 +382,14 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
             decided = (sig, G, conservation_residuals(current, G, x_states, key=k_res))
             break  # every quantity left is conserved by Ĥ
         drop = _continue(_model_with(current.model, L - 1), current.params,
-                         deflate(G, V, L - 1), data, k_drop, fit_kwargs)
+                         deflate(G, V, L - 1), data, k_drop, fit_kwargs, stopped, "removal")
         if not_conserved:
             step.update(reason="not conserved by the fitted H", kept_removal=True)
             steps.append(step)
             current, continued = drop, continued + int(num_steps)
             continue
         keep = _continue(current.model, current.params, G, data, jax.random.fold_in(k_keep, 1),
-                         fit_kwargs)
+                         fit_kwargs, stopped, "kept")
         delta, se, est_drop, est_keep = elbo_difference(drop, keep, data, key=k_eval,
                                                         num_repeats=num_repeats)
         accepted = bool(delta >= -(tolerance + 2.0 * se))
@@ -424,7 +435,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
             fitted = _continue(_model_with(current.model, basis.shape[0]), current.params,
                                G_sel, data, k,
                                fit_kwargs if refit_learns else {**fit_kwargs,
-                                                                "lr_conserved": 0.0})
+                                                                "lr_conserved": 0.0},
+                               stopped, "refit")
             return fitted, basis.shape[0], added
 
         # The cut at the largest gap, then (``cuts`` > 1) each next-largest: a later cut's
@@ -482,6 +494,6 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                if G.shape[0] else np.zeros(0))
     selection = Selection(current, int(G.shape[0]), G, sig, res, steps, start, criterion,
                           spectrum=spectrum, gap_ratio=gap_ratio, continued_steps=continued,
-                          built_in=kept_generators)
+                          built_in=kept_generators, stopped=stopped)
     info = {**current.info, "selection": selection.to_dict()}
     return dataclasses.replace(selection, result=dataclasses.replace(current, info=info))
