@@ -70,7 +70,7 @@ def steps_of(name: str, args) -> tuple[int, int]:
     return steps, args.select_steps * steps // args.steps
 
 
-LEGACY_SETTINGS = {"start_directions": "gap"}
+LEGACY_SETTINGS = {"start_directions": "gap", "n_conserved": "true"}
 """Settings whose default changed: their value in records written before they were recorded."""
 
 
@@ -100,32 +100,33 @@ def _min_par(G, truth) -> float | None:
 
 
 def n_conserved_of(args, L: int, M: int) -> int:
-    """The razor's K: ``L + extra`` from the true dimension ``L`` (the default, a setting that
-    knows the answer), or with ``--n-conserved`` one that does not: a number, or ``phase``
-    (K = M, the phase-space dimension)."""
-    k = getattr(args, "n_conserved", None)
-    if k is None:
+    """The razor's K (``--n-conserved``): ``true`` (the default), K = ``L + extra`` from the
+    true dimension ``L``; ``phase``, K = M, the phase-space dimension, a number no system's
+    answer enters; or a number for every system."""
+    k = getattr(args, "n_conserved", "true")
+    if k == "true":
         return L + args.extra
     return M if k == "phase" else int(k)
 
 
 def k_text(args) -> str:
-    k = getattr(args, "n_conserved", None)
-    if k is None:
+    k = getattr(args, "n_conserved", "true")
+    if k == "true":
         return f"K = true + {args.extra}"
     return ("K = M, the phase-space dimension (not the true one)" if k == "phase"
             else f"K = {k} for every system (not the true dimension)")
 
 
 def _n_conserved_arg(text: str):
-    if text == "phase":
+    if text in ("phase", "true"):
         return text
     try:
         k = int(text)
     except ValueError:
         k = 0
     if k < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int or 'phase', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected 'phase', 'true' or a positive int, got {text!r}")
     return k
 
 
@@ -337,11 +338,12 @@ def parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
     p.add_argument("--sym-samples", type=int, default=16)
-    p.add_argument("--extra", type=int, default=1, help="K = true dimension + extra")
-    p.add_argument("--n-conserved", type=_n_conserved_arg, default=None,
-                   help="K for every system instead of true + extra, so that no setting knows "
-                   "the answer: a positive int, or 'phase' (K = M, the phase-space "
-                   "dimension)")
+    p.add_argument("--extra", type=int, default=1,
+                   help="with --n-conserved true: K = true dimension + extra")
+    p.add_argument("--n-conserved", type=_n_conserved_arg, default="true",
+                   help="the razor's K: 'true' (K = true dimension + extra), 'phase' (K = M, "
+                   "the phase-space dimension: no setting knows the answer) or a positive int "
+                   "for every system")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--select-steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -383,7 +385,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.rebuild:
         _, old, _ = read_record(args.topic)
-        recorded = argparse.Namespace(**{**vars(args), **old["settings"]})
+        # a setting the record predates counts at its value then (LEGACY_SETTINGS)
+        recorded = argparse.Namespace(**{**vars(args), **LEGACY_SETTINGS, **old["settings"]})
         text = table(old["rows"], recorded)
         rewrite_record(args.topic, text, how=f"python discovery.py --rebuild --topic {args.topic}")
         print(text)

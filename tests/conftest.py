@@ -51,3 +51,43 @@ def tiny_razor():
 
     spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, substeps=2)
     return NoetherRazor(spec, phase_dim=2)
+
+
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory):
+    """``built_once(name, build)``: :func:`_built_once` in this session's temporary folder."""
+    return lambda name, build: _built_once(tmp_path_factory, name, build)
+
+
+def _built_once(tmp_path_factory, name, build):
+    """``root/name``, a folder that ``build(path)`` writes and the tests then only read (or
+    copy), built once per test session: the first pytest-xdist worker to ask builds it while
+    the others wait on a lock (``fcntl.flock``), and every later caller reuses it. A module
+    fixture of its own is built once per worker, the same fit twice. Where ``fcntl`` is missing,
+    each caller builds its own. A build that fails leaves nothing behind."""
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks: a folder per caller
+        path = tmp_path_factory.mktemp(name) / name
+        build(str(path))
+        return str(path)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    path = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (base / f"{name}.built").exists():
+                shutil.rmtree(path, ignore_errors=True)
+                try:
+                    build(str(path))
+                except BaseException:
+                    shutil.rmtree(path, ignore_errors=True)
+                    raise
+                (base / f"{name}.built").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return str(path)

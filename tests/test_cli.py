@@ -215,10 +215,45 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     code, stdout, err = run_cli(capsys, "report", out, "--no-figures")
     assert code == 0 and "HNN + learned symmetry: its H conserves" in stdout
 
+    code, _, err = run_cli(capsys, "discover", out, "--data", "nope")
+    assert code == 2 and "`data`" in _one_line_error(err) and "test, train" in err
+    # a run that did not finish (here: marked diverged) is left out, as by report
+    stopped = str(tmp_path / "stopped")
+    shutil.copytree(os.path.join(out, "learned"), stopped)
+    with open(os.path.join(stopped, "run.json")) as f:
+        info = json.load(f)
+    with open(os.path.join(stopped, "run.json"), "w") as f:
+        json.dump(info | {"status": "diverged"}, f)
+    code, _, err = run_cli(capsys, "discover", stopped)
+    assert code == 2 and "is not complete (status 'diverged'" in err
+    assert "No complete run" in err.strip().splitlines()[-1]
+
+    # resume of a complete experiment: nothing is refitted, the table is the same
+    code, stdout, err = run_cli(capsys, "fit", "--resume", out, "--no-progress")
+    assert code == 0, err
+    assert table in stdout
+    # a changed setting is refused, the folder is left as it was
+    code, _, err = run_cli(capsys, "fit", "--resume", out, "--set", "inference.lr=0.5")
+    assert code == 2 and "different configuration" in _one_line_error(err)
+    # an existing run is never overwritten
+    code, _, err = run_cli(capsys, "fit", "sho-cpu", "--out", out)
+    assert code == 2 and "already holds" in _one_line_error(err)
+
+
+@pytest.mark.slow  # a second fit (its own compiled program): the end-to-end test stays short
+def test_init_conserved_starts_the_learned_fit_at_the_given_quantities(tmp_path, capsys):
+    out = str(tmp_path / "sho")
+    code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned", *tiny("sho-cpu"),
+                           "--no-progress", "--no-analysis", "--out", out)
+    assert code == 0, err
+    disc = os.path.join(out, "learned", "discovery.json")
+    code, _, err = run_cli(capsys, "discover", out, "--points", "10", "--no-figures")
+    assert code == 0, err
     # fit --init-conserved: the learned model starts η at the discovered quantities (and stays
     # there at lr_conserved = 1e-9: Adam moves it by about that a step), kept for resuming
     warm = str(tmp_path / "warm")
-    disc = os.path.join(out, "learned", "discovery.json")
+    with open(disc) as f:
+        found = json.load(f)
     two = np.stack([np.asarray(found["generators"][0])] * 2)
     np.save(tmp_path / "two.npy", two)
     code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned",
@@ -255,29 +290,6 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "vanilla", "--init-conserved",
                            disc, "--out", str(tmp_path / "v"))
     assert code == 2 and "are for the learned variants" in _one_line_error(err)
-    code, _, err = run_cli(capsys, "discover", out, "--data", "nope")
-    assert code == 2 and "`data`" in _one_line_error(err) and "test, train" in err
-    # a run that did not finish (here: marked diverged) is left out, as by report
-    stopped = str(tmp_path / "stopped")
-    shutil.copytree(os.path.join(out, "learned"), stopped)
-    with open(os.path.join(stopped, "run.json")) as f:
-        info = json.load(f)
-    with open(os.path.join(stopped, "run.json"), "w") as f:
-        json.dump(info | {"status": "diverged"}, f)
-    code, _, err = run_cli(capsys, "discover", stopped)
-    assert code == 2 and "is not complete (status 'diverged'" in err
-    assert "No complete run" in err.strip().splitlines()[-1]
-
-    # resume of a complete experiment: nothing is refitted, the table is the same
-    code, stdout, err = run_cli(capsys, "fit", "--resume", out, "--no-progress")
-    assert code == 0, err
-    assert table in stdout
-    # a changed setting is refused, the folder is left as it was
-    code, _, err = run_cli(capsys, "fit", "--resume", out, "--set", "inference.lr=0.5")
-    assert code == 2 and "different configuration" in _one_line_error(err)
-    # an existing run is never overwritten
-    code, _, err = run_cli(capsys, "fit", "sho-cpu", "--out", out)
-    assert code == 2 and "already holds" in _one_line_error(err)
 
 
 def _check_discovery_against_a_direct_computation(folder, found, *, seed, n_points):

@@ -98,7 +98,8 @@ def test_a_packaged_suite_experiment_holds_the_benchmarks_settings():
         assert exp.data["train"].simulate_kwargs() == train
         assert exp.data["test"].simulate_kwargs() == system.split_settings("test")
         L = system.generators().shape[0]
-        assert exp.model == ModelSpec(hidden=tuple(args.hidden), n_conserved=L + args.extra,
+        K = discovery.n_conserved_of(args, L, system.phase_dim)
+        assert exp.model == ModelSpec(hidden=tuple(args.hidden), n_conserved=K,
                                       sym_samples=args.sym_samples, measure="ball",
                                       measure_scale=float(np.pi))
         inf = exp.inference
@@ -110,13 +111,13 @@ def test_a_packaged_suite_experiment_holds_the_benchmarks_settings():
 
 
 def test_k_can_be_set_without_the_true_dimension():
-    """``--n-conserved``: K for every system from no knowledge of its answer (a number, or the
-    phase-space dimension), against the default ``true + extra``."""
+    """``--n-conserved``: K = true + extra by default; ``phase`` (K = M, the phase-space
+    dimension) or a number for every system, so that no setting knows a system's answer."""
     p = discovery.parser()
-    default = p.parse_args([])
-    assert default.n_conserved is None
-    assert discovery.n_conserved_of(default, 7, 8) == 8  # true + 1
-    assert discovery.k_text(default) == "K = true + 1"
+    default = p.parse_args(["--extra", "2"])
+    assert default.n_conserved == "true"
+    assert discovery.n_conserved_of(default, 7, 8) == 9
+    assert discovery.k_text(default) == "K = true + 2"
     phase = p.parse_args(["--n-conserved", "phase"])
     assert discovery.n_conserved_of(phase, 7, 8) == 8
     assert discovery.n_conserved_of(phase, 1, 2) == 2
@@ -127,3 +128,5 @@ def test_k_can_be_set_without_the_true_dimension():
     for bad in ("0", "-2", "two"):
         with pytest.raises(SystemExit):
             p.parse_args(["--n-conserved", bad])
+    # a record written before the setting reads as K = true + 1 (resume and rebuild)
+    assert discovery.LEGACY_SETTINGS["n_conserved"] == "true"

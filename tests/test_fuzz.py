@@ -4,7 +4,7 @@ a traceback, a silent acceptance or a changed folder; a failure of the machine d
 (an injected full disk) exits 1 and leaves the run resumable. Plus: two writers of one folder,
 ``--overwrite``, ``--resume`` of a complete run, and the private compilation cache.
 
-One tiny finished experiment is fitted once per module; each case that needs a run folder
+One tiny finished experiment is fitted once per test session; each case that needs a run folder
 works on a copy of it. Everything runs in this process (``noether_ppl.cli.main``)."""
 
 from __future__ import annotations
@@ -35,13 +35,16 @@ FIT = ["sho-cpu", "--variant", "learned", *[x for s in SETS for x in ("--set", s
        "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished experiment folder (one learned run, analysed, with a discovery.json)."""
-    out = str(tmp_path_factory.mktemp("fuzz") / "exp")
+def _build_finished(out):
     assert main(["fit", *FIT, "--out", out]) == 0
     assert main(["discover", out, "--points", "6", "--no-figures"]) == 0
-    return out
+
+
+@pytest.fixture(scope="module")
+def finished(built_once):
+    """A finished experiment folder (one learned run, analysed, with a discovery.json), fitted
+    once per session (``conftest.built_once``); every case that writes works on a copy."""
+    return built_once("fuzz-finished", _build_finished)
 
 
 # ----------------------------------------------------------------------------- helpers

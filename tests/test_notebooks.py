@@ -25,8 +25,11 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 # The experiment notebooks each fit several models (a minute or more even at tiny scale): they
 # run with ``-m slow``; the code they call runs in the default suite through the command-line
 # tests of ``test_cli.py``; ``test_notebook_matches_its_script`` and
-# ``test_settings_are_the_packaged_twin`` check their source and settings.
-SLOW = {"01_harmonic_oscillator", "02_coupled_oscillators", "03_three_bodies"}
+# ``test_settings_are_the_packaged_twin`` check their source and settings. The toolkit notebook
+# (half a minute) too, to keep the default suite under ten minutes: ``test_lie.py`` checks
+# what it calls.
+SLOW = {"01_harmonic_oscillator", "02_coupled_oscillators", "03_three_bodies",
+        "04_lie_derivative_toolkit"}
 MAX_NOTEBOOK_BYTES = 2_000_000  # figures at the inline backend's dpi, no progress-bar logs
 MAX_STREAM_CHARS = 20_000
 PROVENANCE = "# Provenance"

@@ -86,6 +86,7 @@ def test_the_fits_evaluated_with_more_samples_are_counted_against_the_hnn_per_s(
     assert cells[5] == "3.75 [2, 5.5]" and cells[6] == "4 [3, 5]" and cells[7] == "1/2"
 
 
+@pytest.mark.slow  # a benchmark script's fit and two ELBO estimates: about 18 s
 def test_a_fit_evaluated_with_other_samples_keeps_its_parameters_and_its_kl(tiny_sho):
     from noether_ppl import analysis
     from noether_ppl.inference import fit
