@@ -310,12 +310,11 @@ def _check_discovery_against_a_direct_computation(folder, found, *, seed, n_poin
     np.testing.assert_allclose(found["parallelness"], direct.parallelness, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param("oscillators3-cpu", marks=pytest.mark.slow),  # keeps the default run short
-    "nbody2d3-cpu",
-])
+@pytest.mark.slow  # keeps the default run short: the sho-cpu twin runs in the default suite
+@pytest.mark.parametrize("name", ["oscillators3-cpu", "nbody2d3-cpu"])
 def test_cpu_twins_fit_a_few_steps_from_the_cli(tmp_path, capsys, name):
-    """The sho-cpu twin runs in the end-to-end test above."""
+    """The sho-cpu twin runs in the end-to-end test above; ``test_experiments.py`` reads every
+    packaged file, these two included."""
     out = str(tmp_path / name)
     code, stdout, err = run_cli(capsys, "fit", name, "--variant", "learned", *tiny(name),
                                 "--no-progress", "--no-analysis", "--out", out)
