@@ -403,6 +403,7 @@ def test_a_killed_fit_process_resumes_to_the_uninterrupted_result(tmp_path):
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
 
 
+@pytest.mark.slow  # two fits and a refit in memory; the demo's test runs the refits by default
 def test_refit_runs_after_the_learned_variant_and_resumes(tmp_path, capsys):
     """`[inference] refit = true`: a run folder `learned-refit` holding the posterior refitted
     at the learned η (η bit for bit the learned run's), equal to `refit_posterior` on the same

@@ -130,3 +130,23 @@ def test_k_can_be_set_without_the_true_dimension():
             p.parse_args(["--n-conserved", bad])
     # a record written before the setting reads as K = true + 1 (resume and rebuild)
     assert discovery.LEGACY_SETTINGS["n_conserved"] == "true"
+
+
+def test_two_records_side_by_side_count_the_keys_both_hold():
+    import discovery_compare
+
+    def row(system, key, K, ok, read, cont, delta):
+        return {"system": system, "key": key, "true_dim": 2, "K": K, "razor_ok": ok,
+                "selection": {"dimension": 2 if read else 3}, "hnn_continued_steps": cont,
+                "selected_minus_hnn_elbo": delta, "wall_s": 10.0 * (key + 1)}
+
+    a = [row("osc", 0, 4, True, True, 3000, 400.0), row("osc", 1, 4, False, True, 3500, -90.0),
+         row("osc", 2, 4, True, True, 3000, 10.0), row("other", 0, 4, True, True, 0, None)]
+    b = [row("osc", 0, 3, True, True, 2000, 900.0), row("osc", 1, 3, True, False, 2000, 300.0)]
+    text = discovery_compare.compare(a, b, names=("phase", "true"))
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("| system | true | K, phase | K, true | keys |")
+    # key 2 and the system only one record holds are left out; medians of two keys
+    assert lines[2] == ("| osc | 2 | 4 | 3 | 2 | 1 | 2 | 2 / 1 | 3250 / 2000 | 155 / 600 "
+                        "| 15 / 15 |")
+    assert len(lines) == 3

@@ -206,6 +206,7 @@ def test_bad_fit_arguments(sho_train, kwargs, match):
     assert isinstance(sho_train, Trajectories)
 
 
+@pytest.mark.slow  # a fit to get the parameters; the demo's test refits at an lr_offdiag by default
 def test_lr_offdiag_is_the_rate_of_the_cholesky_off_diagonals_only(sho_train):
     """``make_optimizer(lr_offdiag=...)``: Adam's first update of a parameter is −rate·g/|g|
     (bias-corrected moments m = g, v = g²), so a gradient of ones moves η by ``lr_conserved``,
@@ -229,6 +230,7 @@ def test_lr_offdiag_is_the_rate_of_the_cholesky_off_diagonals_only(sho_train):
     assert set(tx.init(params).inner_states) == {"conserved", "variational", "offdiag"}
 
 
+@pytest.mark.slow  # three fits, for an option that is off by default
 def test_lr_logdiag_is_the_rate_of_the_posterior_scales_only(sho_train):
     """``make_optimizer(lr_logdiag=...)``: as above, a gradient of ones moves every
     ``*_logdiag`` factor entry by ``lr_logdiag``, the off-diagonals by ``lr_offdiag`` where it is

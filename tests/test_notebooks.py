@@ -28,8 +28,8 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 # ``test_settings_are_the_packaged_twin`` check their source and settings. The toolkit notebook
 # (half a minute) too, to keep the default suite under ten minutes: ``test_lie.py`` checks
 # what it calls.
-SLOW = {"01_harmonic_oscillator", "02_coupled_oscillators", "03_three_bodies",
-        "04_lie_derivative_toolkit"}
+EXPERIMENTS = {"01_harmonic_oscillator", "02_coupled_oscillators", "03_three_bodies"}
+SLOW = EXPERIMENTS | {"04_lie_derivative_toolkit"}
 MAX_NOTEBOOK_BYTES = 2_000_000  # figures at the inline backend's dpi, no progress-bar logs
 MAX_STREAM_CHARS = 20_000
 PROVENANCE = "# Provenance"
@@ -180,7 +180,7 @@ def test_settings_are_the_packaged_twin(name, monkeypatch):
 
     from noether_ppl.experiments import load_experiment, packaged_experiments
 
-    assert set(TWINS) == SLOW and TWINS[name] in packaged_experiments()
+    assert set(TWINS) == EXPERIMENTS and TWINS[name] in packaged_experiments()
     monkeypatch.delenv("NOETHER_PPL_NOTEBOOK_SCALE", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)

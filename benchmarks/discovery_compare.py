@@ -1,0 +1,75 @@
+"""Two records of ``discovery.py`` side by side, system by system (no fitting).
+
+``python discovery_compare.py TOPIC_A TOPIC_B`` prints, for every system in both records, the
+razor's K in each, how many keys each got right (the selected dimension equal to the true one
+and every selected direction at parallelness > 0.95, after step 4), on how many keys the
+selection itself read the true dimension (``selection.dimension``, before step 4 compared it
+with the plain HNN), and the medians over the keys of the HNN's continuation in step 4
+(``hnn_continued_steps``: the steps the selection's fit was continued), of the selected fit's
+ELBO minus the continued HNN's (``selected_minus_hnn_elbo``, nats) and of the wall time per
+key. Only keys present in both records are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+from record import read_record
+
+
+def _median(values) -> str:
+    values = [v for v in values if v is not None]
+    return f"{statistics.median(values):.0f}" if values else "–"
+
+
+def _read(rows) -> int:
+    return sum(r["selection"]["dimension"] == r["true_dim"] for r in rows)
+
+
+def _cells(ra, rb, key) -> str:
+    return f"{_median(r.get(key) for r in ra)} / {_median(r.get(key) for r in rb)}"
+
+
+def compare(rows_a: list[dict], rows_b: list[dict], names=("A", "B")) -> str:
+    """The markdown table of the module docstring for two lists of ``discovery.py`` rows."""
+    a_name, b_name = names
+    systems = list(dict.fromkeys(r["system"] for r in rows_a))
+    out = [f"| system | true | K, {a_name} | K, {b_name} | keys | right, {a_name} | right, "
+           f"{b_name} | selection read the true dimension, {a_name} / {b_name} | HNN continued "
+           f"in step 4 (steps, median), {a_name} / {b_name} | selected − HNN ELBO (nats, "
+           f"median), {a_name} / {b_name} | wall per key (s, median), {a_name} / {b_name} |",
+           "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
+    for name in systems:
+        by_key_b = {r["key"]: r for r in rows_b if r["system"] == name}
+        pairs = [(r, by_key_b[r["key"]]) for r in rows_a
+                 if r["system"] == name and r["key"] in by_key_b]
+        if not pairs:
+            continue
+        ra, rb = [p[0] for p in pairs], [p[1] for p in pairs]
+        out.append(f"| {name} | {ra[0]['true_dim']} | {ra[0]['K']} | {rb[0]['K']} | {len(pairs)} "
+                   f"| {sum(bool(r['razor_ok']) for r in ra)} | "
+                   f"{sum(bool(r['razor_ok']) for r in rb)} | {_read(ra)} / {_read(rb)} | "
+                   f"{_cells(ra, rb, 'hnn_continued_steps')} | "
+                   f"{_cells(ra, rb, 'selected_minus_hnn_elbo')} | {_cells(ra, rb, 'wall_s')} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("topics", nargs=2, help="two topics under benchmarks/records/")
+    args = p.parse_args(argv)
+    rows = []
+    for topic in args.topics:
+        try:
+            rows.append(read_record(topic)[1]["rows"])
+        except (FileNotFoundError, KeyError, TypeError):
+            p.error(f"{topic!r} is not a record of discovery.py (records/<topic>/metrics.json "
+                    "with its rows)")
+    print(compare(*rows, names=tuple(args.topics)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
