@@ -73,6 +73,7 @@ def test_fit_restarts_keeps_the_higher_elbo_of_fit_and_refit(tiny_razor, tiny_sh
     assert record["kept"] == "fit"
 
 
+@pytest.mark.slow  # three refits; the demo's test keeps the best of its two refits by default
 def test_several_refits_keep_the_highest_elbo_of_all(tiny_razor, tiny_sho, first):
     """A list of refit settings: one refit each from the same key, the best of fit and refits
     kept, every candidate recorded."""
