@@ -206,6 +206,8 @@ def test_a_continuation_that_diverges_does_not_end_the_selection(fitted, tiny_sh
         assert s["reason"] in ("diverged", "ran away") and 0 <= s["step"] < 50
         assert s["dimension"] in (0, 1) and s["fit"] in ("settle", "removal", "kept")
     assert sel.to_dict()["stopped"] == sel.stopped
+    # the steps each stopped fit took, not num_steps each (step 4 gives the HNN as many)
+    assert 0 <= sel.continued_steps < 50 * len(sel.stopped)
     assert f"at step {sel.stopped[0]['step']}; its last good state was used" in str(sel)
     for v in sel.result.params.values():
         assert np.all(np.isfinite(np.asarray(v)))

@@ -354,7 +354,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     x_states = np.asarray(data.states, np.float64).reshape(-1, data.phase_dim)
     start = result.model.n_conserved
     current = result
-    continued = 0  # continuation steps between `result` and `current`
+    continued = 0  # continuation steps between `result` and `current` (those each fit took)
     steps, stopped = [], []
     key, k_final = jax.random.split(key)
     decided = None  # (σ, G, residuals) of the state the "conserved" rule stopped at
@@ -366,7 +366,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         L = G.shape[0]
         current = _continue(current.model, current.params, G, data, k_keep, fit_kwargs,
                             stopped, "settle")
-        continued += int(num_steps)
+        continued += current.steps  # num_steps, or fewer where the fit stopped
         sig, G = principal_generators(current.generators())
         # The direction of the learned span that Ĥ conserves least (a principal direction may
         # mix a conserved one with one that is not).
@@ -386,7 +386,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         if not_conserved:
             step.update(reason="not conserved by the fitted H", kept_removal=True)
             steps.append(step)
-            current, continued = drop, continued + int(num_steps)
+            current, continued = drop, continued + drop.steps
             continue
         keep = _continue(current.model, current.params, G, data, jax.random.fold_in(k_keep, 1),
                          fit_kwargs, stopped, "kept")
@@ -397,7 +397,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                     neg_elbo_per_n_without=est_drop.neg_elbo_per_n,
                     neg_elbo_per_n_with=est_keep.neg_elbo_per_n, kept_removal=accepted)
         steps.append(step)
-        current, continued = (drop if accepted else keep), continued + int(num_steps)
+        current = drop if accepted else keep
+        continued += current.steps
         if not accepted:
             break
     spectrum, gap_ratio, kept_generators = None, None, None
@@ -462,7 +463,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # the refit can fit far worse than the fit whose Ĥ the quantities were read from.
         kept_refit = bool(delta >= -(tolerance + 2.0 * se))
         current = refit if kept_refit else before
-        continued += int(num_steps) if kept_refit else 0
+        continued += refit.steps if kept_refit else 0
         steps.append({"dimension": before.model.n_conserved, "selected": D,
                       "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
                       "spectrum_head": spectrum[: D_spectrum + 2].tolist(),
