@@ -44,7 +44,12 @@ from record import read_record, rewrite_record, write_record
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
-from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL, DEFAULT_TOLERANCE
+from noether_ppl.inference.select import (
+    DEFAULT_MAX_RESIDUAL,
+    DEFAULT_STOP,
+    DEFAULT_TOLERANCE,
+    STOPS,
+)
 
 ORDER = ["sho", "anisotropic-1-2", "anisotropic-1-sqrt2", "central-quartic",
          "central-softened-kepler", "henon-heiles", "quartic-1d", "u2-noncanonical", "magnetic",
@@ -152,7 +157,9 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"built_in": True} if args.built_in else {}),
                                             **({"refit_learns": True}
                                                if args.refit_learns else {}),
-                                            **({"cuts": args.cuts} if args.cuts > 1 else {})},
+                                            **({"cuts": args.cuts} if args.cuts > 1 else {}),
+                                            **({"stop": args.stop}
+                                               if args.stop != DEFAULT_STOP else {})},
                              criterion=args.criterion,
                              start_directions=args.start_directions)
     wall = time.perf_counter() - t
@@ -257,6 +264,8 @@ def table(rows, args) -> str:
               if args.refit_learns else "")
            + (f", the refits of the spectrum's {args.cuts} largest gaps compared by the ELBO"
               if getattr(args, "cuts", 1) > 1 else "")  # (settings recorded before --cuts)
+           + (", removals stop where the fitted H's spectrum reads as many directions as are "
+              "learned" if getattr(args, "stop", DEFAULT_STOP) == "spectrum" else "")
            + (", the razor's discovered start at the HNN's K most conserved directions"
               if args.start_directions == "most-conserved" else
               ", the razor's discovered start at the HNN's directions below its gap")
@@ -362,6 +371,10 @@ def parser() -> argparse.ArgumentParser:
                    help="select_conserved(cuts=N): refit the spectrum's N largest gaps and "
                    "keep the cut whose refit has the highest ELBO (an alternative under "
                    "measurement; 1: the largest gap only, the package's rule)")
+    p.add_argument("--stop", default=DEFAULT_STOP, choices=STOPS,
+                   help="select_conserved(stop=...): 'spectrum' also stops the removals where "
+                   "the fitted H's spectrum reads at least as many conserved directions as "
+                   "are learned (an alternative under measurement)")
     p.add_argument("--start-directions", default=analysis.DEFAULT_START_DIRECTIONS,
                    choices=analysis.START_DIRECTIONS,
                    help="fit_auto(start_directions=...): the plain HNN's K most conserved "

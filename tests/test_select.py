@@ -367,6 +367,37 @@ def test_cuts_refit_the_next_gap_and_keep_it_only_on_a_higher_elbo(fitted, tiny_
     assert moved.continued_steps == kept.continued_steps
 
 
+@pytest.mark.slow  # an alternative under measurement; one selection, ~12 s
+def test_stop_at_the_spectrum_keeps_a_learned_direction_the_spectrum_accounts_for(
+        fitted, tiny_sho, monkeypatch):
+    """``stop="spectrum"``: a learned direction Ĥ does not conserve is not removed where the
+    spectrum of Ĥ reads at least as many conserved quantities as are learned; the step says
+    so, no removal fit runs, and the completion refits at the spectrum's reading."""
+    from noether_ppl.inference import select as select_module
+
+    real_eigen, real_spectrum = (select_module.conservation_eigen,
+                                 select_module.conservation_spectrum)
+
+    def eigen(result, G, x, key):  # the learned direction: not conserved
+        r, V = real_eigen(result, G, x, key=key)
+        return np.full_like(r, 0.5), V
+
+    def spectrum(result, x, key):  # four conserved directions, then a gap
+        _, G = real_spectrum(result, x, key=key)
+        return np.array([0.001, 0.002, 0.01, 0.03, 0.9]), G
+
+    monkeypatch.setattr(select_module, "conservation_eigen", eigen)
+    monkeypatch.setattr(select_module, "conservation_spectrum", spectrum)
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                           max_residual=0.12, lr=1e-3, tolerance=1e12, stop="spectrum")
+    first = sel.steps[0]
+    assert first["spectrum_dimension"] == 4 and first["kept_removal"] is False
+    assert first["residual"] == 0.5 and "reads 4" in first["reason"]
+    assert sel.steps[-1]["reason"] == "spectrum" and sel.dimension == 4
+    assert sel.continued_steps == 3 + 3  # the settle fit and the refit: no removal fit
+    assert "reads 4 -> kept" in str(sel)
+
+
 @pytest.mark.parametrize("name", ["sho", "anisotropic-1-2", "magnetic"])
 def test_conservation_spectrum_of_the_true_hamiltonian_is_its_conserved_span(name):
     system = {**systems.PAPER, **systems.SUITE}[name]()
@@ -409,6 +440,7 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"built_in": "yes"}, "built_in"),
     ({"refit_learns": 1}, "refit_learns"),
     ({"cuts": 0}, "cuts"),
+    ({"stop": "never"}, "stop"),
 ])
 def test_select_rejects_bad_arguments(fitted, tiny_sho, kwargs, match):
     args = {"num_steps": 2, **kwargs}

@@ -69,10 +69,11 @@ from .conservation import (
 from .evidence import DEFAULT_REPEATS, elbo_difference
 from .fit import DivergenceError, RunawayError, fit
 from .result import FitResult
+from .selection import CRITERIA, DEFAULT_CRITERION, SELECTED_MIN_SHARE, Selection
 
 __all__ = ["Selection", "select_conserved", "DEFAULT_TOLERANCE", "DEFAULT_MAX_RESIDUAL",
            "CRITERIA", "DEFAULT_CRITERION", "SELECTION_OPTIONS", "SELECTED_MIN_SHARE",
-           "span_shares"]
+           "STOPS", "DEFAULT_STOP", "span_shares"]
 
 DEFAULT_TOLERANCE = 1.0
 """Nats of total ELBO a removal may cost and still be kept (beyond twice its standard error):
@@ -87,137 +88,16 @@ lie well below it and the nearest non-symmetries of most systems above it (the r
 "margin" column)."""
 
 
-SELECTED_MIN_SHARE = 0.95
-"""The share of a unit generator in the selected span (:func:`span_shares`) from which
-:class:`Selection` counts a generator the returned fit is symmetrised over as one of the
-selected directions: the parallelness above which the discovery benchmark counts a direction
-as found (Sec. 5.1)."""
+STOPS = ("conserved", "spectrum")
+"""When :func:`select_conserved`'s removals stop under ``criterion="conserved"`` (see there)."""
 
-CRITERIA = ("conserved", "elbo", "both")
-"""How :func:`select_conserved` decides (see there)."""
+DEFAULT_STOP = "conserved"
 
-DEFAULT_CRITERION = "conserved"
-
-SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts",
+SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts", "stop",
                      "max_residual", "tolerance", "num_repeats")
 """The keyword arguments of :func:`select_conserved` that are its own, not
 :func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
 fit)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Selection:
-    """The outcome of :func:`select_conserved`.
-
-    Attributes
-    ----------
-    result : the fit to use: symmetrised over the selected quantities (the plain HNN when
-        none is selected), or, where the spectrum decided and that refit had the lower ELBO,
-        the fit the quantities were read from (``steps[-1]["kept"]``).
-    dimension : the selected dimension L of the symmetry algebra: how many quantities the
-        returned ``result``'s Ĥ conserves (with the spectrum, its count; that fit may be
-        symmetrised over fewer by construction when the ELBO kept the fit before the refit).
-    generators : ``(L, M+1, M+1)`` the selected generators in principal form.
-    singular_values : ``(L,)`` their singular values σ_k (Sec. 5.1).
-    residuals : ``(L,)`` relative Poisson brackets ``{C_k, Ĥ}`` of the selected quantities
-        under the selected fit's Ĥ on the training states (:func:`conservation_residuals`).
-    steps : one dict per removal tried: the dimension before, the removed direction's σ and
-        residual, the ELBO difference (without − with, nats) and its standard error, the two
-        −ELBO/N, and whether the removal was kept.
-    start_dimension : K of the fit the selection started from.
-    criterion : the rule that decided (:data:`CRITERIA`).
-    spectrum : ``(P,)`` the residuals of every quadratic direction under the fit the
-        dimension was read from (:func:`conservation_spectrum`), ascending; None when the
-        dimension was not read from a spectrum.
-    gap_ratio : ``r_{L+1} / r_L`` of that spectrum at the selected dimension (None at 0 or P).
-    continued_steps : optimisation steps of the continuation fits between the starting fit and
-        ``result`` (each continuation starts from the previous one's parameters): ``result``
-        has been optimised for the starting fit's steps plus these. A comparison with another
-        fit at an equal budget continues that one as long
-        (:func:`~noether_ppl.analysis.fit_auto`, step 4).
-    built_in : where the ELBO kept the fit the quantities were read from (it learns its own
-        generators, which need not be the selected ones), one dict per learned generator of
-        ``result`` in principal form: its ``sigma``, its ``share`` in the selected span
-        (:func:`span_shares`; below :data:`SELECTED_MIN_SHARE` it is no selected direction,
-        though Ĥ is symmetrised over it by construction, Eq. 14) and its ``residual``
-        ``{C, Ĥ}`` under ``result``'s Ĥ. None otherwise (``result`` is symmetrised over the
-        selected quantities, or is the plain HNN).
-    stopped : one dict per continuation fit that diverged or ran away (``fit``: ``settle``,
-        ``removal``, ``kept`` or ``refit``; its ``dimension``, ``step`` and ``reason``): the
-        selection went on from its last good state.
-    """
-
-    result: FitResult
-    dimension: int
-    generators: np.ndarray
-    singular_values: np.ndarray
-    residuals: np.ndarray
-    steps: list
-    start_dimension: int
-    criterion: str = DEFAULT_CRITERION
-    spectrum: np.ndarray | None = None
-    gap_ratio: float | None = None
-    continued_steps: int = 0
-    built_in: list | None = None
-    stopped: list = dataclasses.field(default_factory=list)
-
-    @property
-    def built_in_outside(self) -> list:
-        """The entries of ``built_in`` outside the selected span (share below
-        :data:`SELECTED_MIN_SHARE`): directions ``result`` is symmetrised over that were not
-        selected."""
-        return [b for b in self.built_in or () if b["share"] < SELECTED_MIN_SHARE]
-
-    def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "start_dimension": self.start_dimension,
-                "criterion": self.criterion, "continued_steps": self.continued_steps,
-                "built_in": self.built_in, "stopped": self.stopped,
-                "singular_values": self.singular_values.tolist(),
-                "residuals": self.residuals.tolist(),
-                "spectrum": None if self.spectrum is None else self.spectrum.tolist(),
-                "gap_ratio": self.gap_ratio,
-                "generators": self.generators.tolist(), "steps": self.steps}
-
-    def __str__(self) -> str:
-        rule = {"conserved": "what the fitted H conserves", "elbo": "the ELBO",
-                "both": "what the fitted H conserves, then the ELBO"}[self.criterion]
-        # the spectrum can read more directions than the K the selection started from
-        lines = [f"Selected dimension {self.dimension} (started from K = "
-                 f"{self.start_dimension}) by {rule}."]
-        for s in self.steps:
-            if s["reason"] == "spectrum":
-                gap = "" if s["gap_ratio"] is None else f", gap x{s['gap_ratio']:.3g}"
-                kept = ("refit kept" if s.get("kept", "refit") == "refit"
-                        else "the fit before it kept")
-                lines.append(f"  spectrum of the fitted H over all quadratic quantities: "
-                             f"{', '.join(f'{r:.3g}' for r in s['spectrum_head'])} ... -> "
-                             f"{s['selected']}{gap}; refitted with them fixed: ELBO refit − "
-                             f"before = {s['delta']:+.3g} ± {s['se']:.2g} nats, {kept}")
-                continue
-            head = (f"  {s['dimension']} -> {s['dimension'] - 1}: direction σ={s['sigma']:.3g}, "
-                    f"residual {s['residual']:.3g}; ")
-            if s["reason"] == "ELBO":
-                verdict = "removed" if s["kept_removal"] else "kept"
-                lines.append(head + f"ELBO without − with = {s['delta']:+.3g} ± {s['se']:.2g} "
-                             f"nats -> {verdict}")
-            else:
-                lines.append(head + f"{s['reason']} -> removed")
-        if self.dimension:
-            lines.append("  selected residuals {C_k, Ĥ}: "
-                         + ", ".join(f"{r:.3g}" for r in self.residuals))
-        lines += [f"  a {s['fit']} fit at K = {s['dimension']} {s['reason']} at step "
-                  f"{s['step']}; its last good state was used" for s in self.stopped]
-        outside = self.built_in_outside
-        if outside:
-            lines.append(
-                f"  the returned fit is symmetrised by construction over {len(self.built_in)} "
-                f"learned generators; {len(outside)} "
-                f"{'lies' if len(outside) == 1 else 'lie'} outside the selected span (share < "
-                f"{SELECTED_MIN_SHARE}), no selected symmetry: σ "
-                + ", ".join(f"{b['sigma']:.3g}" for b in outside) + "; share "
-                + ", ".join(f"{b['share']:.2f}" for b in outside) + "; residual "
-                + ", ".join(f"{b['residual']:.3g}" for b in outside))
-        return "\n".join(lines)
 
 
 def _variational(params: dict) -> dict:
@@ -272,7 +152,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
                      criterion: str = DEFAULT_CRITERION, complete: bool = True,
                      built_in: bool = False, refit_learns: bool = False, cuts: int = 1,
-                     **fit_kwargs) -> Selection:
+                     stop: str = DEFAULT_STOP, **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
     supported by the ELBO (module docstring).
@@ -331,6 +211,13 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         records every cut tried (``cuts``). More than one: an alternative under measurement
         (``benchmarks/discovery.py --cuts``), not the package's rule: on the magnetic field
         the refit at 1 direction beat the one at the true 6 on 5 of 5 keys (REPRODUCTION.md).
+    stop : with ``criterion="conserved"`` and ``complete``: ``"conserved"`` (default) removes
+        directions until Ĥ conserves every learned one; ``"spectrum"`` also stops as soon as
+        the spectrum of the current Ĥ over all quadratic quantities reads at least as many
+        conserved ones as are learned (:func:`spectrum_dimension` ``>= L``): no learned
+        direction is then in excess of what the completion selects, and a removal could only
+        take a true direction mixed with one that is not. An alternative under measurement
+        (``benchmarks/discovery.py --stop``), not the package's rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
         does not end the selection: it goes on from that fit's last good state
@@ -345,6 +232,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                        ("refit_learns", refit_learns)):
         if not isinstance(flag, bool):
             raise ValueError(f"Expected `{name}` to be True or False, got {flag!r}.")
+    if stop not in STOPS:
+        raise ValueError(f"Unknown `stop` {stop!r}; expected one of {STOPS}.")
     if isinstance(cuts, bool) or not isinstance(cuts, (int, np.integer)) or cuts < 1:
         raise ValueError(f"Expected `cuts` to be a positive int, got {cuts!r}.")
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
@@ -381,6 +270,13 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         if not not_conserved and criterion == "conserved":
             decided = (sig, G, conservation_residuals(current, G, x_states, key=k_res))
             break  # every quantity left is conserved by Ĥ
+        if not_conserved and stop == "spectrum" and complete and criterion == "conserved":
+            step["spectrum_dimension"] = spectrum_cuts(
+                conservation_spectrum(current, x_states, key=k_res)[0], max_residual)[0][0]
+            if step["spectrum_dimension"] >= L:  # Ĥ conserves as many as are learned
+                steps.append({**step, "reason": f"the spectrum of the fitted H reads "
+                              f"{step['spectrum_dimension']}", "kept_removal": False})
+                break
         drop = _continue(_model_with(current.model, L - 1), current.params,
                          deflate(G, V, L - 1), data, k_drop, fit_kwargs, stopped, "removal")
         if not_conserved:
