@@ -574,6 +574,17 @@ def test_auto_fit_that_keeps_the_hnn_reports_dimension_zero():
     assert stopped.to_dict()["against_hnn"]["hnn_continuation"] == {"reason": "diverged",
                                                                      "step": 5}
     assert "its continuation diverged at step 5: the HNN as fitted" in str(stopped)
+    # the plain HNN continued with the selected symmetry fixed, kept over the selection's fit
+    sym = dataclasses.replace(continued, kept="hnn-symmetrised",
+                              hnn_symmetrised="symmetrised hnn fit",
+                              symmetrised_vs_selected={"delta": 12.0, "se": 3.0})
+    assert sym.result == "symmetrised hnn fit" and sym.dimension == 2
+    assert sym.generators.shape == (2, 3, 3)
+    assert sym.to_dict()["against_hnn"]["symmetrised_vs_selected"] == {"delta": 12.0,
+                                                                       "se": 3.0}
+    assert "ELBO it − the selection's fit = +12 ± 3 nats" in str(sym)
+    assert "kept the plain HNN continued with the selected symmetry fixed" in str(sym)
+    assert "symmetrised_vs_selected" not in continued.to_dict()["against_hnn"]
 
 
 def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
@@ -609,6 +620,32 @@ def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
                                  select_kwargs={"lr": 1e30})
     assert back is hnn and stopped["reason"] in ("diverged", "ran away")
     assert 0 <= stopped["step"] <= 4
+
+
+@pytest.mark.slow  # an alternative under measurement (fit_auto(symmetrised_hnn=True))
+def test_the_symmetrised_continuation_starts_at_the_hnn_and_holds_the_generators(tiny_sho):
+    """``continue_hnn(..., generators=G)``: F and its posterior start where the plain HNN's
+    are (at a learning rate of 1e-30 they stay there), the model is symmetrised over exactly
+    ``G`` (Eq. 4 inverted), and ``G`` stays fixed at a working rate."""
+    from noether_ppl import systems
+    from noether_ppl.analysis.auto import continue_hnn
+
+    spec = ModelSpec(hidden=(8,), n_conserved=0, sym_samples=4, measure="ball",
+                     dtype="float64")
+    hnn = inference.fit(NoetherRazor(spec, phase_dim=2), tiny_sho, key=jax.random.key(1),
+                        num_steps=5, lr=1e-2, progress_bar=False)
+    G = 1.7 * np.asarray(systems.PAPER["sho"]().generators())
+    for lr in (1e-30, 1e-2):
+        sym, stopped = continue_hnn(hnn, tiny_sho, 4, key=jax.random.key(3),
+                                    select_kwargs={"lr": lr, "lr_conserved": 1e-2},
+                                    generators=G)
+        assert stopped is None and sym.model.n_conserved == 1 and sym.steps == 4
+        np.testing.assert_allclose(np.asarray(sym.generators()), G, rtol=1e-10, atol=1e-12)
+        if lr == 1e-30:
+            for name in hnn.params:
+                np.testing.assert_allclose(np.asarray(sym.params[name]),
+                                           np.asarray(hnn.params[name]), rtol=1e-12,
+                                           atol=1e-25)
 
 
 def test_selected_label_names_the_built_in_count_when_it_differs():

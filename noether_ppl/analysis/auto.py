@@ -84,15 +84,23 @@ class AutoFit:
     start_delta, start_se : ELBO of the discovered start minus the random one (nats) and its
         standard error; None when only the random start was fitted (nothing discovered).
     wall_s : seconds per stage.
-    kept : ``"selected"`` (the selection's fit) or ``"hnn"`` (the plain HNN had the higher
-        ELBO beyond the tolerance: no symmetry, dimension 0).
-    hnn_delta, hnn_se : ELBO of the selection's fit minus the compared plain HNN's (nats) and
-        its standard error (step 4).
+    kept : ``"selected"`` (the selection's fit), ``"hnn-symmetrised"`` (the plain HNN
+        continued with the selected quantities fixed: ``hnn_symmetrised``) or ``"hnn"`` (the
+        plain HNN had the higher ELBO beyond the tolerance: no symmetry, dimension 0).
+    hnn_delta, hnn_se : ELBO of the symmetric answer (the selection's fit, or
+        ``hnn_symmetrised`` where that had the higher ELBO) minus the compared plain HNN's
+        (nats) and its standard error (step 4).
     hnn_compared : the plain HNN as compared in step 4: ``hnn`` continued for
         ``selection.continued_steps`` steps (``hnn`` itself when that is 0 or the continuation
         stopped); the result when the HNN is kept.
     hnn_continuation : None, or how the continuation stopped (``{"reason": "diverged" or
         "ran away", "step": ...}``), in which case ``hnn`` as fitted was compared.
+    hnn_symmetrised : with ``fit_auto(symmetrised_hnn=True)``: the plain HNN continued as
+        ``hnn_compared`` was, symmetrised over the selected quantities held fixed; the
+        result when ``kept == "hnn-symmetrised"``. None otherwise.
+    symmetrised_vs_selected : its ELBO minus the selection's fit's (``delta``, ``se``, nats),
+        or ``{"stopped": ...}`` where its continuation diverged or ran away; None when it was
+        not fitted.
     """
 
     selection: Selection
@@ -107,11 +115,15 @@ class AutoFit:
     hnn_se: float | None = None
     hnn_compared: FitResult | None = None
     hnn_continuation: dict | None = None
+    hnn_symmetrised: FitResult | None = None
+    symmetrised_vs_selected: dict | None = None
 
     @property
     def result(self) -> FitResult:
         if self.kept == "hnn":
             return self.hnn if self.hnn_compared is None else self.hnn_compared
+        if self.kept == "hnn-symmetrised":
+            return self.hnn_symmetrised
         return self.selection.result
 
     @property
@@ -135,7 +147,9 @@ class AutoFit:
         return {"dimension": self.dimension, "kept": self.kept,
                 "against_hnn": {"delta": self.hnn_delta, "se": self.hnn_se,
                                 "hnn_continued_steps": self.hnn_continued_steps,
-                                "hnn_continuation": self.hnn_continuation},
+                                "hnn_continuation": self.hnn_continuation,
+                                **({"symmetrised_vs_selected": self.symmetrised_vs_selected}
+                                   if self.symmetrised_vs_selected is not None else {})},
                 "start": self.start,
                 "start_delta": self.start_delta, "start_se": self.start_se,
                 "hnn_discovery": {"dimension": self.discovery.dimension,
@@ -154,8 +168,18 @@ class AutoFit:
                          f"{self.start_delta:+.3g} ± {self.start_se:.2g} nats)")
         lines.append(str(self.selection))
         if self.hnn_delta is not None:
-            verdict = ("kept the plain HNN: no symmetry (dimension 0)" if self.kept == "hnn"
-                       else f"kept the selection (dimension {self.dimension})")
+            verdict = {"hnn": "kept the plain HNN: no symmetry (dimension 0)",
+                       "hnn-symmetrised": "kept the plain HNN continued with the selected "
+                                          f"symmetry fixed (dimension {self.dimension})",
+                       "selected": f"kept the selection (dimension {self.dimension})"}[self.kept]
+            sym = self.symmetrised_vs_selected
+            if sym is not None and "delta" in sym:
+                lines.append(f"The plain HNN continued with the selected symmetry fixed: ELBO "
+                             f"it − the selection's fit = {sym['delta']:+.3g} ± "
+                             f"{sym['se']:.2g} nats")
+            elif sym is not None:
+                lines.append("The plain HNN continued with the selected symmetry fixed "
+                             f"{sym['stopped']['reason']} at step {sym['stopped']['step']}")
             budget = (f" (the HNN continued for {self.hnn_continued_steps} steps, as the "
                       "selection was)" if self.hnn_continued_steps else "")
             if self.hnn_continuation is not None:
@@ -166,7 +190,10 @@ class AutoFit:
         return "\n".join(lines)
 
 
-def _check_inputs(data, key, discover_points, start_directions) -> None:
+def _check_inputs(data, key, discover_points, start_directions, symmetrised_hnn) -> None:
+    if not isinstance(symmetrised_hnn, bool):
+        raise ValueError(f"Expected `symmetrised_hnn` to be True or False, got "
+                         f"{symmetrised_hnn!r}.")
     if start_directions not in START_DIRECTIONS:
         raise ValueError(f"Expected `start_directions` in {START_DIRECTIONS}, got "
                          f"{start_directions!r}.")
@@ -192,7 +219,7 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
              num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
              max_residual: float = DEFAULT_MAX_RESIDUAL, criterion: str = DEFAULT_CRITERION,
              discover_points: int = 1000, start_directions: str = DEFAULT_START_DIRECTIONS,
-             **fit_kwargs) -> AutoFit:
+             symmetrised_hnn: bool = False, **fit_kwargs) -> AutoFit:
     """Fit Noether's razor and select its conserved quantities by the ELBO (module docstring).
 
     Parameters
@@ -210,12 +237,20 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
     discover_points : training states (at most) at which the HNN's Hamiltonian is examined.
     start_directions : which discovered directions start the razor in step 2
         (:data:`START_DIRECTIONS`).
+    symmetrised_hnn : step 4 also continues the plain HNN from its step-1 state, as long as
+        its own continuation, symmetrised over the selected quantities held fixed
+        (:func:`continue_hnn` with ``generators``): the same start and budget as the model
+        without them, so the two differ only by the symmetry. The symmetric answer is then
+        whichever of it and the selection's fit has the higher ELBO (``kept``
+        ``"hnn-symmetrised"`` or ``"selected"``), and that one is set against the HNN
+        continued. Off by default: an alternative under measurement
+        (``benchmarks/discovery.py --symmetrised-hnn``), not the package's rule.
     """
     if not isinstance(model, NoetherRazor) or not model.learns_conserved:
         raise ValueError("Expected `model` to be a NoetherRazor that learns its conserved "
                          "quantities (n_conserved > 0, no fixed generators), got "
                          f"{model!r}.")
-    _check_inputs(data, key, discover_points, start_directions)
+    _check_inputs(data, key, discover_points, start_directions, symmetrised_hnn)
     fit_kwargs = {"progress_bar": False, **fit_kwargs}
     k_hnn, k_pts, k_disc, k_fit, k_init, k_cmp, k_sel = jax.random.split(key, 7)
 
@@ -228,7 +263,8 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
                    num_steps=num_steps, select_steps=select_steps, select_kwargs=select_kwargs,
                    num_repeats=num_repeats, tolerance=tolerance, max_residual=max_residual,
                    criterion=criterion, discover_points=discover_points,
-                   start_directions=start_directions, **fit_kwargs)
+                   start_directions=start_directions, symmetrised_hnn=symmetrised_hnn,
+                   **fit_kwargs)
     return dataclasses.replace(auto, wall_s={**wall, **auto.wall_s})
 
 
@@ -238,7 +274,8 @@ def select_from_fits(hnn: FitResult, razor: FitResult, data: Trajectories, *, ke
                      tolerance: float = DEFAULT_TOLERANCE,
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
                      criterion: str = DEFAULT_CRITERION, discover_points: int = 1000,
-                     start_directions: str = DEFAULT_START_DIRECTIONS, **fit_kwargs) -> AutoFit:
+                     start_directions: str = DEFAULT_START_DIRECTIONS,
+                     symmetrised_hnn: bool = False, **fit_kwargs) -> AutoFit:
     """Steps 1 (discover), 2 (the discovered start, ELBO against ``razor``) and 3 (selection)
     of :func:`fit_auto` on given fits: ``hnn`` (K = 0) and ``razor`` (learned, from its own
     start), both on ``data`` (e.g. the run folders of an experiment). ``num_steps`` and
@@ -253,17 +290,18 @@ def select_from_fits(hnn: FitResult, razor: FitResult, data: Trajectories, *, ke
     if not model.learns_conserved:
         raise ValueError(f"Expected `razor` to be a fit of a model that learns its conserved "
                          f"quantities, got the {razor.variant!r} model.")
-    _check_inputs(data, key, discover_points, start_directions)
+    _check_inputs(data, key, discover_points, start_directions, symmetrised_hnn)
     return _select(hnn, razor, data, tuple(jax.random.split(key, 6)), num_steps=num_steps,
                    select_steps=select_steps, select_kwargs=select_kwargs,
                    num_repeats=num_repeats, tolerance=tolerance, max_residual=max_residual,
                    criterion=criterion, discover_points=discover_points,
-                   start_directions=start_directions, **fit_kwargs)
+                   start_directions=start_directions, symmetrised_hnn=symmetrised_hnn,
+                   **fit_kwargs)
 
 
 def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, num_repeats,
             tolerance, max_residual, criterion, discover_points, start_directions,
-            **fit_kwargs) -> AutoFit:
+            symmetrised_hnn, **fit_kwargs) -> AutoFit:
     model = razor.model
     select_steps = max(1, int(num_steps) // 4) if select_steps is None else select_steps
     select_kwargs = dict(fit_kwargs) if select_kwargs is None else dict(select_kwargs)
@@ -303,29 +341,56 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     compared, stopped = continue_hnn(hnn, data, selection.continued_steps,
                                      key=jax.random.fold_in(k_cmp, 2),
                                      select_kwargs=select_kwargs)
-    hnn_delta, hnn_se, _, _ = elbo_difference(selection.result, compared, data,
+    chosen, symmetrised, sym = selection.result, None, None
+    if symmetrised_hnn and selection.dimension and stopped is None and compared is not hnn:
+        # the same continuation of the plain HNN, symmetrised over the selected quantities
+        symmetrised, sym_stop = continue_hnn(hnn, data, selection.continued_steps,
+                                             key=jax.random.fold_in(k_cmp, 3),
+                                             select_kwargs=select_kwargs,
+                                             generators=selection.generators)
+        if sym_stop is None:
+            d_sym, se_sym, _, _ = elbo_difference(symmetrised, selection.result, data,
+                                                  key=jax.random.fold_in(k_cmp, 4),
+                                                  num_repeats=num_repeats)
+            sym = {"delta": d_sym, "se": se_sym}
+            chosen = symmetrised if d_sym > 0 else chosen
+        else:
+            symmetrised, sym = None, {"stopped": sym_stop}
+    hnn_delta, hnn_se, _, _ = elbo_difference(chosen, compared, data,
                                               key=jax.random.fold_in(k_cmp, 1),
                                               num_repeats=num_repeats)
-    kept = "hnn" if hnn_delta < -(tolerance + 2.0 * hnn_se) else "selected"
+    kept = ("hnn" if hnn_delta < -(tolerance + 2.0 * hnn_se) else
+            "hnn-symmetrised" if chosen is symmetrised else "selected")
     wall["against_hnn"] = time.perf_counter() - t
     return AutoFit(selection, hnn, found, start, delta, se, wall, kept, hnn_delta, hnn_se,
-                   hnn_compared=compared, hnn_continuation=stopped)
+                   hnn_compared=compared, hnn_continuation=stopped,
+                   hnn_symmetrised=symmetrised, symmetrised_vs_selected=sym)
 
 
 def continue_hnn(hnn: FitResult, data: Trajectories, num_steps: int, *, key,
-                  select_kwargs: dict) -> tuple[FitResult, dict | None]:
+                  select_kwargs: dict, generators=None) -> tuple[FitResult, dict | None]:
     """``hnn`` (a plain HNN's fit) continued from its fitted parameters for ``num_steps``
     steps with the selection's fit settings ``select_kwargs`` (:func:`select_conserved`'s own
-    options and ``lr_conserved`` left out): step 4's equal budget. Returns ``(fit, None)``, or
-    ``(hnn, {"reason", "step"})`` when the continuation diverged or ran away (``hnn`` as
-    fitted then stands for the plain HNN); ``(hnn, None)`` for 0 steps."""
+    options and ``lr_conserved`` left out): step 4's equal budget. With ``generators``
+    ``(L, M+1, M+1)``: the same continuation symmetrised over them, held fixed (Eq. 14; η
+    from Eq. 4 inverted, ``lr_conserved`` 0), F and its posterior starting where the plain
+    HNN's are. Returns ``(fit, None)``, or ``(hnn, {"reason", "step"})`` when the
+    continuation diverged or ran away (``hnn`` as fitted then stands for the plain HNN);
+    ``(hnn, None)`` for 0 steps."""
     if num_steps <= 0:
         return hnn, None
     kwargs = {k: v for k, v in select_kwargs.items()
               if k not in SELECTION_OPTIONS and k != "lr_conserved"}
     init = {k: v for k, v in hnn.params.items() if k not in CONSERVED_PARAMS}
+    model = hnn.model
+    if generators is not None and len(generators):
+        L = len(generators)
+        model = NoetherRazor(model.spec.replace(n_conserved=L), phase_dim=model.phase_dim)
+        init.update(conserved_params_from_generators(np.asarray(generators), L, key=key,
+                                                     scale=1.0, dtype=model.dtype))
+        kwargs["lr_conserved"] = 0.0
     try:
-        return fit(hnn.model, data, key=key, num_steps=int(num_steps), init_params=init,
+        return fit(model, data, key=key, num_steps=int(num_steps), init_params=init,
                    **{"progress_bar": False, **kwargs}), None
     except DivergenceError as err:
         reason = "ran away" if isinstance(err, RunawayError) else "diverged"
