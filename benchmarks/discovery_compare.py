@@ -7,7 +7,9 @@ selection itself read the true dimension (``selection.dimension``, before step 4
 with the plain HNN), and the medians over the keys of the HNN's continuation in step 4
 (``hnn_continued_steps``: the steps the selection's fit was continued), of the selected fit's
 ELBO minus the continued HNN's (``selected_minus_hnn_elbo``, nats) and of the wall time per
-key. Only keys present in both records are counted.
+key. Only keys present in both records are counted. With more than two records
+(``python discovery_compare.py A B C ...``): one line per system and record, the same
+columns plus the returned fit's median test MSE, over the keys present in every record.
 """
 
 from __future__ import annotations
@@ -56,10 +58,42 @@ def compare(rows_a: list[dict], rows_b: list[dict], names=("A", "B")) -> str:
     return "\n".join(out) + "\n"
 
 
+def _median_e(values) -> str:
+    values = [v for v in values if v is not None]
+    return f"{statistics.median(values):.3e}" if values else "–"
+
+
+def compare_many(rows: list[list[dict]], names) -> str:
+    """Several records, one line per system and record: only the system/key pairs present in
+    every record count. Adds the median test MSE of the returned fit (``razor_test_mse``)."""
+    keys = set.intersection(*({(r["system"], r["key"]) for r in rs} for rs in rows))
+    systems = list(dict.fromkeys(r["system"] for r in rows[0]))
+    out = ["| system | true | record | K | keys | right | selection read the true dimension | "
+           "HNN continued in step 4 (steps, median) | selected − HNN ELBO (nats, median) | "
+           "test MSE of the returned fit (median) | wall per key (s, median) |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in systems:
+        for rs, topic in zip(rows, names, strict=True):
+            sel = sorted((r for r in rs if (r["system"], r["key"]) in keys
+                          and r["system"] == name), key=lambda r: r["key"])
+            if not sel:
+                continue
+            out.append(f"| {name} | {sel[0]['true_dim']} | {topic} | {sel[0]['K']} | {len(sel)} | "
+                       f"{sum(bool(r['razor_ok']) for r in sel)} | {_read(sel)} | "
+                       f"{_median(r.get('hnn_continued_steps') for r in sel)} | "
+                       f"{_median(r.get('selected_minus_hnn_elbo') for r in sel)} | "
+                       f"{_median_e(r.get('razor_test_mse') for r in sel)} | "
+                       f"{_median(r.get('wall_s') for r in sel)} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("topics", nargs=2, help="two topics under benchmarks/records/")
+    p.add_argument("topics", nargs="+", help="two or more topics under benchmarks/records/ "
+                   "(more than two: one line per system and record)")
     args = p.parse_args(argv)
+    if len(args.topics) < 2:
+        p.error("expected two or more topics")
     rows = []
     for topic in args.topics:
         try:
@@ -67,7 +101,8 @@ def main(argv=None) -> int:
         except (FileNotFoundError, KeyError, TypeError):
             p.error(f"{topic!r} is not a record of discovery.py (records/<topic>/metrics.json "
                     "with its rows)")
-    print(compare(*rows, names=tuple(args.topics)))
+    print(compare(*rows, names=tuple(args.topics)) if len(rows) == 2
+          else compare_many(rows, names=tuple(args.topics)))
     return 0
 
 

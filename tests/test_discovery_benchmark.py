@@ -150,3 +150,13 @@ def test_two_records_side_by_side_count_the_keys_both_hold():
     assert lines[2] == ("| osc | 2 | 4 | 3 | 2 | 1 | 2 | 2 / 1 | 3250 / 2000 | 155 / 600 "
                         "| 15 / 15 |")
     assert len(lines) == 3
+    # three records: one line per system and record, over the keys all three hold
+    for r, mse in zip(a + b, (1e-3, 3e-3, 5e-3, 1e-3, 2e-3, 4e-3), strict=True):
+        r["razor_test_mse"] = mse
+    c = [dict(r, K=2, razor_test_mse=1e-4) for r in b]
+    many = discovery_compare.compare_many([a, b, c], names=("phase", "true", "two")).strip()
+    lines = many.splitlines()
+    assert lines[0].startswith("| system | true | record | K | keys | right |")
+    assert lines[2:] == ["| osc | 2 | phase | 4 | 2 | 1 | 2 | 3250 | 155 | 2.000e-03 | 15 |",
+                         "| osc | 2 | true | 3 | 2 | 2 | 1 | 2000 | 600 | 3.000e-03 | 15 |",
+                         "| osc | 2 | two | 2 | 2 | 2 | 1 | 2000 | 600 | 1.000e-04 | 15 |"]
