@@ -342,7 +342,7 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
                                      key=jax.random.fold_in(k_cmp, 2),
                                      select_kwargs=select_kwargs)
     chosen, symmetrised, sym = selection.result, None, None
-    if symmetrised_hnn and selection.dimension and stopped is None and compared is not hnn:
+    if symmetrised_hnn and selection.dimension and compared is not hnn:  # HNN continued
         # the same continuation of the plain HNN, symmetrised over the selected quantities
         symmetrised, sym_stop = continue_hnn(hnn, data, selection.continued_steps,
                                              key=jax.random.fold_in(k_cmp, 3),

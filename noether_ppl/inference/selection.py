@@ -4,8 +4,12 @@ selected quantities, the ELBO evidence of each step, and how the selection decid
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .result import FitResult
 
 __all__ = ["Selection", "SELECTED_MIN_SHARE", "CRITERIA", "DEFAULT_CRITERION"]
 
@@ -17,14 +21,14 @@ selected directions: the parallelness above which the discovery benchmark counts
 as found (Sec. 5.1)."""
 
 CRITERIA = ("conserved", "elbo", "both")
-"""How :func:`select_conserved` decides (see there)."""
+"""How :func:`~noether_ppl.inference.select_conserved` decides (see there)."""
 
 DEFAULT_CRITERION = "conserved"
 
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """The outcome of :func:`select_conserved`.
+    """The outcome of :func:`~noether_ppl.inference.select_conserved`.
 
     Attributes
     ----------
@@ -37,15 +41,19 @@ class Selection:
     generators : ``(L, M+1, M+1)`` the selected generators in principal form.
     singular_values : ``(L,)`` their singular values σ_k (Sec. 5.1).
     residuals : ``(L,)`` relative Poisson brackets ``{C_k, Ĥ}`` of the selected quantities
-        under the selected fit's Ĥ on the training states (:func:`conservation_residuals`).
+        under the selected fit's Ĥ on the training states
+        (:func:`~noether_ppl.inference.conservation.conservation_residuals`).
     steps : one dict per removal tried: the dimension before, the removed direction's σ and
         residual, the ELBO difference (without − with, nats) and its standard error, the two
-        −ELBO/N, and whether the removal was kept.
+        −ELBO/N, and whether the removal was kept; with ``stop="spectrum"`` also the
+        spectrum's reading (``spectrum_dimension``), and where that reading stopped the
+        removals, ``kept_removal`` False. With the spectrum, a last step of its own.
     start_dimension : K of the fit the selection started from.
     criterion : the rule that decided (:data:`CRITERIA`).
     spectrum : ``(P,)`` the residuals of every quadratic direction under the fit the
-        dimension was read from (:func:`conservation_spectrum`), ascending; None when the
-        dimension was not read from a spectrum.
+        dimension was read from
+        (:func:`~noether_ppl.inference.conservation.conservation_spectrum`), ascending; None
+        when the dimension was not read from a spectrum.
     gap_ratio : ``r_{L+1} / r_L`` of that spectrum at the selected dimension (None at 0 or P).
     continued_steps : optimisation steps of the continuation fits between the starting fit and
         ``result`` (each continuation starts from the previous one's parameters): ``result``
@@ -55,10 +63,11 @@ class Selection:
     built_in : where the ELBO kept the fit the quantities were read from (it learns its own
         generators, which need not be the selected ones), one dict per learned generator of
         ``result`` in principal form: its ``sigma``, its ``share`` in the selected span
-        (:func:`span_shares`; below :data:`SELECTED_MIN_SHARE` it is no selected direction,
-        though Ĥ is symmetrised over it by construction, Eq. 14) and its ``residual``
-        ``{C, Ĥ}`` under ``result``'s Ĥ. None otherwise (``result`` is symmetrised over the
-        selected quantities, or is the plain HNN).
+        (:func:`~noether_ppl.inference.conservation.span_shares`; below
+        :data:`SELECTED_MIN_SHARE` it is no selected direction, though Ĥ is symmetrised over
+        it by construction, Eq. 14) and its ``residual`` ``{C, Ĥ}`` under ``result``'s Ĥ.
+        None otherwise (``result`` is symmetrised over the selected quantities, or is the
+        plain HNN).
     stopped : one dict per continuation fit that diverged or ran away (``fit``: ``settle``,
         ``removal``, ``kept`` or ``refit``; its ``dimension``, ``step`` and ``reason``): the
         selection went on from its last good state.
