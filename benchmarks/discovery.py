@@ -16,10 +16,10 @@ at ``max_residual``) reads on the true H's spectrum at those states (``identifia
 "–" in rows recorded before it). "gap": the ratio at the razor's selected dimension in the
 spectrum of its fitted Ĥ (``inference.spectrum_dimension``). "(HNN kept)": step 4 of
 ``fit_auto`` kept the plain HNN (its ELBO, after a continuation as long as the selection's,
-was higher than the selection's). "(HNN symmetrised)": with ``--symmetrised-hnn``, step 4 kept
-the plain HNN continued as long with the selected symmetry fixed (its ELBO was above the
-selection's fit's and not below the HNN's). The last summary column scores step 4 as it was before that
-equal budget (the selection against the step-1 HNN; recorded per row as
+was higher than the selection's). "(HNN symmetrised)": with ``--symmetrised-hnn`` (the
+default), step 4 kept the plain HNN continued as long with the selected symmetry fixed (its
+ELBO was above the selection's fit's and not below the HNN's). The last summary column scores
+step 4 as it was before that equal budget (the selection against the step-1 HNN; recorded per row as
 ``unequal_budget``). The ground
 truth (each system's hand-derived generators) only scores: dimension and the smallest
 parallelness of the selected directions (Sec. 5.1).
@@ -77,7 +77,8 @@ def steps_of(name: str, args) -> tuple[int, int]:
     return steps, args.select_steps * steps // args.steps
 
 
-LEGACY_SETTINGS = {"start_directions": "gap", "n_conserved": "true"}
+LEGACY_SETTINGS = {"start_directions": "gap", "n_conserved": "true", "stop": "conserved",
+                   "symmetrised_hnn": False}
 """Settings whose default changed: their value in records written before they were recorded."""
 
 
@@ -160,11 +161,10 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"refit_learns": True}
                                                if args.refit_learns else {}),
                                             **({"cuts": args.cuts} if args.cuts > 1 else {}),
-                                            **({"stop": args.stop}
-                                               if args.stop != DEFAULT_STOP else {})},
+                                            "stop": args.stop},
                              criterion=args.criterion,
                              start_directions=args.start_directions,
-                             symmetrised_hnn=getattr(args, "symmetrised_hnn", False))
+                             symmetrised_hnn=args.symmetrised_hnn)
     wall = time.perf_counter() - t
     d = auto.discovery
     k_eval = jax.random.key(7)
@@ -269,9 +269,10 @@ def table(rows, args) -> str:
            + (f", the refits of the spectrum's {args.cuts} largest gaps compared by the ELBO"
               if getattr(args, "cuts", 1) > 1 else "")  # (settings recorded before --cuts)
            + (", step 4 also continues the HNN with the selected symmetry fixed"
-              if getattr(args, "symmetrised_hnn", False) else "")
+              if getattr(args, "symmetrised_hnn", LEGACY_SETTINGS["symmetrised_hnn"]) else "")
            + (", removals stop where the fitted H's spectrum reads as many directions as are "
-              "learned" if getattr(args, "stop", DEFAULT_STOP) == "spectrum" else "")
+              "learned" if getattr(args, "stop", LEGACY_SETTINGS["stop"]) == "spectrum"
+              else "")
            + (", the razor's discovered start at the HNN's K most conserved directions"
               if args.start_directions == "most-conserved" else
               ", the razor's discovered start at the HNN's directions below its gap")
@@ -378,14 +379,16 @@ def parser() -> argparse.ArgumentParser:
                    help="select_conserved(cuts=N): refit the spectrum's N largest gaps and "
                    "keep the cut whose refit has the highest ELBO (an alternative under "
                    "measurement; 1: the largest gap only, the package's rule)")
-    p.add_argument("--symmetrised-hnn", action="store_true",
-                   help="fit_auto(symmetrised_hnn=True): step 4 also continues the plain HNN "
+    p.add_argument("--symmetrised-hnn", action=argparse.BooleanOptionalAction,
+                   default=analysis.DEFAULT_SYMMETRISED_HNN,
+                   help="fit_auto(symmetrised_hnn=...): step 4 also continues the plain HNN "
                    "with the selected symmetry fixed and keeps the better symmetric fit by "
-                   "ELBO (an alternative under measurement)")
+                   "ELBO (default: the package's)")
     p.add_argument("--stop", default=DEFAULT_STOP, choices=STOPS,
                    help="select_conserved(stop=...): 'spectrum' also stops the removals where "
                    "the fitted H's spectrum reads at least as many conserved directions as "
-                   "are learned (an alternative under measurement)")
+                   "are learned, 'conserved' removes until every learned one is conserved "
+                   "(default: the package's)")
     p.add_argument("--start-directions", default=analysis.DEFAULT_START_DIRECTIONS,
                    choices=analysis.START_DIRECTIONS,
                    help="fit_auto(start_directions=...): the plain HNN's K most conserved "

@@ -76,6 +76,33 @@ def test_the_table_scores_step_four_with_more_symmetry_samples_per_key():
     assert "| S |" not in discovery.table([flipped], args)
 
 
+def test_the_benchmark_runs_the_packages_rule_and_reads_older_records_as_theirs():
+    """The benchmark's defaults are the package's (``select_conserved``'s ``stop``,
+    ``fit_auto``'s ``symmetrised_hnn``); ``--stop conserved --no-symmetrised-hnn`` is the
+    earlier rule, and a record written before the two settings existed counts as that rule on
+    ``--resume`` and ``--rebuild`` (its table does not claim either)."""
+    import inspect
+
+    from noether_ppl import analysis
+    from noether_ppl.inference import select_conserved
+
+    p = discovery.parser()
+    args = p.parse_args([])
+    assert args.stop == inspect.signature(select_conserved).parameters["stop"].default
+    assert args.symmetrised_hnn is \
+        inspect.signature(analysis.fit_auto).parameters["symmetrised_hnn"].default
+    earlier = p.parse_args(["--stop", "conserved", "--no-symmetrised-hnn"])
+    assert (earlier.stop, earlier.symmetrised_hnn) == ("conserved", False)
+    assert {k: discovery.LEGACY_SETTINGS[k] for k in ("stop", "symmetrised_hnn")} == \
+        {"stop": "conserved", "symmetrised_hnn": False}
+    old = argparse.Namespace(**{k: v for k, v in vars(args).items()
+                                if k not in ("stop", "symmetrised_hnn")})
+    assert "spectrum reads" not in discovery.table([_row("selected", True)], old)
+    assert "selected symmetry fixed" not in discovery.table([_row("selected", True)], old)
+    now = discovery.table([_row("selected", True)], args)
+    assert "spectrum reads" in now and "selected symmetry fixed" in now
+
+
 PACKAGED_SUITE = sorted(set(systems.SUITE) - {"u2-noncanonical"})
 """Packaged experiments of suite systems, named as the suite names them: every suite system
 but the one whose symplectic map an experiment file cannot name."""

@@ -367,7 +367,6 @@ def test_cuts_refit_the_next_gap_and_keep_it_only_on_a_higher_elbo(fitted, tiny_
     assert moved.continued_steps == kept.continued_steps
 
 
-@pytest.mark.slow  # an alternative under measurement; one selection, ~12 s
 def test_stop_at_the_spectrum_keeps_a_learned_direction_the_spectrum_accounts_for(
         fitted, tiny_sho, monkeypatch):
     """``stop="spectrum"``: a learned direction Ĥ does not conserve is not removed where the
@@ -389,7 +388,7 @@ def test_stop_at_the_spectrum_keeps_a_learned_direction_the_spectrum_accounts_fo
     monkeypatch.setattr(select_module, "conservation_eigen", eigen)
     monkeypatch.setattr(select_module, "conservation_spectrum", spectrum)
     sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
-                           max_residual=0.12, lr=1e-3, tolerance=1e12, stop="spectrum")
+                           max_residual=0.12, lr=1e-3, tolerance=1e12)  # the default stop
     first = sel.steps[0]
     assert first["spectrum_dimension"] == 4 and first["kept_removal"] is False
     assert first["residual"] == 0.5 and "reads 4" in first["reason"]
@@ -622,7 +621,6 @@ def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
     assert 0 <= stopped["step"] <= 4
 
 
-@pytest.mark.slow  # an alternative under measurement (fit_auto(symmetrised_hnn=True))
 def test_the_symmetrised_continuation_starts_at_the_hnn_and_holds_the_generators(tiny_sho):
     """``continue_hnn(..., generators=G)``: F and its posterior start where the plain HNN's
     are (at a learning rate of 1e-30 they stay there), the model is symmetrised over exactly

@@ -5,6 +5,7 @@ figures, and the Lie-derivative toolkit (``analysis.lie``: discover, enforce, pr
 from . import lie, plots, tables
 from .auto import (
     DEFAULT_START_DIRECTIONS,
+    DEFAULT_SYMMETRISED_HNN,
     START_DIRECTIONS,
     AutoFit,
     fit_auto,
@@ -42,6 +43,7 @@ from .tables import format_table
 __all__ = [
     # the recommended pipeline
     "AutoFit", "fit_auto", "select_from_fits", "START_DIRECTIONS", "DEFAULT_START_DIRECTIONS",
+    "DEFAULT_SYMMETRISED_HNN",
     # evaluation
     "Evaluation", "PredictiveMetrics", "RolloutMetrics", "elbo_terms", "evaluate",
     "model_conserved_quantities", "one_step_mse", "predictive_metrics", "rollout_metrics",

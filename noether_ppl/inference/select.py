@@ -91,7 +91,13 @@ lie well below it and the nearest non-symmetries of most systems above it (the r
 STOPS = ("conserved", "spectrum")
 """When :func:`select_conserved`'s removals stop under ``criterion="conserved"`` (see there)."""
 
-DEFAULT_STOP = "conserved"
+DEFAULT_STOP = "spectrum"
+""":func:`select_conserved`'s default ``stop``. Measured against ``"conserved"`` on the discovery
+benchmark (``benchmarks/discovery.py --stop``; REPRODUCTION.md, "K without the answer"): with
+K = M it kept the true directions on the 1 : √2 oscillator's keys where the other rule removed
+one (5 of 5 against 2 of 5, ``benchmarks/records/discovery-k-phase-stop/``), and together
+with :func:`~noether_ppl.analysis.fit_auto`'s ``symmetrised_hnn`` it lost no key on any system
+run with K = true + 1 (``discovery-stop-symmetrised/`` against ``discovery-true-rerun/``)."""
 
 SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts", "stop",
                      "max_residual", "tolerance", "num_repeats")
@@ -211,13 +217,14 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         records every cut tried (``cuts``). More than one: an alternative under measurement
         (``benchmarks/discovery.py --cuts``), not the package's rule: on the magnetic field
         the refit at 1 direction beat the one at the true 6 on 5 of 5 keys (REPRODUCTION.md).
-    stop : with ``criterion="conserved"`` and ``complete``: ``"conserved"`` (default) removes
-        directions until Ĥ conserves every learned one; ``"spectrum"`` also stops as soon as
+    stop : with ``criterion="conserved"`` and ``complete``: ``"spectrum"`` (default,
+        :data:`DEFAULT_STOP`) removes directions until Ĥ conserves every learned one, or until
         the spectrum of the current Ĥ over all quadratic quantities reads at least as many
-        conserved ones as are learned (:func:`spectrum_dimension` ``>= L``): no learned
-        direction is then in excess of what the completion selects, and a removal could only
-        take a true direction mixed with one that is not. An alternative under measurement
-        (``benchmarks/discovery.py --stop``), not the package's rule.
+        conserved ones as are learned (:func:`spectrum_dimension` ``>= L``), whichever comes
+        first: no learned direction is then in excess of what the completion selects, and a
+        removal could only take a true direction mixed with one that is not.
+        ``"conserved"`` removes until Ĥ conserves every learned one (the earlier default,
+        the benchmark's baseline ``--stop conserved``).
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
         does not end the selection: it goes on from that fit's last good state
