@@ -494,6 +494,9 @@ def test_auto_selects_into_a_run_folder_and_resume_keeps_it(tmp_path, capsys):
     steps = settings.pop("select_steps")
     # the continuation fits at select_lr, the razor's fit from the discovered start at lr
     assert settings.pop("select_lr") == 1e-3 and settings["lr"] == exp.inference.lr != 1e-3
+    # the package's rule, recorded with the run
+    assert (settings.pop("select_stop"), settings.pop("select_symmetrised_hnn")) == \
+        ("spectrum", True)
     again = select_from_fits(hnn, learned, learned_train(out), key=jax_fold(k_fit, 2),
                              num_steps=exp.inference.steps_for(4), select_steps=steps,
                              select_kwargs={**settings, "lr": 1e-3}, **settings)
@@ -504,6 +507,32 @@ def test_auto_selects_into_a_run_folder_and_resume_keeps_it(tmp_path, capsys):
                                 "--no-analysis")
     assert code == 0, err
     assert "nothing to do" in stdout
+
+
+def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monkeypatch):
+    """``inference.select_stop`` and ``inference.select_symmetrised_hnn`` reach
+    ``select_from_fits`` as ``stop`` and ``symmetrised_hnn`` (unset: the package's defaults,
+    recorded with the run folder: ``test_auto_selects_into_a_run_folder_and_resume_keeps_it``)."""
+    from noether_ppl.analysis import auto as auto_module
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def select_from_fits(hnn, razor, data, *, select_kwargs, symmetrised_hnn, **kwargs):
+        seen.update(select={k: select_kwargs[k] for k in ("lr", "stop") if k in select_kwargs},
+                    symmetrised=symmetrised_hnn)
+        raise Stop
+
+    monkeypatch.setattr(auto_module, "select_from_fits", select_from_fits)
+    code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned", "--auto",
+                           *tiny("sho-cpu"), "--set", "inference.select_lr=1e-3",
+                           "--set", "inference.select_stop=conserved",
+                           "--set", "inference.select_symmetrised_hnn=false",
+                           "--no-progress", "--no-analysis", "--out", str(tmp_path / "auto"))
+    assert code != 0 and "Stop" in err  # the stand-in ended the run once it had its arguments
+    assert seen == {"select": {"lr": 1e-3, "stop": "conserved"}, "symmetrised": False}
 
 
 def learned_train(out):

@@ -179,7 +179,8 @@ class VariantFits:
         """``inference.select``: for each learned variant, the discovered start and the
         selection of :func:`~noether_ppl.analysis.select_from_fits` (from the plain HNN's run)
         into ``<variant>-selected`` with ``selection.json``."""
-        from ..analysis.auto import select_from_fits
+        from ..analysis.auto import DEFAULT_SYMMETRISED_HNN, select_from_fits
+        from ..inference.select import DEFAULT_STOP
         from ..runs.folder import open_run, save_run
 
         runs, echo, fit_settings = self.runs, self.echo, self.fit_settings
@@ -201,10 +202,14 @@ class VariantFits:
             echo(f"Selecting the conserved quantities of {v.label} ({slug}): the plain HNN's "
                  f"discovery as a start, then continuation fits of {steps} steps ...")
             kwargs = {k: v for k, v in self.fit_kwargs.items() if k != "num_steps"}
-            select_kwargs = None if inf.select_lr is None else {**kwargs, "lr": inf.select_lr}
+            rule = {"lr": inf.select_lr, "stop": inf.select_stop}
+            select_kwargs = {**kwargs, **{k: x for k, x in rule.items() if x is not None}}
+            symmetrised = (DEFAULT_SYMMETRISED_HNN if inf.select_symmetrised_hnn is None
+                           else inf.select_symmetrised_hnn)
             auto = select_from_fits(hnn.result, runs[v.slug].result, self.train, key=key,
                                     num_steps=num_steps, select_steps=steps,
-                                    select_kwargs=select_kwargs, **kwargs)
+                                    select_kwargs=select_kwargs, symmetrised_hnn=symmetrised,
+                                    **kwargs)
             echo(str(auto))
             meta = {**runs[v.slug].meta, "variant": slug, "order": self.order,
                     "selected_from": v.slug, "label": f"{v.label} ({selected_label(auto)})"}
@@ -215,7 +220,9 @@ class VariantFits:
                          reference=fit_settings.get("reference"),
                          reference_names=fit_settings.get("reference_names"), meta=meta,
                          settings={**kwargs, "select_steps": steps,
-                                   **({} if select_kwargs is None
-                                      else {"select_lr": inf.select_lr})})
+                                   **({} if inf.select_lr is None
+                                      else {"select_lr": inf.select_lr}),
+                                   "select_stop": select_kwargs.get("stop", DEFAULT_STOP),
+                                   "select_symmetrised_hnn": symmetrised})
                 atomic_write_json(os.path.join(folder, SELECTION_FILE), auto.to_dict())
                 runs[slug] = self.analysed(open_run(folder, result=auto.result))

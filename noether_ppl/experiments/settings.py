@@ -11,6 +11,7 @@ import math
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
 from ..inference.settings import SettingRule, setting_rules
+from ..inference.select import STOPS
 from ..systems.suite import CENTRAL_POTENTIALS
 
 __all__ = [
@@ -192,6 +193,8 @@ _EXPERIMENT_ONLY: dict[str, tuple[Spec, type]] = {
     "select": (BOOL, bool),
     "select_steps": (POS_INT, int),
     "select_lr": (POS_REAL, float),
+    "select_stop": (_one_of(*STOPS), str),
+    "select_symmetrised_hnn": (BOOL, bool),
     "checkpoint_every": (POS_INT, int),
 }
 """The ``[inference]`` keys of experiments only (not settings of ``fit``): their key type and
@@ -294,7 +297,12 @@ _INFERENCE_DOC = """Arguments of :func:`~noether_ppl.inference.fit` (App. C), pl
     :func:`~noether_ppl.analysis.select_from_fits` on it and the plain HNN (the discovered
     start, then :func:`~noether_ppl.inference.select_conserved`) into a run folder
     ``<variant>-selected``; ``select_steps``: steps of each of its continuation fits (None: a
-    quarter of the run's steps); ``select_lr``: their learning rate (None: ``lr``).
+    quarter of the run's steps); ``select_lr``: their learning rate (None: ``lr``);
+    ``select_stop``: when the removals stop (``select_conserved``'s ``stop``, None: its
+    default ``"spectrum"``); ``select_symmetrised_hnn``: whether the last comparison also
+    continues the plain HNN with the selected symmetry fixed (``select_from_fits``'
+    ``symmetrised_hnn``, None: its default, true). ``select_stop = "conserved"`` with
+    ``select_symmetrised_hnn = false`` is the earlier rule.
     """
 
 InferenceSettings = dataclasses.make_dataclass(
