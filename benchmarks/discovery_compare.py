@@ -10,6 +10,10 @@ ELBO minus the continued HNN's (``selected_minus_hnn_elbo``, nats) and of the wa
 key. Only keys present in both records are counted. With more than two records
 (``python discovery_compare.py A B C ...``): one line per system and record, the same
 columns plus the returned fit's median test MSE, over the keys present in every record.
+Under the table, for each record whose rows fitted step 4's symmetrised HNN
+(``--symmetrised-hnn``), per system over all its keys: on how many it was fitted, on how many
+its ELBO was above the selection's fit's (``symmetrised_vs_selected``) and on how many it was
+the returned fit (``razor_kept`` ``"hnn-symmetrised"``).
 """
 
 from __future__ import annotations
@@ -87,6 +91,25 @@ def compare_many(rows: list[list[dict]], names) -> str:
     return "\n".join(out) + "\n"
 
 
+def symmetrised_counts(rows: list[dict], name: str) -> str:
+    """Step 4's symmetrised HNN in one record's rows, per system (module docstring); "" when
+    no row fitted it."""
+    out = []
+    for system in dict.fromkeys(r["system"] for r in rows):
+        rs = [r for r in rows if r["system"] == system]
+        fitted = [r["symmetrised_vs_selected"] for r in rs
+                  if "delta" in (r.get("symmetrised_vs_selected") or {})]
+        if fitted:
+            out.append(f"| {system} | {len(rs)} | {len(fitted)} | "
+                       f"{sum(d['delta'] > 0 for d in fitted)} | "
+                       f"{sum(r.get('razor_kept') == 'hnn-symmetrised' for r in rs)} |")
+    if not out:
+        return ""
+    return "\n".join([f"Step 4's symmetrised HNN in {name}:", "",
+                      "| system | keys | fitted | above the selection's fit | returned |",
+                      "|---|---:|---:|---:|---:|", *out]) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("topics", nargs="+", help="two or more topics under benchmarks/records/ "
@@ -103,6 +126,9 @@ def main(argv=None) -> int:
                     "with its rows)")
     print(compare(*rows, names=tuple(args.topics)) if len(rows) == 2
           else compare_many(rows, names=tuple(args.topics)))
+    for rs, topic in zip(rows, args.topics, strict=True):
+        if text := symmetrised_counts(rs, topic):
+            print(text)
     return 0
 
 

@@ -103,6 +103,23 @@ def test_the_benchmark_runs_the_packages_rule_and_reads_older_records_as_theirs(
     assert "spectrum reads" in now and "selected symmetry fixed" in now
 
 
+def test_the_symmetrised_hnn_is_counted_per_system_where_it_was_fitted():
+    import discovery_compare
+
+    def row(system, key, delta, kept):
+        return {"system": system, "key": key, "razor_kept": kept,
+                "symmetrised_vs_selected": None if delta is None else {"delta": delta, "se": 1.0}}
+
+    rows = [row("osc", 0, 12.0, "hnn-symmetrised"), row("osc", 1, -3.0, "selected"),
+            row("osc", 2, None, "hnn"), row("osc", 3, 5.0, "hnn"),
+            row("plain", 0, None, "selected")]
+    text = discovery_compare.symmetrised_counts(rows, "rec").strip().splitlines()
+    assert text[0] == "Step 4's symmetrised HNN in rec:"
+    assert text[-1] == "| osc | 4 | 3 | 2 | 1 |"  # a system where it never ran has no line
+    stopped = [dict(row("osc", 0, None, "selected"), symmetrised_vs_selected={"stopped": {}})]
+    assert discovery_compare.symmetrised_counts(stopped, "rec") == ""
+
+
 PACKAGED_SUITE = sorted(set(systems.SUITE) - {"u2-noncanonical"})
 """Packaged experiments of suite systems, named as the suite names them: every suite system
 but the one whose symplectic map an experiment file cannot name."""

@@ -202,10 +202,11 @@ class VariantFits:
             echo(f"Selecting the conserved quantities of {v.label} ({slug}): the plain HNN's "
                  f"discovery as a start, then continuation fits of {steps} steps ...")
             kwargs = {k: v for k, v in self.fit_kwargs.items() if k != "num_steps"}
-            rule = {"lr": inf.select_lr, "stop": inf.select_stop}
-            select_kwargs = {**kwargs, **{k: x for k, x in rule.items() if x is not None}}
+            stop = DEFAULT_STOP if inf.select_stop is None else inf.select_stop
             symmetrised = (DEFAULT_SYMMETRISED_HNN if inf.select_symmetrised_hnn is None
                            else inf.select_symmetrised_hnn)
+            select_kwargs = {**kwargs, "stop": stop,
+                             **({} if inf.select_lr is None else {"lr": inf.select_lr})}
             auto = select_from_fits(hnn.result, runs[v.slug].result, self.train, key=key,
                                     num_steps=num_steps, select_steps=steps,
                                     select_kwargs=select_kwargs, symmetrised_hnn=symmetrised,
@@ -222,7 +223,7 @@ class VariantFits:
                          settings={**kwargs, "select_steps": steps,
                                    **({} if inf.select_lr is None
                                       else {"select_lr": inf.select_lr}),
-                                   "select_stop": select_kwargs.get("stop", DEFAULT_STOP),
+                                   "select_stop": stop,
                                    "select_symmetrised_hnn": symmetrised})
                 atomic_write_json(os.path.join(folder, SELECTION_FILE), auto.to_dict())
                 runs[slug] = self.analysed(open_run(folder, result=auto.result))
