@@ -16,7 +16,8 @@ training data of each key (``discovery.train_data``: 50 trajectories x 10 steps,
   (``systems.CoupledOscillators(n=2).generators()``); for every other system its true
   generators (``system.generators()``),
 
-for each number of steps and each likelihood variance σ², and reports each fit's NLL/N, KL/N
+for each number of steps and each likelihood variance σ² (a fixed value, or ``empirical``:
+App. D.2, σ² the posterior-mean MSE on the training pairs), and reports each fit's NLL/N, KL/N
 and −ELBO/N on the training pairs (``analysis.elbo_terms``, with its standard error) and its
 one-step test MSE (``"test"`` split, data key ``2000 + key``), evaluation key 7 as in
 ``discovery.py``. The ELBO bounds the evidence of each model, so the model with the higher ELBO
@@ -67,7 +68,7 @@ def symmetry(system_name: str) -> tuple[str, np.ndarray]:
     return "true symmetry", G
 
 
-def model(name: str, noise_variance: float, system_name: str = "henon-heiles",
+def model(name: str, noise_variance: float | str, system_name: str = "henon-heiles",
           measure_scale: float = float(np.pi), sym_samples: int = 16) -> models.NoetherRazor:
     """The model ``name`` of :data:`MODELS` with the discovery benchmark's settings (the
     symmetry times' ball of radius ``measure_scale``, π there; S = ``sym_samples``, 16
@@ -99,7 +100,7 @@ def data(key: int, args):
     return train, test
 
 
-def run_one(key: int, noise_variance: float, steps: int, name: str, args) -> dict:
+def run_one(key: int, noise_variance: float | str, steps: int, name: str, args) -> dict:
     train, test = data(key, args)
     t = time.perf_counter()
     result = fit(model(name, noise_variance, args.system, args.measure_scale,
@@ -124,6 +125,25 @@ def run_one(key: int, noise_variance: float, steps: int, name: str, args) -> dic
 def _spread(values) -> str:
     v = np.asarray(values, float)
     return f"{np.median(v):.3g} [{v.min():.3g}, {v.max():.3g}]"
+
+
+def _noise(text: str) -> float | str:
+    """A ``--noise-variances`` value: a positive float, or ``empirical`` (App. D.2: σ² the
+    posterior-mean MSE on the training pairs, ``ModelSpec.noise_variance``)."""
+    if text == "empirical":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number or 'empirical', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _nv(v: float | str) -> str:
+    return v if isinstance(v, str) else f"{v:g}"
 
 
 def _scale(v: float) -> str:
@@ -159,7 +179,7 @@ def table(rows: list[dict], args) -> str:
                 continue
             n = len(e_h)
             out.append(
-                f"| {nv:g} | {steps} | {_spread(e_h)} | {_spread(e_u)} | "
+                f"| {_nv(nv)} | {steps} | {_spread(e_h)} | {_spread(e_u)} | "
                 f"{sum(u < h for h, u in zip(e_h, e_u, strict=True))}/{n} | "
                 f"{_spread(get(nv, steps, 'hnn', 'kl_per_n'))} | "
                 f"{_spread(get(nv, steps, 'symmetric', 'kl_per_n'))} | "
@@ -178,7 +198,7 @@ def table(rows: list[dict], args) -> str:
                     cells.append("–" if not r else
                                  f"{r[0]['neg_elbo_per_n']:.2f} ± "
                                  f"{r[0]['neg_elbo_se_per_n']:.2f}; {r[0]['test_mse']:.2e}")
-                out.append(f"| {nv:g} | {steps} | {k} | {cells[0]} | {cells[1]} |")
+                out.append(f"| {_nv(nv)} | {steps} | {k} | {cells[0]} | {cells[1]} |")
     if args.eval_sym_samples:
         out += ["", f"The {S} fits (trained with S = {args.sym_samples}) evaluated with S "
                 "Monte-Carlo symmetry samples, same parameters and evaluation key (median "
@@ -195,7 +215,7 @@ def table(rows: list[dict], args) -> str:
                     t = [e[str(S_eval)] for e in evals]
                     e_u = [x["neg_elbo_per_n"] for x in t]
                     out.append(
-                        f"| {nv:g} | {steps} | {S_eval} | "
+                        f"| {_nv(nv)} | {steps} | {S_eval} | "
                         f"{_spread([x['nll_per_n'] for x in t])} | "
                         f"{_spread([x['kl_per_n'] for x in t])} | {_spread(e_u)} | "
                         f"{_spread(e_h)} | "
@@ -209,7 +229,8 @@ def main(argv=None) -> int:
                    help="a name of systems.PAPER or systems.SUITE with a symmetry to fix")
     p.add_argument("--keys", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--steps", nargs="+", type=int, default=[2000, 16000])
-    p.add_argument("--noise-variances", nargs="+", type=float, default=[1e-3, 1e-4])
+    p.add_argument("--noise-variances", nargs="+", type=_noise, default=[1e-3, 1e-4],
+                   help="σ² of the likelihood: positive numbers and/or 'empirical' (App. D.2)")
     p.add_argument("--trajectories", type=int, default=50)
     p.add_argument("--points", type=int, default=10, help="steps per trajectory")
     p.add_argument("--measure-scale", type=float, default=float(np.pi),
@@ -229,7 +250,7 @@ def main(argv=None) -> int:
         p.error(f"--sym-samples must be positive, got {args.sym_samples}")
     if not args.measure_scale > 0:
         p.error(f"--measure-scale must be positive, got {args.measure_scale}")
-    for name in ("steps", "noise_variances", "eval_sym_samples"):
+    for name in ("steps", "eval_sym_samples"):
         bad = [v for v in getattr(args, name) if not v > 0]
         if bad:
             p.error(f"--{name.replace('_', '-')} must be positive, got {bad}")

@@ -143,11 +143,32 @@ def test_other_systems_fix_their_true_generators_and_need_some():
     (["--system", "sho", "--measure-scale", "-1", "--topic", "x"], "positive"),
     (["--system", "sho", "--sym-samples", "0", "--topic", "x"], "positive"),
     (["--system", "sho", "--eval-sym-samples", "64", "0", "--topic", "x"], "positive"),
+    (["--system", "sho", "--noise-variances", "1e-3", "0", "--topic", "x"], "positive"),
+    (["--system", "sho", "--noise-variances", "mse", "--topic", "x"], "'empirical'"),
 ])
 def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
     with pytest.raises(SystemExit):
         se.main(argv)
     assert match in capsys.readouterr().err
+
+
+def test_the_empirical_variance_reaches_the_model_and_the_table():
+    assert se._noise("empirical") == "empirical" and se._noise("2e-3") == 2e-3
+    assert se.model("symmetric", "empirical", "sho").spec.noise_variance == "empirical"
+
+    class Args:
+        system, trajectories, points, sym_samples, measure_scale = "sho", 50, 10, 16, np.pi
+        lr, batch_size, energy_fraction, eval_sym_samples = 3e-3, 10, None, []
+        keys, steps, noise_variances = [0], [10], ["empirical", 1e-3]
+
+    rows = [{"key": 0, "noise_variance": nv, "steps": 10, "model": name,
+             "neg_elbo_per_n": e, "neg_elbo_se_per_n": 0.1, "nll_per_n": e, "kl_per_n": 1.0,
+             "test_mse": 0.1}
+            for nv, es in (("empirical", (1.0, 2.0)), (1e-3, (3.0, 4.0)))
+            for name, e in zip(se.MODELS, es, strict=True)]
+    lines = se.table(rows, Args).splitlines()
+    assert any(line.startswith("| empirical | 10 | 1 [1, 1] | 2 [2, 2] | 0/1 |") for line in lines)
+    assert any(line.startswith("| 0.001 | 10 | 3 [3, 3] | 4 [4, 4] | 0/1 |") for line in lines)
 
 
 def test_the_henon_heiles_form_fills_in_its_system_and_topic(monkeypatch):
