@@ -171,6 +171,33 @@ def test_the_empirical_variance_reaches_the_model_and_the_table():
     assert any(line.startswith("| 0.001 | 10 | 3 [3, 3] | 4 [4, 4] | 0/1 |") for line in lines)
 
 
+def test_no_motion_is_the_mean_squared_step_of_the_test_pairs():
+    from noether_ppl.data import Trajectories
+
+    states = np.arange(2 * 3 * 2, dtype=np.float64).reshape(2, 3, 2) ** 1.5
+    test = Trajectories(states=states, dt=0.1)
+    steps = np.diff(states, axis=1)
+    assert se.no_motion_mse(test) == pytest.approx(np.mean(steps ** 2), rel=1e-12)
+
+
+def test_rebuild_writes_the_table_of_the_stored_fits_without_fitting(monkeypatch, capsys):
+    rows = [{"key": 0, "noise_variance": 1e-3, "steps": 10, "model": name,
+             "neg_elbo_per_n": e, "neg_elbo_se_per_n": 0.1, "nll_per_n": e, "kl_per_n": 1.0,
+             "test_mse": 0.1} for name, e in zip(se.MODELS, (1.0, 2.0), strict=True)]
+    written = {}
+    monkeypatch.setattr(se, "read_record", lambda topic: ("", {"rows": rows}, {}))
+    monkeypatch.setattr(se, "rewrite_record",
+                        lambda topic, text, how: written.update(topic=topic, how=how))
+    monkeypatch.setattr(se, "fit", lambda *a, **k: pytest.fail("rebuild must not fit"))
+    argv = ["--system", "sho", "--keys", "0", "--steps", "10", "--noise-variances", "1e-3",
+            "--topic", "t", "--rebuild"]
+    assert se.main(argv) == 0
+    assert written["topic"] == "t" and written["how"].endswith("--topic t --rebuild")
+    out = capsys.readouterr().out
+    assert "| 0.001 | 10 | 1 [1, 1] | 2 [2, 2] | 0/1 |" in out
+    assert "Predicting no motion" in out
+
+
 def test_the_henon_heiles_form_fills_in_its_system_and_topic(monkeypatch):
     import henon_heiles_evidence
 
