@@ -13,7 +13,8 @@ columns plus the returned fit's median test MSE, over the keys present in every 
 Under the table, for each record whose rows fitted step 4's symmetrised HNN
 (``--symmetrised-hnn``), per system over all its keys: on how many it was fitted, on how many
 its ELBO was above the selection's fit's (``symmetrised_vs_selected``) and on how many it was
-the returned fit (``razor_kept`` ``"hnn-symmetrised"``).
+the returned fit (``razor_kept`` ``"hnn-symmetrised"``). ``--systems NAME ...`` keeps only
+those systems (in the order of the first record).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("topics", nargs="+", help="two or more topics under benchmarks/records/ "
                    "(more than two: one line per system and record)")
+    p.add_argument("--systems", nargs="+", default=None,
+                   help="only these systems (default: every system of the first record)")
     args = p.parse_args(argv)
     if len(args.topics) < 2:
         p.error("expected two or more topics")
@@ -124,6 +127,11 @@ def main(argv=None) -> int:
         except (FileNotFoundError, KeyError, TypeError):
             p.error(f"{topic!r} is not a record of discovery.py (records/<topic>/metrics.json "
                     "with its rows)")
+    if args.systems is not None:
+        missing = sorted(set(args.systems) - {r["system"] for rs in rows for r in rs})
+        if missing:
+            p.error(f"--systems {missing} are in none of the records")
+        rows = [[r for r in rs if r["system"] in args.systems] for rs in rows]
     print(compare(*rows, names=tuple(args.topics)) if len(rows) == 2
           else compare_many(rows, names=tuple(args.topics)))
     for rs, topic in zip(rows, args.topics, strict=True):

@@ -176,6 +176,24 @@ def test_k_can_be_set_without_the_true_dimension():
     assert discovery.LEGACY_SETTINGS["n_conserved"] == "true"
 
 
+def test_the_comparison_keeps_the_systems_asked_for(monkeypatch, capsys):
+    import discovery_compare
+
+    def row(system, key):
+        return {"system": system, "key": key, "true_dim": 1, "K": 2, "razor_ok": True,
+                "selection": {"dimension": 1}, "hnn_continued_steps": 100,
+                "selected_minus_hnn_elbo": 5.0, "wall_s": 1.0}
+
+    rows = [row("a", 0), row("b", 0)]
+    monkeypatch.setattr(discovery_compare, "read_record", lambda topic: ("", {"rows": rows}, {}))
+    assert discovery_compare.main(["x", "y", "--systems", "b"]) == 0
+    body = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in body[1:]] == ["| b"]
+    with pytest.raises(SystemExit):
+        discovery_compare.main(["x", "y", "--systems", "c"])
+    assert "['c'] are in none of the records" in capsys.readouterr().err
+
+
 def test_two_records_side_by_side_count_the_keys_both_hold():
     import discovery_compare
 
