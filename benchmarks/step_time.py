@@ -79,7 +79,24 @@ CONFIGS = {
                                  sym_samples=16, measure="ball", particles=1, substeps=1,
                                  integrator="rk2", sampling="lattice", trajectories=10,
                                  pairs=10, dt=0.3, repeats=200),
+    # The same model with the paper's estimator (i.i.d. samples, 20 Euler sub-steps): the two
+    # estimators of time_to_quality.py's "oscillators3" race, step for step.
+    "oscillators3-cpu-plain": dict(phase_dim=6, hidden=(64, 64), elu_alpha=1.0,
+                                   n_conserved=12, sym_samples=16, measure="ball", particles=1,
+                                   substeps=20, trajectories=10, pairs=10, dt=0.3, repeats=40),
+    # The demo's learned model with the recommended estimator: time_to_quality.py's
+    # "oscillator" race against "sho-demo-learned" (its plain estimator).
+    "sho-demo-learned-rk2": dict(phase_dim=2, hidden=(64, 64), elu_alpha=2.0, n_conserved=1,
+                                 sym_samples=32, measure="uniform", particles=1, substeps=1,
+                                 integrator="rk2", sampling="lattice", trajectories=7, pairs=4,
+                                 dt=0.2, repeats=200),
 }
+ESTIMATOR_PAIRS = {"sho-demo-learned-rk2": "sho-demo-learned",
+                   "oscillators3-cpu-rk2": "oscillators3-cpu-plain"}
+"""Recommended estimator → the paper's, on the same model and batch (``time_to_quality.py``'s
+two races). Their step-time ratio bounds the time-to-quality speed-up of a race in which both
+need the same number of steps; the ratio of their MLP evaluations is what it would be if
+nothing but the MLP cost time."""
 DEFAULTS = dict(sampling="iid", integrator="euler", pair_tile="auto", devices=1,
                 dtype="float32")
 OFFICIAL = {"sho-paper": 41.3, "sho-paper-vanilla": 0.24, "oscillators3-official": 105.0}
@@ -278,12 +295,33 @@ def table(results: list[dict], mm: dict, command: str) -> str:
             f"{r['mlp_evals_per_s']:.3g} | {r['peak_rss_mib']:.0f} | "
             + (f"{r['device_peak_mib']:.0f} | " if on_device else "")
             + (f"{official:g} | {r['speedup_vs_official']:.2f}× |" if official else "– | – |"))
+    lines += estimator_pairs(results)
     lines += ["", "Settings of each configuration: `CONFIGS` in `benchmarks/step_time.py`; "
               "FLOP count (12 Σ in·out per evaluation): its docstring. \"of XLA matmul\": "
               "GFLOP/s over the XLA batched matmul's, measured in the same run. \"official\": "
               "the official implementation's step on a 2-core machine of this kind (issue "
               "text, `OFFICIAL`), not measured in this run."]
     return "\n".join(lines) + "\n"
+
+
+def estimator_pairs(results: list[dict]) -> list[str]:
+    """Lines under the table for each pair of :data:`ESTIMATOR_PAIRS` that ran: both medians,
+    their ratio and the ratio of MLP evaluations per step."""
+    by_name = {r["config"]: r for r in results}
+    pairs = [(by_name[c], by_name[p]) for c, p in ESTIMATOR_PAIRS.items()
+             if c in by_name and p in by_name]
+    if not pairs:
+        return []
+    lines = ["", "The recommended estimator (RK2, one step, lattice samples) against the "
+             "paper's (Euler × 20, i.i.d.) on the same model and batch:", "",
+             "| recommended | paper's | step (s) | paper's step (s) | step ratio | "
+             "MLP evaluations ratio |", "|---|---|---:|---:|---:|---:|"]
+    for c, p in pairs:
+        lines.append(f"| {c['config']} | {p['config']} | {c['median_step_s']:.4f} | "
+                     f"{p['median_step_s']:.4f} | "
+                     f"{p['median_step_s'] / c['median_step_s']:.2f}× | "
+                     f"{p['mlp_evals_per_step'] / c['mlp_evals_per_step']:.0f}× |")
+    return lines
 
 
 def main(argv=None) -> int:

@@ -54,3 +54,20 @@ def test_flops_per_eval_matches_xla_count_of_the_autodiff_step(sizes):
     count = step_time.flops_per_eval(sizes)
     assert count == 12 * matmuls
     assert count <= step <= 1.15 * count, (step, count)
+
+
+def test_the_estimator_pairs_report_both_steps_and_their_ratios():
+    def result(name, step):
+        return {"config": name, "median_step_s": step, "min_step_s": step,
+                "max_step_s": step, "compile_s": 1.0, "step_gflop": 1.0, "gflop_per_s": 1.0,
+                "mlp_evals_per_s": 1.0, "peak_rss_mib": 1.0,
+                "mlp_evals_per_step": step_time.evaluations(step_time.settings_for(name, []))}
+
+    results = [result("oscillators3-cpu-rk2", 0.005), result("oscillators3-cpu-plain", 0.04),
+               result("sho-demo-learned", 0.03)]
+    text = step_time.table(results, {"numpy_2048": 1.0, "xla_batched": 1.0}, "cmd")
+    assert ("| oscillators3-cpu-rk2 | oscillators3-cpu-plain | 0.0050 | 0.0400 | 8.00× | 10× |"
+            in text)
+    # a pair whose other half did not run is left out
+    assert "| sho-demo-learned-rk2 |" not in text
+    assert step_time.estimator_pairs(results[2:]) == []
