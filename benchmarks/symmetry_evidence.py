@@ -7,8 +7,8 @@ When the discovery benchmark's razor reads a wrong dimension (``records/discover
 its criterion speaking, or a comparison of unconverged fits? On the discovery benchmark's
 training data of each key (``discovery.train_data``: 50 trajectories x 10 steps, data key
 ``1000 + key``) this script fits two models with the discovery benchmark's settings (MLP
-64 x 64, S = 16, ball measure of scale π, Adam 3e-3, mini-batches of 10 trajectories, fit key
-``key``):
+64 x 64 unless ``--hidden``, S = 16, ball measure of scale π, Adam 3e-3, mini-batches of 10
+trajectories, fit key ``key``):
 
 - the plain HNN (K = 0), and
 - the model symmetrised over a fixed symmetry, as an oracle would fix it: for Hénon–Heiles
@@ -69,13 +69,14 @@ def symmetry(system_name: str) -> tuple[str, np.ndarray]:
 
 
 def model(name: str, noise_variance: float | str, system_name: str = "henon-heiles",
-          measure_scale: float = float(np.pi), sym_samples: int = 16) -> models.NoetherRazor:
+          measure_scale: float = float(np.pi), sym_samples: int = 16,
+          hidden: tuple[int, ...] = (64, 64)) -> models.NoetherRazor:
     """The model ``name`` of :data:`MODELS` with the discovery benchmark's settings (the
     symmetry times' ball of radius ``measure_scale``, π there; S = ``sym_samples``, 16
-    there)."""
+    there; the MLP's hidden widths ``hidden``, 64 x 64 there)."""
     _, G = symmetry(system_name)
     generators = None if name == "hnn" else G
-    spec = models.ModelSpec(hidden=(64, 64),
+    spec = models.ModelSpec(hidden=tuple(hidden),
                             n_conserved=0 if generators is None else G.shape[0],
                             sym_samples=sym_samples, measure="ball",
                             measure_scale=measure_scale, noise_variance=noise_variance)
@@ -104,7 +105,7 @@ def run_one(key: int, noise_variance: float | str, steps: int, name: str, args) 
     train, test = data(key, args)
     t = time.perf_counter()
     result = fit(model(name, noise_variance, args.system, args.measure_scale,
-                       args.sym_samples), train,
+                       args.sym_samples, tuple(args.hidden)), train,
                  key=jax.random.key(key),
                  num_steps=steps, lr=args.lr, batch_size=args.batch_size, progress_bar=False)
     k_eval = jax.random.key(7)
@@ -165,7 +166,8 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None) -> 
     S, G = symmetry(args.system)
     true_dim = systems.DIMENSIONS[args.system]
     out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
-           f"settings ({args.trajectories} trajectories x {args.points} steps, MLP 64 x 64, "
+           f"settings ({args.trajectories} trajectories x {args.points} steps, MLP "
+           f"{' x '.join(map(str, args.hidden))}, "
            f"S = {args.sym_samples}, ball measure of scale {_scale(args.measure_scale)}, lr "
            f"{args.lr}, batch "
            f"{args.batch_size}): the plain "
@@ -248,6 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--points", type=int, default=10, help="steps per trajectory")
     p.add_argument("--measure-scale", type=float, default=float(np.pi),
                    help="radius of the ball of symmetry times (default π, the benchmark's)")
+    p.add_argument("--hidden", nargs="+", type=int, default=[64, 64],
+                   help="the MLP's hidden widths (default 64 64, the benchmark's)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--sym-samples", type=int, default=16,
@@ -266,7 +270,7 @@ def main(argv=None) -> int:
         p.error(f"--sym-samples must be positive, got {args.sym_samples}")
     if not args.measure_scale > 0:
         p.error(f"--measure-scale must be positive, got {args.measure_scale}")
-    for name in ("steps", "eval_sym_samples"):
+    for name in ("steps", "eval_sym_samples", "hidden"):
         bad = [v for v in getattr(args, name) if not v > 0]
         if bad:
             p.error(f"--{name.replace('_', '-')} must be positive, got {bad}")

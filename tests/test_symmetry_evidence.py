@@ -43,7 +43,7 @@ def test_table_counts_each_key_once_per_setting():
         keys, steps, noise_variances = [0, 1], [10], [1e-3]
         trajectories, points, lr, batch_size, measure_scale = 50, 10, 3e-3, 10, np.pi
         energy_fraction, system = None, "henon-heiles"
-        sym_samples, eval_sym_samples = 16, []
+        sym_samples, eval_sym_samples, hidden = 16, [], [64, 64]
 
     def row(key, name, elbo, mse):
         return {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
@@ -65,7 +65,7 @@ def test_the_fits_evaluated_with_more_samples_are_counted_against_the_hnn_per_s(
         keys, steps, noise_variances = [0, 1], [10], [1e-3]
         trajectories, points, lr, batch_size, measure_scale = 50, 10, 3e-3, 10, np.pi
         energy_fraction, system = None, "two-body-2d"
-        sym_samples, eval_sym_samples = 16, [64]
+        sym_samples, eval_sym_samples, hidden = 16, [64], [64, 64]
 
     def row(key, name, elbo, elbo_64=None):
         r = {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
@@ -145,6 +145,7 @@ def test_other_systems_fix_their_true_generators_and_need_some():
     (["--system", "sho", "--eval-sym-samples", "64", "0", "--topic", "x"], "positive"),
     (["--system", "sho", "--noise-variances", "1e-3", "0", "--topic", "x"], "positive"),
     (["--system", "sho", "--noise-variances", "mse", "--topic", "x"], "'empirical'"),
+    (["--system", "sho", "--hidden", "64", "0", "--topic", "x"], "positive"),
 ])
 def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
     with pytest.raises(SystemExit):
@@ -155,10 +156,12 @@ def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
 def test_the_empirical_variance_reaches_the_model_and_the_table():
     assert se._noise("empirical") == "empirical" and se._noise("2e-3") == 2e-3
     assert se.model("symmetric", "empirical", "sho").spec.noise_variance == "empirical"
+    assert se.model("hnn", 1e-3, "sho", hidden=(128, 96)).spec.hidden == (128, 96)
 
     class Args:
         system, trajectories, points, sym_samples, measure_scale = "sho", 50, 10, 16, np.pi
         lr, batch_size, energy_fraction, eval_sym_samples = 3e-3, 10, None, []
+        hidden = [128, 96]
         keys, steps, noise_variances = [0], [10], ["empirical", 1e-3]
 
     rows = [{"key": 0, "noise_variance": nv, "steps": 10, "model": name,
@@ -167,6 +170,7 @@ def test_the_empirical_variance_reaches_the_model_and_the_table():
             for nv, es in (("empirical", (1.0, 2.0)), (1e-3, (3.0, 4.0)))
             for name, e in zip(se.MODELS, es, strict=True)]
     lines = se.table(rows, Args).splitlines()
+    assert "MLP 128 x 96," in lines[0]
     assert any(line.startswith("| empirical | 10 | 1 [1, 1] | 2 [2, 2] | 0/1 |") for line in lines)
     assert any(line.startswith("| 0.001 | 10 | 3 [3, 3] | 4 [4, 4] | 0/1 |") for line in lines)
 
