@@ -70,16 +70,19 @@ def symmetry(system_name: str) -> tuple[str, np.ndarray]:
 
 def model(name: str, noise_variance: float | str, system_name: str = "henon-heiles",
           measure_scale: float = float(np.pi), sym_samples: int = 16,
-          hidden: tuple[int, ...] = (64, 64)) -> models.NoetherRazor:
+          hidden: tuple[int, ...] = (64, 64),
+          prior_variance: float | str = "optimal") -> models.NoetherRazor:
     """The model ``name`` of :data:`MODELS` with the discovery benchmark's settings (the
     symmetry times' ball of radius ``measure_scale``, π there; S = ``sym_samples``, 16
-    there; the MLP's hidden widths ``hidden``, 64 x 64 there)."""
+    there; the MLP's hidden widths ``hidden``, 64 x 64 there; the weights' prior variance
+    ``prior_variance``, ``"optimal"`` there: App. D.3–D.4's closed form per layer)."""
     _, G = symmetry(system_name)
     generators = None if name == "hnn" else G
     spec = models.ModelSpec(hidden=tuple(hidden),
                             n_conserved=0 if generators is None else G.shape[0],
                             sym_samples=sym_samples, measure="ball",
-                            measure_scale=measure_scale, noise_variance=noise_variance)
+                            measure_scale=measure_scale, noise_variance=noise_variance,
+                            prior_variance=prior_variance)
     return models.NoetherRazor(spec, phase_dim=G.shape[-1] - 1, generators=generators)
 
 
@@ -105,7 +108,7 @@ def run_one(key: int, noise_variance: float | str, steps: int, name: str, args) 
     train, test = data(key, args)
     t = time.perf_counter()
     result = fit(model(name, noise_variance, args.system, args.measure_scale,
-                       args.sym_samples, tuple(args.hidden)), train,
+                       args.sym_samples, tuple(args.hidden), args.prior_variance), train,
                  key=jax.random.key(key),
                  num_steps=steps, lr=args.lr, batch_size=args.batch_size, progress_bar=False)
     k_eval = jax.random.key(7)
@@ -151,6 +154,20 @@ def _noise(text: str) -> float | str:
     return value
 
 
+def _prior(text: str) -> float | str:
+    """A ``--prior-variance`` value: ``optimal`` or a positive float."""
+    if text == "optimal":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number or 'optimal', got {text!r}")
+    return value
+
+
 def _nv(v: float | str) -> str:
     return v if isinstance(v, str) else f"{v:g}"
 
@@ -165,9 +182,11 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None) -> 
              f"data on the energy shell H = {args.energy_fraction:g} x 1/6")
     S, G = symmetry(args.system)
     true_dim = systems.DIMENSIONS[args.system]
+    prior = getattr(args, "prior_variance", "optimal")
+    prior = "" if prior == "optimal" else f"prior variance {prior:g} for every weight, "
     out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
            f"settings ({args.trajectories} trajectories x {args.points} steps, MLP "
-           f"{' x '.join(map(str, args.hidden))}, "
+           f"{' x '.join(map(str, args.hidden))}, {prior}"
            f"S = {args.sym_samples}, ball measure of scale {_scale(args.measure_scale)}, lr "
            f"{args.lr}, batch "
            f"{args.batch_size}): the plain "
@@ -252,6 +271,9 @@ def main(argv=None) -> int:
                    help="radius of the ball of symmetry times (default π, the benchmark's)")
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64],
                    help="the MLP's hidden widths (default 64 64, the benchmark's)")
+    p.add_argument("--prior-variance", type=_prior, default="optimal",
+                   help="the weights' prior variance: 'optimal' (App. D.3-D.4, the default) or "
+                        "a positive number for every weight")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--sym-samples", type=int, default=16,

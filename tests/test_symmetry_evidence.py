@@ -146,6 +146,7 @@ def test_other_systems_fix_their_true_generators_and_need_some():
     (["--system", "sho", "--noise-variances", "1e-3", "0", "--topic", "x"], "positive"),
     (["--system", "sho", "--noise-variances", "mse", "--topic", "x"], "'empirical'"),
     (["--system", "sho", "--hidden", "64", "0", "--topic", "x"], "positive"),
+    (["--system", "sho", "--prior-variance", "-1", "--topic", "x"], "'optimal'"),
 ])
 def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
     with pytest.raises(SystemExit):
@@ -157,11 +158,13 @@ def test_the_empirical_variance_reaches_the_model_and_the_table():
     assert se._noise("empirical") == "empirical" and se._noise("2e-3") == 2e-3
     assert se.model("symmetric", "empirical", "sho").spec.noise_variance == "empirical"
     assert se.model("hnn", 1e-3, "sho", hidden=(128, 96)).spec.hidden == (128, 96)
+    assert se.model("symmetric", 1e-3, "sho", prior_variance=0.5).spec.prior_variance == 0.5
+    assert se._prior("optimal") == "optimal" and se._prior("0.5") == 0.5
 
     class Args:
         system, trajectories, points, sym_samples, measure_scale = "sho", 50, 10, 16, np.pi
         lr, batch_size, energy_fraction, eval_sym_samples = 3e-3, 10, None, []
-        hidden = [128, 96]
+        hidden, prior_variance = [128, 96], 0.5
         keys, steps, noise_variances = [0], [10], ["empirical", 1e-3]
 
     rows = [{"key": 0, "noise_variance": nv, "steps": 10, "model": name,
@@ -170,7 +173,7 @@ def test_the_empirical_variance_reaches_the_model_and_the_table():
             for nv, es in (("empirical", (1.0, 2.0)), (1e-3, (3.0, 4.0)))
             for name, e in zip(se.MODELS, es, strict=True)]
     lines = se.table(rows, Args).splitlines()
-    assert "MLP 128 x 96," in lines[0]
+    assert "MLP 128 x 96, prior variance 0.5 for every weight, S = 16," in lines[0]
     assert any(line.startswith("| empirical | 10 | 1 [1, 1] | 2 [2, 2] | 0/1 |") for line in lines)
     assert any(line.startswith("| 0.001 | 10 | 3 [3, 3] | 4 [4, 4] | 0/1 |") for line in lines)
 
