@@ -71,18 +71,25 @@ def publish(args, table: str, rows: list, started: float) -> int:
     return 0
 
 
+_REBUILT = "Table rebuilt without fitting by"
+"""How the note of :func:`rewrite_record` begins (a later rewrite replaces it)."""
+
+
 def rewrite_record(topic: str, table: str, *, how: str, metrics: dict | None = None) -> Path:
     """Write ``records/<topic>/`` again with a new ``table`` built from its stored results, no
     fitting: the command(s) and wall time stay those of the run that made them, ``metrics``
     (default: the stored ones) gains ``fits_commit`` (that run's commit, kept over repeated
-    rewrites) and a note says ``how`` (the command that rebuilt the table)."""
+    rewrites), the record's notes are kept and a note says ``how`` (the command that rebuilt
+    the table; it replaces the note of an earlier rewrite)."""
     _, stored, meta = read_record(topic)
     metrics = dict(stored if metrics is None else metrics)
     metrics["fits_commit"] = stored.get("fits_commit", meta["commit"])
-    note = (f"Table rebuilt without fitting by `{how}` from the results in metrics.json, made "
-            f"by the command above (wall time of that run) at commit {metrics['fits_commit']}.")
+    kept = meta.get("notes", "").split(_REBUILT)[0].strip()
+    note = (f"{_REBUILT} `{how}` from the results in metrics.json, made by the command above "
+            f"(wall time of that run) at commit {metrics['fits_commit']}.")
     return write_record(topic, table=table, metrics=metrics, command=meta["command"],
-                        commands=meta.get("commands"), wall_s=meta["wall_s"], notes=note)
+                        commands=meta.get("commands"), wall_s=meta["wall_s"],
+                        notes=f"{kept} {note}" if kept else note)
 
 
 def read_record(topic: str) -> tuple[str, object, dict]:

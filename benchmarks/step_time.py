@@ -94,9 +94,9 @@ CONFIGS = {
 ESTIMATOR_PAIRS = {"sho-demo-learned-rk2": "sho-demo-learned",
                    "oscillators3-cpu-rk2": "oscillators3-cpu-plain"}
 """Recommended estimator → the paper's, on the same model and batch (``time_to_quality.py``'s
-two races). Their step-time ratio bounds the time-to-quality speed-up of a race in which both
-need the same number of steps; the ratio of their MLP evaluations is what it would be if
-nothing but the MLP cost time."""
+two races). Their step-time ratio bounds the time-to-quality speed-up of a race in which the
+recommended estimator needs at least as many steps as the paper's; the ratio of their MLP
+evaluations is what the step-time ratio would be if nothing but the MLP cost time."""
 DEFAULTS = dict(sampling="iid", integrator="euler", pair_tile="auto", devices=1,
                 dtype="float32")
 OFFICIAL = {"sho-paper": 41.3, "sho-paper-vanilla": 0.24, "oscillators3-official": 105.0}

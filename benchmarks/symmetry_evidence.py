@@ -139,33 +139,23 @@ def _spread(values) -> str:
     return f"{np.median(v):.3g} [{v.min():.3g}, {v.max():.3g}]"
 
 
-def _noise(text: str) -> float | str:
-    """A ``--noise-variances`` value: a positive float, or ``empirical`` (App. D.2: σ² the
-    posterior-mean MSE on the training pairs, ``ModelSpec.noise_variance``)."""
-    if text == "empirical":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number or 'empirical', got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _positive_or(word: str):
+    """An argparse type: a positive float, or the keyword ``word`` (``--noise-variances``:
+    ``empirical``, App. D.2, σ² the posterior-mean MSE on the training pairs;
+    ``--prior-variance``: ``optimal``, App. D.3–D.4's closed form per layer)."""
+    def parse(text: str) -> float | str:
+        if text == word:
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive number or {word!r}, got {text!r}")
+        return value
 
-
-def _prior(text: str) -> float | str:
-    """A ``--prior-variance`` value: ``optimal`` or a positive float."""
-    if text == "optimal":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number or 'optimal', got {text!r}")
-    return value
+    return parse
 
 
 def _nv(v: float | str) -> str:
@@ -182,8 +172,8 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None) -> 
              f"data on the energy shell H = {args.energy_fraction:g} x 1/6")
     S, G = symmetry(args.system)
     true_dim = systems.DIMENSIONS[args.system]
-    prior = getattr(args, "prior_variance", "optimal")
-    prior = "" if prior == "optimal" else f"prior variance {prior:g} for every weight, "
+    prior = ("" if args.prior_variance == "optimal" else
+             f"prior variance {args.prior_variance:g} for every weight, ")
     out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
            f"settings ({args.trajectories} trajectories x {args.points} steps, MLP "
            f"{' x '.join(map(str, args.hidden))}, {prior}"
@@ -263,7 +253,7 @@ def main(argv=None) -> int:
                    help="a name of systems.PAPER or systems.SUITE with a symmetry to fix")
     p.add_argument("--keys", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--steps", nargs="+", type=int, default=[2000, 16000])
-    p.add_argument("--noise-variances", nargs="+", type=_noise, default=[1e-3, 1e-4],
+    p.add_argument("--noise-variances", nargs="+", type=_positive_or("empirical"), default=[1e-3, 1e-4],
                    help="σ² of the likelihood: positive numbers and/or 'empirical' (App. D.2)")
     p.add_argument("--trajectories", type=int, default=50)
     p.add_argument("--points", type=int, default=10, help="steps per trajectory")
@@ -271,7 +261,7 @@ def main(argv=None) -> int:
                    help="radius of the ball of symmetry times (default π, the benchmark's)")
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64],
                    help="the MLP's hidden widths (default 64 64, the benchmark's)")
-    p.add_argument("--prior-variance", type=_prior, default="optimal",
+    p.add_argument("--prior-variance", type=_positive_or("optimal"), default="optimal",
                    help="the weights' prior variance: 'optimal' (App. D.3-D.4, the default) or "
                         "a positive number for every weight")
     p.add_argument("--lr", type=float, default=3e-3)
@@ -285,9 +275,14 @@ def main(argv=None) -> int:
                         "suite's data)")
     p.add_argument("--topic", required=True)
     p.add_argument("--rebuild", action="store_true",
-                   help="write the table of records/TOPIC/ again from its stored fits (same "
-                        "other arguments as the command that made it), no fitting")
+                   help="write the table of records/TOPIC/ again from its stored fits and "
+                        "settings (other arguments are ignored), no fitting")
     args = p.parse_args(argv)
+    if args.rebuild:  # the record's own settings; those it predates take their defaults
+        _, stored, _ = read_record(args.topic)
+        defaults = vars(p.parse_args(["--system", args.system, "--topic", args.topic]))
+        args = argparse.Namespace(**{**defaults, **stored["settings"], "rebuild": True})
+        rows = stored["rows"]
     if args.sym_samples < 1:
         p.error(f"--sym-samples must be positive, got {args.sym_samples}")
     if not args.measure_scale > 0:
@@ -308,8 +303,7 @@ def main(argv=None) -> int:
                 f"{args.energy_fraction}")
     no_motion = {k: no_motion_mse(data(k, args)[1]) for k in args.keys}
     if args.rebuild:
-        _, stored, _ = read_record(args.topic)
-        text = table(stored["rows"], args, no_motion)
+        text = table(rows, args, no_motion)
         rewrite_record(args.topic, text, how=f"python symmetry_evidence.py "
                        f"{' '.join(argv if argv is not None else sys.argv[1:])}")
         print(text)

@@ -29,6 +29,19 @@ def test_rewrite_keeps_the_run_and_names_its_commit(tmp_path, monkeypatch):
     assert metrics == {"rows": [2], "fits_commit": "aaa"} and "commit aaa" in meta["notes"]
 
 
+def test_rewrite_keeps_the_records_notes_and_replaces_an_earlier_rewrites(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(record, "RECORDS", tmp_path)
+    monkeypatch.setattr(record, "commit", lambda: "aaa")
+    record.write_record("t", table="old", metrics={"rows": [1]}, command="python run.py",
+                        wall_s=1.0, notes="Made on an idle machine.")
+    record.rewrite_record("t", "new", how="first")
+    record.rewrite_record("t", "newer", how="second")
+    notes = record.read_record("t")[2]["notes"]
+    assert notes.startswith("Made on an idle machine. Table rebuilt without fitting by `second`")
+    assert "`first`" not in notes and notes.count("Table rebuilt") == 1
+
+
 def test_publish_writes_settings_rows_and_command_then_prints(tmp_path, monkeypatch, capsys):
     import argparse
     import sys

@@ -43,7 +43,7 @@ def test_table_counts_each_key_once_per_setting():
         keys, steps, noise_variances = [0, 1], [10], [1e-3]
         trajectories, points, lr, batch_size, measure_scale = 50, 10, 3e-3, 10, np.pi
         energy_fraction, system = None, "henon-heiles"
-        sym_samples, eval_sym_samples, hidden = 16, [], [64, 64]
+        sym_samples, eval_sym_samples, hidden, prior_variance = 16, [], [64, 64], "optimal"
 
     def row(key, name, elbo, mse):
         return {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
@@ -65,7 +65,7 @@ def test_the_fits_evaluated_with_more_samples_are_counted_against_the_hnn_per_s(
         keys, steps, noise_variances = [0, 1], [10], [1e-3]
         trajectories, points, lr, batch_size, measure_scale = 50, 10, 3e-3, 10, np.pi
         energy_fraction, system = None, "two-body-2d"
-        sym_samples, eval_sym_samples, hidden = 16, [64], [64, 64]
+        sym_samples, eval_sym_samples, hidden, prior_variance = 16, [64], [64, 64], "optimal"
 
     def row(key, name, elbo, elbo_64=None):
         r = {"key": key, "noise_variance": 1e-3, "steps": 10, "model": name,
@@ -155,11 +155,13 @@ def test_bad_arguments_are_refused_before_any_fit(argv, match, capsys):
 
 
 def test_the_empirical_variance_reaches_the_model_and_the_table():
-    assert se._noise("empirical") == "empirical" and se._noise("2e-3") == 2e-3
+    noise = se._positive_or("empirical")
+    assert noise("empirical") == "empirical" and noise("2e-3") == 2e-3
     assert se.model("symmetric", "empirical", "sho").spec.noise_variance == "empirical"
     assert se.model("hnn", 1e-3, "sho", hidden=(128, 96)).spec.hidden == (128, 96)
     assert se.model("symmetric", 1e-3, "sho", prior_variance=0.5).spec.prior_variance == 0.5
-    assert se._prior("optimal") == "optimal" and se._prior("0.5") == 0.5
+    prior = se._positive_or("optimal")
+    assert prior("optimal") == "optimal" and prior("0.5") == 0.5
 
     class Args:
         system, trajectories, points, sym_samples, measure_scale = "sho", 50, 10, 16, np.pi
@@ -192,12 +194,14 @@ def test_rebuild_writes_the_table_of_the_stored_fits_without_fitting(monkeypatch
              "neg_elbo_per_n": e, "neg_elbo_se_per_n": 0.1, "nll_per_n": e, "kl_per_n": 1.0,
              "test_mse": 0.1} for name, e in zip(se.MODELS, (1.0, 2.0), strict=True)]
     written = {}
-    monkeypatch.setattr(se, "read_record", lambda topic: ("", {"rows": rows}, {}))
+    # the record's settings (here: its steps and keys) rule over the command line's
+    settings = {"system": "sho", "keys": [0], "steps": [10], "noise_variances": [1e-3]}
+    monkeypatch.setattr(se, "read_record",
+                        lambda topic: ("", {"rows": rows, "settings": settings}, {}))
     monkeypatch.setattr(se, "rewrite_record",
                         lambda topic, text, how: written.update(topic=topic, how=how))
     monkeypatch.setattr(se, "fit", lambda *a, **k: pytest.fail("rebuild must not fit"))
-    argv = ["--system", "sho", "--keys", "0", "--steps", "10", "--noise-variances", "1e-3",
-            "--topic", "t", "--rebuild"]
+    argv = ["--system", "sho", "--keys", "3", "--steps", "99", "--topic", "t", "--rebuild"]
     assert se.main(argv) == 0
     assert written["topic"] == "t" and written["how"].endswith("--topic t --rebuild")
     out = capsys.readouterr().out
