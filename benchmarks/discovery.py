@@ -77,16 +77,21 @@ def steps_of(name: str, args) -> tuple[int, int]:
     return steps, args.select_steps * steps // args.steps
 
 
+NOISE_VARIANCE = models.ModelSpec().noise_variance
+"""The likelihood's σ² unless ``--noise-variance``: the package's (the paper's) 1e-3."""
+
 LEGACY_SETTINGS = {"start_directions": "gap", "n_conserved": "true", "stop": "conserved",
                    "symmetrised_hnn": False}
 """Settings whose default changed: their value in records written before they were recorded."""
 
 
-def train_data(system, key: int, *, trajectories: int, points: int):
+def train_data(system, key: int, *, trajectories: int, points: int, dt: float | None = None):
     """The training trajectories of ``key``: the system's ``"train"`` split from data key
-    ``1000 + key``, ``trajectories`` x ``points`` steps (also ``identifiability.py``'s)."""
+    ``1000 + key``, ``trajectories`` x ``points`` steps (also ``identifiability.py``'s) of the
+    split's Δt, or of ``dt`` if given."""
     return system.simulate_split(jax.random.key(1000 + key), "train",
-                                 n_trajectories=trajectories, n_steps=points)
+                                 n_trajectories=trajectories, n_steps=points,
+                                 **({} if dt is None else {"dt": dt}))
 
 
 def with_sym_samples(result, sym_samples: int):
@@ -148,7 +153,7 @@ def run_one(name: str, key: int, args) -> dict:
     test = system.simulate_split(jax.random.key(2000 + key), "test")
     spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=n_conserved_of(args, L, M),
                             sym_samples=args.sym_samples, measure="ball",
-                            measure_scale=float(np.pi))
+                            measure_scale=float(np.pi), noise_variance=args.noise_variance)
     razor = models.NoetherRazor(spec, phase_dim=M)
     steps, select_steps = steps_of(name, args)
     t = time.perf_counter()
@@ -261,7 +266,9 @@ def _worst_true(row) -> str:
 def table(rows, args) -> str:
     out = [f"Discovery at CPU scale: {args.trajectories} trajectories x {args.points} steps, "
            f"MLP {args.hidden}, S = {args.sym_samples}, {k_text(args)}, "
-           f"{args.steps} steps (selection: {args.select_steps} per continuation, criterion "
+           + (f"σ² = {args.noise_variance:g}, "
+              if getattr(args, "noise_variance", NOISE_VARIANCE) != NOISE_VARIANCE else "")
+           + f"{args.steps} steps (selection: {args.select_steps} per continuation, criterion "
            f"{args.criterion!r}" + (", built-in generators added to the spectrum's span"
                                      if args.built_in else "")
            + (", the refit goes on learning the selected quantities"
@@ -355,6 +362,8 @@ def parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
     p.add_argument("--sym-samples", type=int, default=16)
+    p.add_argument("--noise-variance", type=float, default=NOISE_VARIANCE,
+                   help="the likelihood's σ² (the paper's 1e-3 by default)")
     p.add_argument("--extra", type=int, default=1,
                    help="with --n-conserved true: K = true dimension + extra")
     p.add_argument("--n-conserved", type=_n_conserved_arg, default="true",

@@ -176,6 +176,23 @@ def test_k_can_be_set_without_the_true_dimension():
     assert discovery.LEGACY_SETTINGS["n_conserved"] == "true"
 
 
+def test_the_likelihood_variance_is_the_packages_unless_set():
+    """``--noise-variance``: σ² of every fit of the run, the package's (the paper's) 1e-3 by
+    default; the table names it only when it differs, so records without it read as theirs."""
+    from noether_ppl import models
+
+    p = discovery.parser()
+    default = p.parse_args([])
+    assert default.noise_variance == models.ModelSpec().noise_variance == 1e-3
+    assert "σ²" not in discovery.table([_row("selected", True)], default)
+    older = argparse.Namespace(**{k: v for k, v in vars(default).items()
+                                  if k != "noise_variance"})
+    assert discovery.table([_row("selected", True)], older) == \
+        discovery.table([_row("selected", True)], default)
+    wider = p.parse_args(["--noise-variance", "1e-2"])
+    assert "σ² = 0.01," in discovery.table([_row("selected", True)], wider)
+
+
 def test_the_comparison_keeps_the_systems_asked_for(monkeypatch, capsys):
     import discovery_compare
 
