@@ -24,7 +24,8 @@ from record import RECORDS, read_record
 
 BENCHMARK = {"trajectories": 50, "points": 10, "hidden": [64, 64], "sym_samples": 16,
              "measure_scale": math.pi, "prior_variance": "optimal", "lr": 3e-3,
-             "batch_size": 10, "energy_fraction": None, "dt": None}
+             "batch_size": 10, "energy_fraction": None, "dt": None, "integrator": "rk2",
+             "substeps": 1}
 """The discovery benchmark's settings, which ``symmetry_evidence.py`` uses unless told
 otherwise; a record written before a setting existed ran at this value."""
 
@@ -57,6 +58,8 @@ def differences(settings: dict) -> str:
         words.append(f"prior variance {s['prior_variance']:g}")
     if s["lr"] != BENCHMARK["lr"] or s["batch_size"] != BENCHMARK["batch_size"]:
         words.append(f"lr {s['lr']:g}, batch {s['batch_size']}")
+    if (s["integrator"], s["substeps"]) != (BENCHMARK["integrator"], BENCHMARK["substeps"]):
+        words.append(f"{s['substeps']} x {s['integrator']}")
     if s["dt"] is not None:
         words.append(f"Δt = {s['dt']:g}")
     if s["energy_fraction"] is not None:

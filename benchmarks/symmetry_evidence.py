@@ -57,7 +57,10 @@ from record import publish, read_record, rewrite_record
 from noether_ppl import analysis, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.inference import fit
-from noether_ppl.integrators import get_integrator
+from noether_ppl.integrators import INTEGRATORS, get_integrator
+
+INTEGRATOR, SUBSTEPS = models.ModelSpec().integrator, models.ModelSpec().substeps
+"""The package's likelihood mean (``ModelSpec``'s defaults), the benchmark's."""
 
 MODELS = ("hnn", "symmetric")
 """The plain HNN and the model with the fixed symmetry (module docstring)."""
@@ -78,18 +81,21 @@ def symmetry(system_name: str) -> tuple[str, np.ndarray]:
 def model(name: str, noise_variance: float | str, system_name: str = "henon-heiles",
           measure_scale: float = float(np.pi), sym_samples: int = 16,
           hidden: tuple[int, ...] = (64, 64),
-          prior_variance: float | str = "optimal") -> models.NoetherRazor:
+          prior_variance: float | str = "optimal", integrator: str = INTEGRATOR,
+          substeps: int = SUBSTEPS) -> models.NoetherRazor:
     """The model ``name`` of :data:`MODELS` with the discovery benchmark's settings (the
     symmetry times' ball of radius ``measure_scale``, π there; S = ``sym_samples``, 16
     there; the MLP's hidden widths ``hidden``, 64 x 64 there; the weights' prior variance
-    ``prior_variance``, ``"optimal"`` there: App. D.3–D.4's closed form per layer)."""
+    ``prior_variance``, ``"optimal"`` there: App. D.3–D.4's closed form per layer; the
+    likelihood mean's ``integrator`` and ``substeps``, the package's there)."""
     _, G = symmetry(system_name)
     generators = None if name == "hnn" else G
     spec = models.ModelSpec(hidden=tuple(hidden),
                             n_conserved=0 if generators is None else G.shape[0],
                             sym_samples=sym_samples, measure="ball",
                             measure_scale=measure_scale, noise_variance=noise_variance,
-                            prior_variance=prior_variance)
+                            prior_variance=prior_variance, integrator=integrator,
+                            substeps=substeps)
     return models.NoetherRazor(spec, phase_dim=G.shape[-1] - 1, generators=generators)
 
 
@@ -117,7 +123,8 @@ def run_one(key: int, noise_variance: float | str, steps: int, name: str, args) 
     train, test = data(key, args)
     t = time.perf_counter()
     result = fit(model(name, noise_variance, args.system, args.measure_scale,
-                       args.sym_samples, tuple(args.hidden), args.prior_variance), train,
+                       args.sym_samples, tuple(args.hidden), args.prior_variance,
+                       args.integrator, args.substeps), train,
                  key=jax.random.key(key),
                  num_steps=steps, lr=args.lr, batch_size=args.batch_size, progress_bar=False)
     k_eval = jax.random.key(7)
@@ -143,17 +150,18 @@ def no_motion_mse(test) -> float:
     return float(np.mean((np.asarray(x_next, np.float64) - np.asarray(x_t, np.float64)) ** 2))
 
 
-def exact_h_nll(system_name: str, train, noise_variance: float) -> float:
+def exact_h_nll(system_name: str, train, noise_variance: float, integrator: str = INTEGRATOR,
+                substeps: int = SUBSTEPS) -> float:
     """NLL/N of the training pairs under the likelihood of Sec. 4.1 with the true H in place of
-    Ĥ: ``x_{t+Δt} ~ N(step(x_t; J∇H), σ² I)``, ``step`` the integrator of :func:`model`'s
-    spec (the package's default). No fitted Ĥ needs to do worse; the likelihood's own floor,
-    an exact prediction, is ``(M/2) log 2πσ²``. Far above that floor the integrator's error
-    over Δt, not the noise, dominates the pairs, and a fitted Ĥ that matches them is not H."""
+    Ĥ: ``x_{t+Δt} ~ N(step(x_t; J∇H), σ² I)``, ``step`` ``substeps`` steps of
+    ``integrator`` (:func:`model`'s likelihood mean). No fitted Ĥ needs to do worse; the
+    likelihood's own floor, an exact prediction, is ``(M/2) log 2πσ²``. Far above that floor
+    the integrator's error over Δt, not the noise, dominates the pairs, and a fitted Ĥ that
+    matches them is not H."""
     system = {**systems.PAPER, **systems.SUITE}[system_name]()
-    spec = models.ModelSpec()
     x, y = (np.asarray(a, np.float64) for a in train.pairs())
-    step = get_integrator(spec.integrator)
-    pred = np.asarray(step(system.vector_field, jnp.asarray(x), train.dt, spec.substeps),
+    step = get_integrator(integrator)
+    pred = np.asarray(step(system.vector_field, jnp.asarray(x), train.dt, substeps),
                       np.float64)
     sse = np.sum((y - pred) ** 2, axis=-1)
     M = x.shape[-1]
@@ -204,6 +212,9 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None,
     true_dim = systems.DIMENSIONS[args.system]
     prior = ("" if args.prior_variance == "optimal" else
              f"prior variance {args.prior_variance:g} for every weight, ")
+    method = (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
+    if method != (INTEGRATOR, SUBSTEPS):  # (settings recorded before: the package's)
+        prior += f"likelihood mean {method[1]} x {method[0]}, "
     out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
            f"settings ({args.trajectories} trajectories x {args.points} steps, MLP "
            f"{' x '.join(map(str, args.hidden))}, {prior}"
@@ -255,9 +266,9 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None,
                 f"{args.keys}: a test MSE at that level means the fit learned no dynamics."]
     for nv, values in (exact or {}).items():
         M = G.shape[-1] - 1
-        spec = models.ModelSpec()
-        out += ["", f"The true H in place of Ĥ, through the model's integrator ({spec.integrator}"
-                f" x {spec.substeps}), gives NLL/N {_spread(values)} on the training pairs at "
+        method = (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
+        out += ["", f"The true H in place of Ĥ, through the model's integrator ({method[0]}"
+                f" x {method[1]}), gives NLL/N {_spread(values)} on the training pairs at "
                 f"σ² = {_nv(nv)} (median [min, max] over the keys); an exact prediction gives "
                 f"{0.5 * M * np.log(2 * np.pi * nv):.3g}."]
     if args.eval_sym_samples:
@@ -306,6 +317,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prior-variance", type=_positive_or("optimal"), default="optimal",
                    help="the weights' prior variance: 'optimal' (App. D.3-D.4, the default) or "
                         "a positive number for every weight")
+    p.add_argument("--integrator", default=INTEGRATOR, choices=sorted(INTEGRATORS),
+                   help=f"the likelihood mean's integrator (default {INTEGRATOR!r}, the package's)")
+    p.add_argument("--substeps", type=int, default=SUBSTEPS,
+                   help=f"its steps per Δt (default {SUBSTEPS}, the package's)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--sym-samples", type=int, default=16,
@@ -334,6 +349,8 @@ def main(argv=None) -> int:
         p.error(f"--sym-samples must be positive, got {args.sym_samples}")
     if not args.measure_scale > 0:
         p.error(f"--measure-scale must be positive, got {args.measure_scale}")
+    if args.substeps < 1:
+        p.error(f"--substeps must be positive, got {args.substeps}")
     for name in ("steps", "eval_sym_samples", "hidden"):
         bad = [v for v in getattr(args, name) if not v > 0]
         if bad:
@@ -354,7 +371,8 @@ def main(argv=None) -> int:
                 f"{args.energy_fraction}")
     splits = {k: data(k, args) for k in args.keys}
     no_motion = {k: no_motion_mse(splits[k][1]) for k in args.keys}
-    exact = {nv: [exact_h_nll(args.system, splits[k][0], nv) for k in args.keys]
+    exact = {nv: [exact_h_nll(args.system, splits[k][0], nv, args.integrator, args.substeps)
+                  for k in args.keys]
              for nv in args.noise_variances if not isinstance(nv, str)}
     if args.rebuild:
         text = table(rows, args, no_motion, exact)

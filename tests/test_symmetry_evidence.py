@@ -250,3 +250,14 @@ def test_dt_must_be_positive_and_belongs_to_the_suites_data(capsys):
         with pytest.raises(SystemExit):
             se.main(["--system", "henon-heiles", "--topic", "t", *argv])
         assert "--dt" in capsys.readouterr().err
+
+
+def test_the_likelihood_mean_is_the_packages_unless_set_and_reaches_both_models():
+    defaults = se.parser().parse_args(["--system", "two-body-2d", "--topic", "t"])
+    spec = se.models.ModelSpec()
+    assert (defaults.integrator, defaults.substeps) == (spec.integrator, spec.substeps)
+    for name in se.MODELS:
+        m = se.model(name, 1e-3, "two-body-2d", integrator="rk4", substeps=2)
+        assert (m.spec.integrator, m.spec.substeps) == ("rk4", 2)
+    with pytest.raises(SystemExit):
+        se.main(["--system", "two-body-2d", "--topic", "t", "--substeps", "0"])
