@@ -24,6 +24,10 @@ step 4 as it was before that equal budget (the selection against the step-1 HNN;
 truth (each system's hand-derived generators) only scores: dimension and the smallest
 parallelness of the selected directions (Sec. 5.1).
 
+``--noise-variance``, ``--dt`` and ``--integrator`` / ``--substeps`` change the likelihood's
+σ², the pairs' time step and the likelihood mean for every system (the table's first line
+names them when they differ from the package's and the splits').
+
     python benchmarks/discovery.py                       # every system, keys 0-4
     python benchmarks/discovery.py --systems sho central-quartic --keys 0 1 --topic discovery-smoke
 
@@ -52,6 +56,7 @@ from noether_ppl.inference.select import (
     DEFAULT_TOLERANCE,
     STOPS,
 )
+from noether_ppl.integrators import INTEGRATORS
 
 ORDER = ["sho", "anisotropic-1-2", "anisotropic-1-sqrt2", "central-quartic",
          "central-softened-kepler", "henon-heiles", "quartic-1d", "u2-noncanonical", "magnetic",
@@ -79,6 +84,9 @@ def steps_of(name: str, args) -> tuple[int, int]:
 
 NOISE_VARIANCE = models.ModelSpec().noise_variance
 """The likelihood's σ² unless ``--noise-variance``: the package's (the paper's) 1e-3."""
+
+INTEGRATOR, SUBSTEPS = models.ModelSpec().integrator, models.ModelSpec().substeps
+"""The likelihood mean unless ``--integrator`` / ``--substeps``: the package's."""
 
 LEGACY_SETTINGS = {"start_directions": "gap", "n_conserved": "true", "stop": "conserved",
                    "symmetrised_hnn": False}
@@ -149,11 +157,13 @@ def run_one(name: str, key: int, args) -> dict:
     truth = system.generators()
     L = truth.shape[0]
     M = system.phase_dim
-    train = train_data(system, key, trajectories=args.trajectories, points=args.points)
-    test = system.simulate_split(jax.random.key(2000 + key), "test")
+    dt = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
+    train = train_data(system, key, trajectories=args.trajectories, points=args.points, **dt)
+    test = system.simulate_split(jax.random.key(2000 + key), "test", **dt)
     spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=n_conserved_of(args, L, M),
                             sym_samples=args.sym_samples, measure="ball",
-                            measure_scale=float(np.pi), noise_variance=args.noise_variance)
+                            measure_scale=float(np.pi), noise_variance=args.noise_variance,
+                            integrator=args.integrator, substeps=args.substeps)
     razor = models.NoetherRazor(spec, phase_dim=M)
     steps, select_steps = steps_of(name, args)
     t = time.perf_counter()
@@ -268,6 +278,10 @@ def table(rows, args) -> str:
            f"MLP {args.hidden}, S = {args.sym_samples}, {k_text(args)}, "
            + (f"σ² = {args.noise_variance:g}, "
               if getattr(args, "noise_variance", NOISE_VARIANCE) != NOISE_VARIANCE else "")
+           + (f"Δt = {args.dt:g}, " if getattr(args, "dt", None) is not None else "")
+           + (f"likelihood mean {args.substeps} x {args.integrator}, "
+              if (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
+              != (INTEGRATOR, SUBSTEPS) else "")
            + f"{args.steps} steps (selection: {args.select_steps} per continuation, criterion "
            f"{args.criterion!r}" + (", built-in generators added to the spectrum's span"
                                      if args.built_in else "")
@@ -364,6 +378,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sym-samples", type=int, default=16)
     p.add_argument("--noise-variance", type=float, default=NOISE_VARIANCE,
                    help="the likelihood's σ² (the paper's 1e-3 by default)")
+    p.add_argument("--dt", type=float, default=None,
+                   help="the time step of the training and test pairs (default: each system's "
+                        "splits')")
+    p.add_argument("--integrator", default=INTEGRATOR, choices=sorted(INTEGRATORS),
+                   help="the likelihood mean's integrator (default: the package's)")
+    p.add_argument("--substeps", type=int, default=SUBSTEPS,
+                   help="its steps per Δt (default: the package's)")
     p.add_argument("--extra", type=int, default=1,
                    help="with --n-conserved true: K = true dimension + extra")
     p.add_argument("--n-conserved", type=_n_conserved_arg, default="true",
@@ -430,6 +451,10 @@ def main(argv=None) -> int:
     check_systems(p, args.systems)
     if args.cuts < 1:
         p.error(f"--cuts: expected a positive int, got {args.cuts}")
+    if args.substeps < 1:
+        p.error(f"--substeps: expected a positive int, got {args.substeps}")
+    if args.dt is not None and not args.dt > 0:
+        p.error(f"--dt: expected a positive number, got {args.dt}")
     settings = {k: v for k, v in vars(args).items()
                 if k not in ("systems", "keys", "resume", "rebuild")}
     rows, commands, earlier_s = [], [], 0.0

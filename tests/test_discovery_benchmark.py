@@ -177,7 +177,8 @@ def test_k_can_be_set_without_the_true_dimension():
 
 
 def test_the_likelihood_variance_is_the_packages_unless_set():
-    """``--noise-variance``: σ² of every fit of the run, the package's (the paper's) 1e-3 by
+    """``--noise-variance``: σ² of every fit of the run (and ``--dt``, ``--integrator``,
+    ``--substeps`` alike), the package's (the paper's) 1e-3 by
     default; the table names it only when it differs, so records without it read as theirs."""
     from noether_ppl import models
 
@@ -191,6 +192,14 @@ def test_the_likelihood_variance_is_the_packages_unless_set():
         discovery.table([_row("selected", True)], default)
     wider = p.parse_args(["--noise-variance", "1e-2"])
     assert "σ² = 0.01," in discovery.table([_row("selected", True)], wider)
+    # so are the data's Δt (the splits') and the likelihood mean (the package's)
+    spec = models.ModelSpec()
+    assert (default.dt, default.integrator, default.substeps) == \
+        (None, spec.integrator, spec.substeps)
+    finer = p.parse_args(["--dt", "0.05", "--integrator", "rk4", "--substeps", "2"])
+    text = discovery.table([_row("selected", True)], finer)
+    assert "Δt = 0.05, likelihood mean 2 x rk4," in text
+    assert "Δt" not in discovery.table([_row("selected", True)], default)
 
 
 def test_the_comparison_keeps_the_systems_asked_for(monkeypatch, capsys):
