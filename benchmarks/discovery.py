@@ -102,6 +102,13 @@ def train_data(system, key: int, *, trajectories: int, points: int, dt: float | 
                                  **({} if dt is None else {"dt": dt}))
 
 
+def test_data(system, key: int, *, dt: float | None = None):
+    """The test trajectories of ``key``: the system's ``"test"`` split from data key
+    ``2000 + key``, of the split's Δt, or of ``dt`` if given."""
+    return system.simulate_split(jax.random.key(2000 + key), "test",
+                                 **({} if dt is None else {"dt": dt}))
+
+
 def with_sym_samples(result, sym_samples: int):
     """``result`` with its model's Monte-Carlo symmetry samples S set to ``sym_samples`` (same
     parameters, same fixed or learned generators): its ELBO then estimates that of the same
@@ -157,9 +164,9 @@ def run_one(name: str, key: int, args) -> dict:
     truth = system.generators()
     L = truth.shape[0]
     M = system.phase_dim
-    dt = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
-    train = train_data(system, key, trajectories=args.trajectories, points=args.points, **dt)
-    test = system.simulate_split(jax.random.key(2000 + key), "test", **dt)
+    train = train_data(system, key, trajectories=args.trajectories, points=args.points,
+                       dt=args.dt)
+    test = test_data(system, key, dt=args.dt)
     spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=n_conserved_of(args, L, M),
                             sym_samples=args.sym_samples, measure="ball",
                             measure_scale=float(np.pi), noise_variance=args.noise_variance,

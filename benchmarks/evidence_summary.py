@@ -20,12 +20,13 @@ import math
 import statistics
 import sys
 
+from discovery import INTEGRATOR, SUBSTEPS
 from record import RECORDS, read_record
 
 BENCHMARK = {"trajectories": 50, "points": 10, "hidden": [64, 64], "sym_samples": 16,
              "measure_scale": math.pi, "prior_variance": "optimal", "lr": 3e-3,
-             "batch_size": 10, "energy_fraction": None, "dt": None, "integrator": "rk2",
-             "substeps": 1}
+             "batch_size": 10, "energy_fraction": None, "dt": None, "integrator": INTEGRATOR,
+             "substeps": SUBSTEPS}
 """The discovery benchmark's settings, which ``symmetry_evidence.py`` uses unless told
 otherwise; a record written before a setting existed ran at this value."""
 

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 from record import publish
-from symmetry_evidence import data, exact_h_nll
+from symmetry_evidence import data, exact_h_nll, likelihood_floor, pairs_nll
 
 from noether_ppl import systems
 from noether_ppl.integrators import INTEGRATORS
@@ -42,11 +42,8 @@ def mean(text: str) -> tuple[str, int]:
 
 def no_motion_nll(train, noise_variance: float) -> float:
     """NLL/N of the pairs when the mean is ``x_t`` itself (the zero field)."""
-    x, y = (np.asarray(a, np.float64) for a in train.pairs())
-    M = x.shape[-1]
-    sse = np.sum((y - x) ** 2, axis=-1)
-    return float(np.mean(0.5 * sse / noise_variance + 0.5 * M * np.log(2 * np.pi *
-                                                                        noise_variance)))
+    x, y = train.pairs()
+    return pairs_nll(y, x, noise_variance)
 
 
 def rows_of(system: str, dts, means, keys, noise_variance: float) -> list[dict]:
@@ -55,9 +52,8 @@ def rows_of(system: str, dts, means, keys, noise_variance: float) -> list[dict]:
         args = SimpleNamespace(system=system, trajectories=50, points=10, dt=dt,
                                energy_fraction=None)
         trains = [data(k, args)[0] for k in keys]
-        M = trains[0].states.shape[-1]
         row = {"system": system, "dt": float(trains[0].dt),
-               "floor": 0.5 * M * float(np.log(2 * np.pi * noise_variance)),
+               "floor": likelihood_floor(trains[0].states.shape[-1], noise_variance),
                "no_motion": [no_motion_nll(t, noise_variance) for t in trains]}
         for name, n in means:
             row[f"{name}x{n}"] = [exact_h_nll(system, t, noise_variance, name, n)

@@ -50,7 +50,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from discovery import train_data, with_sym_samples
+from discovery import INTEGRATOR, SUBSTEPS, test_data, train_data, with_sym_samples
 from henon_heiles_energy import SADDLE_ENERGY, shell_states
 from record import publish, read_record, rewrite_record
 
@@ -58,9 +58,6 @@ from noether_ppl import analysis, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.inference import fit
 from noether_ppl.integrators import INTEGRATORS, get_integrator
-
-INTEGRATOR, SUBSTEPS = models.ModelSpec().integrator, models.ModelSpec().substeps
-"""The package's likelihood mean (``ModelSpec``'s defaults), the benchmark's."""
 
 MODELS = ("hnn", "symmetric")
 """The plain HNN and the model with the fixed symmetry (module docstring)."""
@@ -104,10 +101,9 @@ def data(key: int, args):
     on the energy shell of ``args.energy_fraction`` (module docstring)."""
     system = {**systems.PAPER, **systems.SUITE}[args.system]()
     if args.energy_fraction is None:
-        dt = {} if args.dt is None else {"dt": args.dt}
         return (train_data(system, key, trajectories=args.trajectories, points=args.points,
-                           **dt),
-                system.simulate_split(jax.random.key(2000 + key), "test", **dt))
+                           dt=args.dt),
+                test_data(system, key, dt=args.dt))
     E = args.energy_fraction * SADDLE_ENERGY
     dt = system.split_settings("train")["dt"]
     test_split = system.split_settings("test")
@@ -159,13 +155,24 @@ def exact_h_nll(system_name: str, train, noise_variance: float, integrator: str 
     the integrator's error over Δt, not the noise, dominates the pairs, and a fitted Ĥ that
     matches them is not H."""
     system = {**systems.PAPER, **systems.SUITE}[system_name]()
-    x, y = (np.asarray(a, np.float64) for a in train.pairs())
-    step = get_integrator(integrator)
-    pred = np.asarray(step(system.vector_field, jnp.asarray(x), train.dt, substeps),
-                      np.float64)
-    sse = np.sum((y - pred) ** 2, axis=-1)
-    M = x.shape[-1]
-    return float(np.mean(0.5 * sse / noise_variance + 0.5 * M * np.log(2 * np.pi * noise_variance)))
+    x, y = train.pairs()
+    pred = get_integrator(integrator)(system.vector_field, jnp.asarray(x), train.dt, substeps)
+    return pairs_nll(y, pred, noise_variance)
+
+
+def likelihood_floor(phase_dim: int, noise_variance: float) -> float:
+    """NLL/N of an exact prediction under ``N(mean, σ² I)`` in ``phase_dim`` dimensions:
+    ``(M/2) log 2πσ²``."""
+    return 0.5 * phase_dim * float(np.log(2 * np.pi * noise_variance))
+
+
+def pairs_nll(x_next, mean, noise_variance: float) -> float:
+    """NLL/N of the pairs' ends ``x_next (N, M)`` under ``N(mean, σ² I)`` (Sec. 4.1's
+    likelihood with a given mean), in float64."""
+    x_next, mean = np.asarray(x_next, np.float64), np.asarray(mean, np.float64)
+    sse = np.sum((x_next - mean) ** 2, axis=-1)
+    return float(np.mean(0.5 * sse / noise_variance)
+                 + likelihood_floor(x_next.shape[-1], noise_variance))
 
 
 def _spread(values) -> str:
@@ -212,8 +219,9 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None,
     true_dim = systems.DIMENSIONS[args.system]
     prior = ("" if args.prior_variance == "optimal" else
              f"prior variance {args.prior_variance:g} for every weight, ")
+    # (settings recorded before --integrator / --substeps: the package's)
     method = (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
-    if method != (INTEGRATOR, SUBSTEPS):  # (settings recorded before: the package's)
+    if method != (INTEGRATOR, SUBSTEPS):
         prior += f"likelihood mean {method[1]} x {method[0]}, "
     out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
            f"settings ({args.trajectories} trajectories x {args.points} steps, MLP "
@@ -265,12 +273,10 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None,
         out += ["", f"Predicting no motion (x_{{t+Δt}} = x_t) gives test MSE {still} on keys "
                 f"{args.keys}: a test MSE at that level means the fit learned no dynamics."]
     for nv, values in (exact or {}).items():
-        M = G.shape[-1] - 1
-        method = (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
         out += ["", f"The true H in place of Ĥ, through the model's integrator ({method[0]}"
                 f" x {method[1]}), gives NLL/N {_spread(values)} on the training pairs at "
                 f"σ² = {_nv(nv)} (median [min, max] over the keys); an exact prediction gives "
-                f"{0.5 * M * np.log(2 * np.pi * nv):.3g}."]
+                f"{likelihood_floor(G.shape[-1] - 1, nv):.3g}."]
     if args.eval_sym_samples:
         out += ["", f"The {S} fits (trained with S = {args.sym_samples}) evaluated with S "
                 "Monte-Carlo symmetry samples, same parameters and evaluation key (median "

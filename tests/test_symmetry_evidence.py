@@ -261,3 +261,17 @@ def test_the_likelihood_mean_is_the_packages_unless_set_and_reaches_both_models(
         assert (m.spec.integrator, m.spec.substeps) == ("rk4", 2)
     with pytest.raises(SystemExit):
         se.main(["--system", "two-body-2d", "--topic", "t", "--substeps", "0"])
+
+
+def test_the_pairs_nll_is_the_gaussian_likelihood_of_sec_4_1():
+    """``pairs_nll`` against NumPyro's Normal log-density (a reference computation), and its
+    floor at an exact prediction."""
+    import numpyro.distributions as dist
+
+    rng = np.random.default_rng(3)
+    y, mean = rng.normal(size=(7, 4)), rng.normal(size=(7, 4))
+    with float64():
+        ref = -float(jnp.mean(jnp.sum(dist.Normal(jnp.asarray(mean), jnp.sqrt(2e-3))
+                                      .log_prob(jnp.asarray(y)), axis=-1)))
+    assert se.pairs_nll(y, mean, 2e-3) == pytest.approx(ref, rel=1e-10)
+    assert se.pairs_nll(y, y, 2e-3) == pytest.approx(se.likelihood_floor(4, 2e-3), rel=1e-12)
