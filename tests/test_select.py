@@ -537,6 +537,10 @@ def test_fit_auto_runs_the_pipeline_and_keeps_the_better_start(tiny_sho):
     assert auto.generators.shape[0] == auto.dimension
     assert np.all(auto.selection.residuals <= 0.12)
     assert "Selected dimension" in str(auto) and "Against the plain HNN" in str(auto)
+    # whether the mean resolves Δt, on the plain HNN's fitted Hamiltonian (no ground truth)
+    assert auto.resolution.integrator == spec.integrator and auto.resolution.dt == tiny_sho.dt
+    assert "On the plain HNN's fit: Likelihood mean" in str(auto)
+    assert auto.to_dict()["resolution"]["noise_ratio"] == auto.resolution.noise_ratio
     assert set(auto.wall_s) == {"hnn_and_razor", "discover", "razor_discovered_start", "select",
                                 "against_hnn"}
 

@@ -1,6 +1,7 @@
 """Analysis of fitted models: evaluation (one-step errors, ELBO terms, predictive metrics,
-rollouts), the learned symmetry (SVD and parallelness, Sec. 5.1), tables in the paper's layout,
-figures, and the Lie-derivative toolkit (``analysis.lie``: discover, enforce, promote)."""
+rollouts, whether the likelihood mean resolves the data's Δt), the learned symmetry (SVD and
+parallelness, Sec. 5.1), tables in the paper's layout, figures, and the Lie-derivative toolkit
+(``analysis.lie``: discover, enforce, promote)."""
 
 from . import lie, plots, tables
 from .auto import (
@@ -27,6 +28,13 @@ from .lie import (
     spectral_gaps,
 )
 from .predictive import PredictiveMetrics, elbo_terms, one_step_mse, predictive_metrics
+from .resolution import (
+    DEFAULT_MAX_NOISE_RATIO,
+    DEFAULT_REFERENCE,
+    MeanResolution,
+    mean_error,
+    mean_resolution,
+)
 from .rollouts import RolloutMetrics, model_conserved_quantities, rollout_metrics
 from .symmetry import (
     DEFAULT_THRESHOLD,
@@ -47,6 +55,9 @@ __all__ = [
     # evaluation
     "Evaluation", "PredictiveMetrics", "RolloutMetrics", "elbo_terms", "evaluate",
     "model_conserved_quantities", "one_step_mse", "predictive_metrics", "rollout_metrics",
+    # the likelihood mean against the data's Δt
+    "DEFAULT_MAX_NOISE_RATIO", "DEFAULT_REFERENCE", "MeanResolution", "mean_error",
+    "mean_resolution",
     # learned symmetry
     "DEFAULT_THRESHOLD", "SymmetryReport", "coordinate_names", "describe_generator",
     "describe_quadratic", "parallelness", "subspace_cosines", "symmetry_report",

@@ -4,7 +4,10 @@
 (the ELBO) on the training data alone:
 
 1. a plain HNN (K = 0) and the conserved quadratic quantities of its fitted Hamiltonian,
-   :func:`~noether_ppl.analysis.lie.discover` with the gap rule (seed 000);
+   :func:`~noether_ppl.analysis.lie.discover` with the gap rule (seed 000), and on that
+   Hamiltonian whether the likelihood mean resolves the data's Δt
+   (:func:`~noether_ppl.analysis.mean_resolution`: where it does not, every comparison below
+   weighs how each model absorbs the integrator's error, and the result says so);
 2. Noether's razor with K learned quantities from its own random start, and from a start at
    the K quadratic quantities the HNN's Hamiltonian conserves best, most conserved first,
    whether or not they lie below its spectrum's gap (Eq. 4 inverted,
@@ -56,6 +59,7 @@ from ..inference.select import (
 from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
 from .lie.discover import Discovery, discover
+from .resolution import MeanResolution, mean_resolution
 
 __all__ = ["AutoFit", "fit_auto", "select_from_fits", "continue_hnn", "START_DIRECTIONS",
            "DEFAULT_START_DIRECTIONS", "DEFAULT_SYMMETRISED_HNN"]
@@ -115,6 +119,9 @@ class AutoFit:
     symmetrised_vs_selected : its ELBO minus the selection's fit's (``delta``, ``se``, nats),
         or ``{"stopped": ...}`` where its continuation diverged or ran away; None when it was
         not fitted.
+    resolution : whether the likelihood mean resolves the data's Δt, measured on the plain
+        HNN's fitted Hamiltonian (:func:`~noether_ppl.analysis.mean_resolution`, no ground
+        truth); where it does not, the printed result says the choice is unreliable.
     """
 
     selection: Selection
@@ -131,6 +138,7 @@ class AutoFit:
     hnn_continuation: dict | None = None
     hnn_symmetrised: FitResult | None = None
     symmetrised_vs_selected: dict | None = None
+    resolution: MeanResolution | None = None
 
     @property
     def result(self) -> FitResult:
@@ -169,7 +177,9 @@ class AutoFit:
                 "hnn_discovery": {"dimension": self.discovery.dimension,
                                   "identified": self.discovery.identified,
                                   "rule": self.discovery.rule},
-                "selection": self.selection.to_dict(), "wall_s": dict(self.wall_s)}
+                "selection": self.selection.to_dict(), "wall_s": dict(self.wall_s),
+                **({"resolution": self.resolution.to_dict()}
+                   if self.resolution is not None else {})}
 
     def __str__(self) -> str:
         d = self.discovery
@@ -201,6 +211,8 @@ class AutoFit:
                           f"{self.hnn_continuation['step']}: the HNN as fitted)")
             lines.append(f"Against the plain HNN{budget}: ELBO selected − HNN = "
                          f"{self.hnn_delta:+.3g} ± {self.hnn_se:.2g} nats; {verdict}")
+        if self.resolution is not None:
+            lines.append(f"On the plain HNN's fit: {self.resolution}")
         return "\n".join(lines)
 
 
@@ -326,6 +338,7 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     t = time.perf_counter()
     points = _points(data, int(discover_points), k_pts)
     found = discover(hnn, points, key=k_disc, dimension="gap")
+    resolution = mean_resolution(hnn, data, key=jax.random.fold_in(k_pts, 1))
     K = model.n_conserved
     starts = found if start_directions == "gap" else discover(hnn, points, key=k_disc,
                                                                  dimension=K)
@@ -378,7 +391,8 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     wall["against_hnn"] = time.perf_counter() - t
     return AutoFit(selection, hnn, found, start, delta, se, wall, kept, hnn_delta, hnn_se,
                    hnn_compared=compared, hnn_continuation=stopped,
-                   hnn_symmetrised=symmetrised, symmetrised_vs_selected=sym)
+                   hnn_symmetrised=symmetrised, symmetrised_vs_selected=sym,
+                   resolution=resolution)
 
 
 def continue_hnn(hnn: FitResult, data: Trajectories, num_steps: int, *, key,

@@ -10,8 +10,8 @@ import dataclasses
 import math
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
-from ..inference.settings import SettingRule, setting_rules
 from ..inference.select import STOPS
+from ..inference.settings import SettingRule, setting_rules
 from ..systems.suite import CENTRAL_POTENTIALS
 
 __all__ = [
