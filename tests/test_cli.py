@@ -501,6 +501,9 @@ def test_auto_selects_into_a_run_folder_and_resume_keeps_it(tmp_path, capsys):
                              num_steps=exp.inference.steps_for(4), select_steps=steps,
                              select_kwargs={**settings, "lr": 1e-3}, **settings)
     assert again.dimension == stored["dimension"]
+    # whether the likelihood mean resolves Δt, on the plain HNN's fit: stored and printed
+    assert stored["resolution"] == again.resolution.to_dict()
+    assert "On the plain HNN's fit: Likelihood mean" in stdout
     for name, value in sel.result.params.items():
         np.testing.assert_array_equal(np.asarray(again.result.params[name]), value)
     code, stdout, err = run_cli(capsys, "fit", "--resume", out, "--no-progress",
