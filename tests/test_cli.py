@@ -188,6 +188,9 @@ def test_sho_twin_fits_from_the_cli_and_report_rebuilds_the_table(tmp_path, caps
     with open(os.path.join(out, "learned", "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["steps"] == 4 and metrics["symmetry"]["reference_dimension"] == 1
+    # the likelihood mean against the data's Δt, on this fit (a near-flat Ĥ after 4 steps)
+    assert metrics["resolution"]["reference"] == ["rk4", 16] and metrics["resolution"]["resolved"]
+    assert "does not resolve" not in stdout
     with open(os.path.join(out, "learned", "run.json")) as f:
         assert json.load(f)["fit"]["runaway_factor"] == "inf"
     with open(os.path.join(out, "table.txt")) as f:

@@ -64,12 +64,15 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
     conserved quantities); None for user data. Returns the metrics dict: the table columns at
     the top level (``train_mse``, ``nll_per_n``, ``kl_per_n``, ``neg_elbo_per_n``,
     ``test_mse``), ``evaluation`` (everything :func:`~noether_ppl.analysis.evaluate.evaluate`
-    computed), ``symmetry`` (the learned symmetry, for models that learn C_η), ``vi`` (Pareto
-    k̂), run facts (variant, label, steps, wall time) and ``timing``: the seconds of the
-    analysis' phases (``metrics_s``, ``rollouts_s``, ``arviz_s``, ``figures_s``, ``io_s``;
-    :mod:`~noether_ppl.runs.timing`).
+    computed), ``symmetry`` (the learned symmetry, for models that learn C_η), ``resolution``
+    (whether the likelihood mean resolves the data's Δt on this fit,
+    :func:`~noether_ppl.analysis.mean_resolution`; ``echo`` says so where it does not),
+    ``vi`` (Pareto k̂), run facts (variant, label, steps, wall time) and ``timing``: the
+    seconds of the analysis' phases (``metrics_s``, ``rollouts_s``, ``arviz_s``,
+    ``figures_s``, ``io_s``; :mod:`~noether_ppl.runs.timing`).
     """
     from ..analysis.evaluate import evaluate
+    from ..analysis.resolution import mean_resolution
 
     timer = PhaseTimer()
     with timer("io_s"):
@@ -97,6 +100,8 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
         if report is not None and report.parallelness is not None:
             metrics["symmetry"]["matches_reference"] = report.matches_reference(min_parallelness)
             metrics["symmetry"]["min_parallelness"] = min_parallelness
+        resolution = mean_resolution(result, run.train, key=jax.random.fold_in(k_eval, 7))
+        metrics["resolution"] = resolution.to_dict()
     metrics["vi"] = None
     tree = _arviz(run, k_az, arviz_samples, metrics, timer)
     metrics.update({
@@ -119,6 +124,8 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
     metrics["timing"]["io_s"] = round(timer.get("io_s"), 3)  # with the write of metrics.json
     if echo is not None and report is not None:
         echo(f"{run.label}: " + str(report))
+    if echo is not None and not resolution.resolved():
+        echo(f"{run.label}: {resolution}")
     return metrics
 
 
