@@ -52,3 +52,25 @@ def test_the_defaults_are_the_discovery_benchmark_s_and_bad_values_are_refused(c
             mr.main(argv)
         assert word in capsys.readouterr().err
     assert isinstance(mr.parser(), argparse.ArgumentParser)
+
+
+def test_rebuild_writes_the_table_of_the_stored_rows_without_fitting(monkeypatch, capsys):
+    res = {"noise_ratio": 2.0, "resolved": False, "fraction_unresolved": 0.25}
+    rows = [{"system": "sho", "key": 0, "dt": 0.2, "steps": 10, "true": res,
+             "hnn": {**res, "noise_ratio": 0.5, "resolved": True, "fraction_unresolved": 0.0},
+             "hnn_fit_s": 3.0}]
+    settings = {"integrator": "rk2", "substeps": 1, "trajectories": 50, "points": 10,
+                "noise_variance": 1e-3}
+    written = {}
+    monkeypatch.setattr(mr, "read_record",
+                        lambda topic: ("", {"rows": rows, "settings": settings}, {}))
+    monkeypatch.setattr(mr, "rewrite_record",
+                        lambda topic, text, how: written.update(topic=topic, how=how))
+    monkeypatch.setattr(mr.inference, "fit", lambda *a, **k: pytest.fail("must not fit"))
+    assert mr.main(["--topic", "t", "--rebuild"]) == 0
+    assert written == {"topic": "t", "how": "python mean_resolution.py --topic t --rebuild"}
+    out = capsys.readouterr().out
+    assert "| sho | 0.2 | 10 | 2 [2, 2] | 0/1 | 0.5 [0.5, 0.5] | 1/1 | 0/1 | 25% / 0% | 3 |" in out
+    with pytest.raises(SystemExit):
+        mr.main(["--rebuild"])
+    assert "--rebuild needs --topic" in capsys.readouterr().err
