@@ -716,3 +716,45 @@ def test_built_in_parts_are_the_generators_outside_the_span():
     np.testing.assert_allclose(E @ basis.T, 0.0, atol=1e-12)
     # with no span, every generator direction counts
     assert built_in_parts(np.stack([g1, small]), np.zeros((0, 9))).shape == (2, 9)
+
+
+def test_ran_away_is_fits_runaway_rule_on_the_estimate():
+    from noether_ppl.analysis.auto import ran_away
+
+    # above the HNN's estimate by more than factor · max(|HNN's|, 1) nats per pair
+    assert ran_away(1.5e10, -12.2) and ran_away(float("nan"), -12.2)
+    assert ran_away(float("inf"), 3.0) and ran_away(-12.2 + 100 * 12.2 + 1e-6, -12.2)
+    assert not ran_away(-12.2 + 100 * 12.2, -12.2) and not ran_away(500.0, -12.2)
+    assert ran_away(101.5, 0.5) and not ran_away(100.5, 0.5)  # the scale is at least 1 nat
+    assert ran_away(30.0, 1.0, factor=10.0) and not ran_away(-40.0, 1.0)
+
+
+def test_step_four_keeps_the_plain_hnn_when_the_symmetric_estimate_ran_away(tiny_sho,
+                                                                           monkeypatch):
+    """Where the symmetric answer's ELBO estimate blows up, its standard error does too, and
+    "HNN ahead by tolerance + 2 standard errors" cannot act: the runaway rule keeps the HNN
+    and the result says why (step 4's comparison is the one against a plain HNN)."""
+    from noether_ppl.analysis import auto as auto_module
+
+    original = auto_module.elbo_difference
+
+    def blown_up(a, b, data, **kwargs):
+        d, se, est_a, est_b = original(a, b, data, **kwargs)
+        if b.model.n_conserved == 0:  # step 4: the symmetric answer against the plain HNN
+            est_a = dataclasses.replace(est_a, neg_elbo_per_n=1.5e10, se_per_n=9e9)
+            d, se = -1.5e10 * est_a.n_pairs, 9e9 * est_a.n_pairs
+        return d, se, est_a, est_b
+
+    monkeypatch.setattr(auto_module, "elbo_difference", blown_up)
+    hnn = inference.fit(NoetherRazor(ModelSpec(hidden=(8,), n_conserved=0), phase_dim=2),
+                        tiny_sho, key=jax.random.key(1), num_steps=5, progress_bar=False)
+    spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, measure="ball")
+    razor = inference.fit(NoetherRazor(spec, phase_dim=2), tiny_sho, key=jax.random.key(2),
+                          num_steps=5, progress_bar=False)
+    auto = analysis.select_from_fits(hnn, razor, tiny_sho, key=jax.random.key(3), num_steps=5,
+                                     select_steps=2, num_repeats=2, symmetrised_hnn=False)
+    assert auto.selection.dimension >= 1  # step 4 compares a symmetric answer (these keys)
+    assert auto.kept == "hnn" and auto.dimension == 0 and auto.result is auto.hnn_compared
+    assert auto.ran_away["neg_elbo_per_n"] == 1.5e10
+    assert auto.to_dict()["against_hnn"]["ran_away"] == auto.ran_away
+    assert "ran away: −ELBO/N 1.5e+10" in str(auto)

@@ -26,8 +26,11 @@
    falls for thousands of steps more: ``benchmarks/records/henon-heiles-evidence/``,
    ``two-body-evidence/``). The HNN, so continued, is the answer (dimension 0) when its ELBO
    is higher by more than ``tolerance`` + 2 standard errors, the rule of every other
-   comparison in the selection. Should that continuation diverge or run away, the HNN as
-   fitted in step 1 is compared instead, and the result says so (``hnn_continuation``).
+   comparison in the selection, or when the symmetric answer's ELBO estimate ran away
+   (:func:`ran_away`: ``fit``'s runaway rule applied to the estimate, where a blown-up fit's
+   Monte-Carlo standard error is too large for the first rule to act). Should the HNN's
+   continuation diverge or run away, the HNN as fitted in step 1 is compared instead, and the
+   result says so (``hnn_continuation``).
    By default (``symmetrised_hnn``) the plain HNN is also continued the same way with the
    selected symmetry held fixed, and the symmetric answer set against the HNN is whichever of
    that fit and the selection's has the higher ELBO: the two sides of the comparison then
@@ -39,6 +42,7 @@ No reference span and no test data enter any choice.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import jax
@@ -56,12 +60,14 @@ from ..inference.select import (
     Selection,
     select_conserved,
 )
+from ..inference.settings import DEFAULT_RUNAWAY_FACTOR
 from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
 from .lie.discover import Discovery, discover
 from .resolution import MeanResolution, mean_resolution
 
-__all__ = ["AutoFit", "fit_auto", "select_from_fits", "continue_hnn", "START_DIRECTIONS",
+__all__ = ["AutoFit", "fit_auto", "select_from_fits", "continue_hnn", "ran_away",
+           "START_DIRECTIONS",
            "DEFAULT_START_DIRECTIONS", "DEFAULT_SYMMETRISED_HNN"]
 
 START_DIRECTIONS = ("most-conserved", "gap")
@@ -119,6 +125,8 @@ class AutoFit:
     symmetrised_vs_selected : its ELBO minus the selection's fit's (``delta``, ``se``, nats),
         or ``{"stopped": ...}`` where its continuation diverged or ran away; None when it was
         not fitted.
+    ran_away : None, or (the HNN then kept) the symmetric answer's and the compared HNN's
+        −ELBO/N estimates where the former ran away (:func:`ran_away`).
     resolution : whether the likelihood mean resolves the data's Δt, measured on the plain
         HNN's fitted Hamiltonian (:func:`~noether_ppl.analysis.mean_resolution`, no ground
         truth); where it does not, the printed result says the choice is unreliable.
@@ -139,6 +147,7 @@ class AutoFit:
     hnn_symmetrised: FitResult | None = None
     symmetrised_vs_selected: dict | None = None
     resolution: MeanResolution | None = None
+    ran_away: dict | None = None
 
     @property
     def result(self) -> FitResult:
@@ -170,6 +179,7 @@ class AutoFit:
                 "against_hnn": {"delta": self.hnn_delta, "se": self.hnn_se,
                                 "hnn_continued_steps": self.hnn_continued_steps,
                                 "hnn_continuation": self.hnn_continuation,
+                                **({"ran_away": self.ran_away} if self.ran_away else {}),
                                 **({"symmetrised_vs_selected": self.symmetrised_vs_selected}
                                    if self.symmetrised_vs_selected is not None else {})},
                 "start": self.start,
@@ -209,6 +219,10 @@ class AutoFit:
             if self.hnn_continuation is not None:
                 budget = (f" (its continuation {self.hnn_continuation['reason']} at step "
                           f"{self.hnn_continuation['step']}: the HNN as fitted)")
+            if self.ran_away is not None:
+                verdict += (f" (the symmetric answer's ELBO estimate ran away: −ELBO/N "
+                            f"{self.ran_away['neg_elbo_per_n']:.4g} against the HNN's "
+                            f"{self.ran_away['hnn_neg_elbo_per_n']:.4g})")
             lines.append(f"Against the plain HNN{budget}: ELBO selected − HNN = "
                          f"{self.hnn_delta:+.3g} ± {self.hnn_se:.2g} nats; {verdict}")
         if self.resolution is not None:
@@ -383,16 +397,32 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
             chosen = symmetrised if d_sym > 0 else chosen
         else:
             symmetrised, sym = None, {"stopped": sym_stop}
-    hnn_delta, hnn_se, _, _ = elbo_difference(chosen, compared, data,
-                                              key=jax.random.fold_in(k_cmp, 1),
-                                              num_repeats=num_repeats)
-    kept = ("hnn" if hnn_delta < -(tolerance + 2.0 * hnn_se) else
+    hnn_delta, hnn_se, est_sym, est_hnn = elbo_difference(chosen, compared, data,
+                                                          key=jax.random.fold_in(k_cmp, 1),
+                                                          num_repeats=num_repeats)
+    runaway = None
+    if ran_away(est_sym.neg_elbo_per_n, est_hnn.neg_elbo_per_n):
+        runaway = {"neg_elbo_per_n": est_sym.neg_elbo_per_n,
+                   "hnn_neg_elbo_per_n": est_hnn.neg_elbo_per_n}
+    kept = ("hnn" if runaway is not None or hnn_delta < -(tolerance + 2.0 * hnn_se) else
             "hnn-symmetrised" if chosen is symmetrised else "selected")
     wall["against_hnn"] = time.perf_counter() - t
     return AutoFit(selection, hnn, found, start, delta, se, wall, kept, hnn_delta, hnn_se,
                    hnn_compared=compared, hnn_continuation=stopped,
                    hnn_symmetrised=symmetrised, symmetrised_vs_selected=sym,
-                   resolution=resolution)
+                   resolution=resolution, ran_away=runaway)
+
+
+def ran_away(neg_elbo_per_n: float, hnn_neg_elbo_per_n: float,
+             factor: float = DEFAULT_RUNAWAY_FACTOR) -> bool:
+    """Whether a symmetric fit's −ELBO/N estimate ran away against the plain HNN's: not
+    finite, or above it by more than ``factor · max(|HNN's|, 1)`` nats per pair (``fit``'s
+    runaway rule, :data:`~noether_ppl.inference.settings.DEFAULT_RUNAWAY_FACTOR`, with the
+    HNN's estimate as the best value). An example: ``benchmarks/records/discovery-dt-16000/``,
+    key 1, where the returned fit's −ELBO/N was 1.5e10 against the HNN's −12.2 and step 4
+    kept it, the difference being within 2 of its standard errors."""
+    return not math.isfinite(neg_elbo_per_n) or \
+        neg_elbo_per_n - hnn_neg_elbo_per_n > factor * max(abs(hnn_neg_elbo_per_n), 1.0)
 
 
 def continue_hnn(hnn: FitResult, data: Trajectories, num_steps: int, *, key,
