@@ -28,6 +28,7 @@ import numpy as np
 from ..data import Trajectories, check_key
 from ..inference.result import FitResult
 from ..integrators import INTEGRATORS, get_integrator
+from .predictive import _check_count, _check_data, _check_result
 
 __all__ = ["MeanResolution", "mean_error", "mean_resolution", "DEFAULT_REFERENCE",
            "DEFAULT_MAX_NOISE_RATIO"]
@@ -156,16 +157,9 @@ def mean_resolution(result: FitResult, data: Trajectories, *, key: jax.Array,
     most ``max_points``, drawn from ``key``), over ``data.dt``, against the model's σ²
     (``"empirical"``: the posterior-mean MSE on those pairs, App. D.2). Needs no ground
     truth."""
-    if not isinstance(result, FitResult):
-        raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
-    if not isinstance(data, Trajectories):
-        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
-    if data.phase_dim != result.model.phase_dim:
-        raise ValueError(f"Expected `data` of phase dimension {result.model.phase_dim} (the "
-                         f"model's), got {data.phase_dim}.")
-    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) \
-            or max_points < 1:
-        raise ValueError(f"Expected `max_points` to be a positive int, got {max_points!r}.")
+    _check_result(result)
+    _check_data(data, result, "data")
+    max_points = _check_count("max_points", max_points)
     check_key(key)
     k_pts, k_sym, k_nv = jax.random.split(key, 3)
     x_t, x_next = (np.asarray(a) for a in data.pairs())
