@@ -131,11 +131,15 @@ def mean_error(field: Callable[[jax.Array], jax.Array], x, dt: float, *, integra
     x, (ref_name, ref_steps) = _check_field_inputs(x, dt, integrator, substeps,
                                                    noise_variance, reference)
     step, ref = get_integrator(integrator), get_integrator(ref_name)
-    m = step(field, x, dt, int(substeps))
-    m_ref = ref(field, x, dt, ref_steps)
-    m_fine = ref(field, x, dt, 2 * ref_steps)
-    sq = np.asarray(jnp.sum((m - m_ref) ** 2, axis=-1), np.float64)
-    sq_ref = np.asarray(jnp.sum((m_ref - m_fine) ** 2, axis=-1), np.float64)
+
+    @jax.jit
+    def errors(x):  # one program: the three integrations and both squared differences
+        m = step(field, x, dt, int(substeps))
+        m_ref = ref(field, x, dt, ref_steps)
+        m_fine = ref(field, x, dt, 2 * ref_steps)
+        return jnp.sum((m - m_ref) ** 2, axis=-1), jnp.sum((m_ref - m_fine) ** 2, axis=-1)
+
+    sq, sq_ref = (np.asarray(a, np.float64) for a in errors(x))
     if not (np.all(np.isfinite(sq)) and np.all(np.isfinite(sq_ref))):
         raise ValueError("The field's integration over `dt` is not finite at some states.")
     M, s2 = x.shape[1], float(noise_variance)
