@@ -129,7 +129,7 @@ class AutoFit:
         −ELBO/N estimates where the former ran away (:func:`ran_away`).
     resolution : whether the likelihood mean resolves the data's Δt, measured on the plain
         HNN's fitted Hamiltonian (:func:`~noether_ppl.analysis.mean_resolution`, no ground
-        truth); where it does not, the printed result says the choice is unreliable.
+        truth); where it does not, the printed result says so.
     """
 
     selection: Selection

@@ -95,8 +95,9 @@ class MeanResolution:
         if self.resolved():
             return text + "."
         return (text + ". The mean does not resolve the dynamics over Δt: a fitted Ĥ absorbs "
-                "the integrator's error, and the ELBO's choice of symmetry is then unreliable; "
-                "use more `substeps`, a higher-order `integrator` or pairs closer in time.")
+                "the integrator's error, and the ELBO then also weighs how well each model "
+                "absorbs it; consider more `substeps`, a higher-order `integrator` or pairs "
+                "closer in time.")
 
 
 def _check_field_inputs(x, dt, integrator, substeps, noise_variance, reference):
