@@ -100,6 +100,9 @@ def test_bad_arguments_are_refused_by_name(tiny_sho):
                 "noise_variance": 1e-3, **kwargs}
         with pytest.raises(ValueError, match=word):
             analysis.mean_error(rotation_field, args.pop("x"), args.pop("dt"), **args)
+    with pytest.raises(ValueError, match="not finite"):
+        analysis.mean_error(lambda y: y * jnp.inf, x + 1.0, 0.1, integrator="rk2",
+                            substeps=1, noise_variance=1e-3)
     with pytest.raises(ValueError, match="`result`"):
         analysis.mean_resolution(object(), tiny_sho, key=jax.random.key(0))
     spec = ModelSpec(hidden=(4,), n_conserved=0)

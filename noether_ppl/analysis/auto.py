@@ -129,7 +129,8 @@ class AutoFit:
         −ELBO/N estimates where the former ran away (:func:`ran_away`).
     resolution : whether the likelihood mean resolves the data's Δt, measured on the plain
         HNN's fitted Hamiltonian (:func:`~noether_ppl.analysis.mean_resolution`, no ground
-        truth); where it does not, the printed result says so.
+        truth); where it does not, the printed result says so. None where that field does not
+        integrate to finite values over Δt.
     """
 
     selection: Selection
@@ -352,7 +353,10 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     t = time.perf_counter()
     points = _points(data, int(discover_points), k_pts)
     found = discover(hnn, points, key=k_disc, dimension="gap")
-    resolution = mean_resolution(hnn, data, key=jax.random.fold_in(k_pts, 1))
+    try:
+        resolution = mean_resolution(hnn, data, key=jax.random.fold_in(k_pts, 1))
+    except ValueError:  # the HNN's field does not integrate to finite values: no verdict
+        resolution = None
     K = model.n_conserved
     starts = found if start_directions == "gap" else discover(hnn, points, key=k_disc,
                                                                  dimension=K)

@@ -66,7 +66,8 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
     ``test_mse``), ``evaluation`` (everything :func:`~noether_ppl.analysis.evaluate.evaluate`
     computed), ``symmetry`` (the learned symmetry, for models that learn C_η), ``resolution``
     (whether the likelihood mean resolves the data's Δt on this fit,
-    :func:`~noether_ppl.analysis.mean_resolution`; ``echo`` says so where it does not),
+    :func:`~noether_ppl.analysis.mean_resolution`; ``echo`` says so where it does not;
+    ``{"error": ...}`` where the fitted field does not integrate to finite values),
     ``vi`` (Pareto k̂), run facts (variant, label, steps, wall time) and ``timing``: the
     seconds of the analysis' phases (``metrics_s``, ``rollouts_s``, ``arviz_s``,
     ``figures_s``, ``io_s``; :mod:`~noether_ppl.runs.timing`).
@@ -100,8 +101,11 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
         if report is not None and report.parallelness is not None:
             metrics["symmetry"]["matches_reference"] = report.matches_reference(min_parallelness)
             metrics["symmetry"]["min_parallelness"] = min_parallelness
-        resolution = mean_resolution(result, run.train, key=jax.random.fold_in(k_eval, 7))
-        metrics["resolution"] = resolution.to_dict()
+        try:
+            resolution = mean_resolution(result, run.train, key=jax.random.fold_in(k_eval, 7))
+            metrics["resolution"] = resolution.to_dict()
+        except ValueError as err:  # the fitted field's integration is not finite
+            resolution, metrics["resolution"] = None, {"error": str(err)}
     metrics["vi"] = None
     tree = _arviz(run, k_az, arviz_samples, metrics, timer)
     metrics.update({
@@ -124,7 +128,7 @@ def analyze_run(folder, *, key: jax.Array, system=None, threshold: float = DEFAU
     metrics["timing"]["io_s"] = round(timer.get("io_s"), 3)  # with the write of metrics.json
     if echo is not None and report is not None:
         echo(f"{run.label}: " + str(report))
-    if echo is not None and not resolution.resolved():
+    if echo is not None and resolution is not None and not resolution.resolved():
         echo(f"{run.label}: {resolution}")
     return metrics
 
