@@ -46,7 +46,7 @@ import time
 
 import jax
 import numpy as np
-from record import read_record, rewrite_record, write_record
+from record import add_rebuild_argument, read_record, rewrite_record, write_record
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
@@ -438,9 +438,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in the topic's record (same settings) and run "
                         "only the missing system/key pairs")
-    p.add_argument("--rebuild", action="store_true",
-                   help="write the topic's table again from its recorded rows and settings, "
-                        "no fitting (the command and wall time stay the run's)")
+    add_rebuild_argument(p)
     return p
 
 

@@ -104,9 +104,6 @@ def main(argv=None) -> int:
     rows = [r for s in args.systems
             for r in rows_of(s, args.dts or [None], args.means, args.keys, args.noise_variance)]
     text = table(rows, args.means, args.keys, args.noise_variance)
-    if args.topic is None:
-        print(text, end="")
-        return 0
     return publish(args, text, rows, start)
 
 

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from discovery import add_data_arguments, check_systems, steps_of, train_data
 from discovery import parser as discovery_parser
-from record import publish, read_record, rewrite_record
+from record import add_rebuild_argument, publish, read_record, rewrite_record
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.analysis.resolution import DEFAULT_MAX_NOISE_RATIO, mean_error
@@ -111,9 +111,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--topic", default=None,
                    help="write benchmarks/records/TOPIC/ (default: print only)")
-    p.add_argument("--rebuild", action="store_true",
-                   help="write the topic's table again from its recorded rows and settings, "
-                        "no fitting (the command and wall time stay the run's)")
+    add_rebuild_argument(p)
     return p
 
 
@@ -142,9 +140,6 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     rows = [row_of(name, key, args) for name in args.systems for key in args.keys]
     text = table(rows, args)
-    if args.topic is None:
-        print(text, end="")
-        return 0
     return publish(args, text, rows, start)
 
 

@@ -62,13 +62,24 @@ def write_record(topic: str, *, table: str, metrics, command, wall_s: float,
 def publish(args, table: str, rows: list, started: float) -> int:
     """The end of a one-sitting benchmark script: write the record of ``args.topic`` (its
     settings ``vars(args)`` and ``rows`` as metrics, ``sys.argv`` as the command, the wall time
-    since ``time.perf_counter()`` read ``started``), print the table, return exit status 0."""
+    since ``time.perf_counter()`` read ``started``), print the table, return exit status 0.
+    With ``args.topic`` None, only print the table."""
     import time
 
+    if args.topic is None:
+        print(table, end="" if table.endswith("\n") else "\n")
+        return 0
     write_record(args.topic, table=table, metrics={"settings": vars(args), "rows": rows},
                  command=sys.argv, wall_s=time.perf_counter() - started)
     print(table)
     return 0
+
+
+def add_rebuild_argument(p) -> None:
+    """A benchmark script's ``--rebuild`` (see :func:`rewrite_record`)."""
+    p.add_argument("--rebuild", action="store_true",
+                   help="write the topic's table again from its recorded rows and settings, "
+                        "no fitting (the command and wall time stay the run's)")
 
 
 _REBUILT = "Table rebuilt without fitting by"

@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 from discovery import INTEGRATOR, SUBSTEPS, test_data, train_data, with_sym_samples
 from henon_heiles_energy import SADDLE_ENERGY, shell_states
-from record import publish, read_record, rewrite_record
+from record import add_rebuild_argument, publish, read_record, rewrite_record
 
 from noether_ppl import analysis, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
@@ -337,9 +337,7 @@ def parser() -> argparse.ArgumentParser:
                    help="Hénon–Heiles only: train and test on the shell H = f/6 (default: the "
                         "suite's data)")
     p.add_argument("--topic", required=True)
-    p.add_argument("--rebuild", action="store_true",
-                   help="write the table of records/TOPIC/ again from its stored fits and "
-                        "settings (other arguments are ignored), no fitting")
+    add_rebuild_argument(p)
     return p
 
 
