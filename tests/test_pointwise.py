@@ -82,13 +82,49 @@ def test_auto_tiles_follow_the_memory_budget():
 
     small = ModelSpec(hidden=(64, 64), sym_samples=32)
     assert small.tile_for(28) is None  # the demo: everything fits, nothing recomputed
-    paper = ModelSpec(hidden=(250,) * 4, n_conserved=10, sym_samples=100)
-    tile = paper.tile_for(980)  # App. C.3 batches: 20 trajectories x 49 pairs
-    assert tile is not None and 1 <= tile < 980
-    assert tile * paper.residual_bytes_per_pair() <= AUTO_TILE_BYTES
-    assert (tile + 1) * paper.residual_bytes_per_pair() > AUTO_TILE_BYTES
-    assert paper.replace(pair_tile=None).tile_for(980) is None
-    assert paper.replace(pair_tile=7).tile_for(980) == 7
+    paper = ModelSpec(hidden=(250,) * 4, n_conserved=10, sym_samples=100, integrator="euler",
+                      substeps=20)  # nbody2d3-paper: App. C.3's model and estimator
+    per_pair = paper.residual_bytes_per_pair()
+    for budget in (None, AUTO_TILE_BYTES, 10**9, 3 * 10**9, 30 * 10**9, 3 * per_pair):
+        limit = AUTO_TILE_BYTES if budget is None else budget  # the CPU's budget by default
+        tile = paper.tile_for(980, budget)  # App. C.3 batches: 20 trajectories x 49 pairs
+        assert tile is not None and 1 <= tile < 980
+        n_tiles = -(-980 // tile)
+        assert tile * per_pair <= limit  # each tile fits
+        assert n_tiles == -(-980 // (limit // per_pair))  # the fewest tiles that fit
+        assert n_tiles * tile - 980 < n_tiles  # balanced: the padding is under a row per tile
+    assert paper.tile_for(980, 980 * per_pair) is None  # the whole batch fits: no tiling
+    assert paper.tile_for(980, per_pair // 2) == 1  # not even one pair fits: one at a time
+    assert paper.replace(pair_tile=None).tile_for(980, 1) is None
+    assert paper.replace(pair_tile=7).tile_for(980, 10**12) == 7
+
+
+def test_the_auto_budget_is_a_fraction_of_an_accelerators_free_memory():
+    """``auto_tile_bytes``: the fixed budget on a CPU and where a device reports no limit,
+    ``AUTO_TILE_DEVICE_FRACTION`` of ``bytes_limit - bytes_in_use`` on an accelerator."""
+    from noether_ppl.models.spec import AUTO_TILE_BYTES, AUTO_TILE_DEVICE_FRACTION, auto_tile_bytes
+
+    class Device:
+        def __init__(self, platform, stats):
+            self.platform, self._stats = platform, stats
+
+        def memory_stats(self):
+            return self._stats
+
+    gib = 2**30
+    assert auto_tile_bytes() == AUTO_TILE_BYTES  # this suite runs on the CPU backend
+    assert auto_tile_bytes(Device("cpu", {"bytes_limit": 100 * gib})) == AUTO_TILE_BYTES
+    assert auto_tile_bytes(Device("gpu", None)) == AUTO_TILE_BYTES
+    assert auto_tile_bytes(Device("gpu", {"bytes_in_use": gib})) == AUTO_TILE_BYTES
+    h100 = Device("gpu", {"bytes_limit": 60 * gib, "bytes_in_use": 2 * gib})
+    assert auto_tile_bytes(h100) == int(AUTO_TILE_DEVICE_FRACTION * 58 * gib)
+    assert auto_tile_bytes(Device("gpu", {"bytes_limit": 60 * gib})) == int(
+        AUTO_TILE_DEVICE_FRACTION * 60 * gib)
+    # nbody2d3-paper's batch in one tile on such a device, in 15 under the CPU's budget
+    paper = ModelSpec(hidden=(250,) * 4, n_conserved=10, sym_samples=100, integrator="euler",
+                      substeps=20)
+    assert paper.tile_for(980, auto_tile_bytes(h100)) is None
+    assert -(-980 // paper.tile_for(980, AUTO_TILE_BYTES)) == 15
 
 
 def _step_temp_bytes(spec: ModelSpec, n_pairs: int) -> int:

@@ -12,10 +12,19 @@ from ..integrators import INTEGRATORS
 from ..nn import ACTIVATIONS
 from ..symmetrize import MEASURES, SAMPLING_SCHEMES
 
-__all__ = ["ModelSpec", "AUTO_TILE_BYTES"]
+__all__ = ["ModelSpec", "AUTO_TILE_BYTES", "AUTO_TILE_DEVICE_FRACTION", "auto_tile_bytes"]
 
 AUTO_TILE_BYTES = 2 * 2**30
-"""Memory budget of one weight sample's reverse-mode intermediates with ``pair_tile="auto"``."""
+"""Memory budget of one weight sample's reverse-mode intermediates with ``pair_tile="auto"`` on
+a CPU, whose memory other processes share and no allocator reserves (and on a device that
+reports no memory limit)."""
+
+AUTO_TILE_DEVICE_FRACTION = 0.6
+"""On an accelerator, ``pair_tile="auto"`` budgets this fraction of the memory its allocator can
+still give (``memory_stats()``: ``bytes_limit - bytes_in_use``). With the estimate about twice
+the measured peak, one tile then takes about a quarter of it: on one H100 (a 60 GB pool),
+``nbody2d3-paper`` in one tile peaked at 14.4 GB and ran its step 2.2 times faster than in the
+15 tiles of the CPU's 2 GiB budget (``benchmarks/records/step-time-gpu-tiles/``)."""
 
 _RESIDUALS_PER_UNIT = 4
 """Arrays of one hidden unit's size that reverse mode keeps per field evaluation, with headroom;
@@ -70,7 +79,9 @@ class ModelSpec:
         pass); ``None`` (spelt ``"none"`` in TOML and ``--set``, where there is no null) uses
         plain reverse mode (every sub-step's activations for every pair in memory); ``"auto"``
         (default) uses plain reverse mode while one weight sample's
-        intermediates fit in ``AUTO_TILE_BYTES`` and the largest tiles that fit otherwise.
+        intermediates fit in the memory budget (:func:`auto_tile_bytes`: ``AUTO_TILE_BYTES``
+        on a CPU, ``AUTO_TILE_DEVICE_FRACTION`` of the allocator's free memory on an
+        accelerator), and otherwise the fewest tiles that fit, of equal size.
         Changes speed and memory, not results.
     """
 
@@ -164,15 +175,21 @@ class ModelSpec:
         itemsize = 4 if self.dtype == "float32" else 8
         return rows * sum(self.hidden) * _RESIDUALS_PER_UNIT * evals * itemsize
 
-    def tile_for(self, n_pairs: int) -> int | None:
-        """Pairs per tile for a batch of ``n_pairs`` (None: no tiling)."""
+    def tile_for(self, n_pairs: int, budget: int | None = None) -> int | None:
+        """Pairs per tile for a batch of ``n_pairs`` (None: no tiling). With ``"auto"``, within
+        ``budget`` bytes per weight sample (default :func:`auto_tile_bytes`): one tile where
+        the batch fits, else the fewest tiles that fit, balanced so that the last one pads
+        fewer than one row per tile."""
         if self.pair_tile is None:
             return None
         if self.pair_tile == "auto":
+            budget = auto_tile_bytes() if budget is None else int(budget)
             per_pair = self.residual_bytes_per_pair()
-            if n_pairs * per_pair <= AUTO_TILE_BYTES:
+            if n_pairs * per_pair <= budget:
                 return None
-            return max(1, AUTO_TILE_BYTES // per_pair)
+            largest = max(1, budget // per_pair)
+            n_tiles = -(-n_pairs // largest)
+            return -(-n_pairs // n_tiles)
         return int(self.pair_tile)
 
     def replace(self, **changes) -> ModelSpec:
@@ -193,3 +210,20 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"Unknown ModelSpec field(s): {sorted(unknown)}.")
         return cls(**d)
+
+
+def auto_tile_bytes(device=None) -> int:
+    """The memory budget of ``pair_tile="auto"`` on ``device`` (default: JAX's first device), in
+    bytes per weight sample: ``AUTO_TILE_DEVICE_FRACTION`` of what an accelerator's allocator
+    can still give, ``AUTO_TILE_BYTES`` on a CPU or where the device reports no limit."""
+    if device is None:
+        import jax
+
+        device = jax.devices()[0]
+    if device.platform == "cpu":
+        return AUTO_TILE_BYTES
+    stats = device.memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return AUTO_TILE_BYTES
+    free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    return max(1, int(AUTO_TILE_DEVICE_FRACTION * free))
