@@ -21,10 +21,11 @@ reports no memory limit)."""
 
 AUTO_TILE_DEVICE_FRACTION = 0.6
 """On an accelerator, ``pair_tile="auto"`` budgets this fraction of the memory its allocator can
-still give (``memory_stats()``: ``bytes_limit - bytes_in_use``). With the estimate about twice
-the measured peak, one tile then takes about a quarter of it: on one H100 (a 60 GB pool),
-``nbody2d3-paper`` in one tile peaked at 14.4 GB and ran its step 2.2 times faster than in the
-15 tiles of the CPU's 2 GiB budget (``benchmarks/records/step-time-gpu-tiles/``)."""
+still give (``memory_stats()``: ``bytes_limit - bytes_in_use``). The estimate being about twice
+the measured peak, a tile then takes at most about 30 % of that memory. On one H100 (a 59.4 GiB
+pool) ``nbody2d3-paper``'s batch fits in one tile, which peaked at 14.0 GiB and ran the step
+2.2 times faster than the 15 tiles of the CPU's 2 GiB budget
+(``benchmarks/records/step-time-gpu-tiles/``)."""
 
 _RESIDUALS_PER_UNIT = 4
 """Arrays of one hidden unit's size that reverse mode keeps per field evaluation, with headroom;
