@@ -376,11 +376,8 @@ def check_systems(p: argparse.ArgumentParser, names) -> None:
         p.error(f"unknown systems {unknown}; known: {sorted({**systems.PAPER, **systems.SUITE})}")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line; its defaults are the benchmark's settings (a packaged experiment of
-    a suite system, e.g. ``central-quartic``, holds the same)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_arguments(p)
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The model and its data's Δt (also ``true_start.py``'s)."""
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
     p.add_argument("--sym-samples", type=int, default=16)
     p.add_argument("--noise-variance", type=float, default=NOISE_VARIANCE,
@@ -393,11 +390,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--substeps", type=int, default=SUBSTEPS,
                    help="its steps per Δt (default: the package's)")
     p.add_argument("--extra", type=int, default=1,
-                   help="with --n-conserved true: K = true dimension + extra")
-    p.add_argument("--n-conserved", type=_n_conserved_arg, default="true",
-                   help="the razor's K: 'true' (K = true dimension + extra), 'phase' (K = M, "
-                   "the phase-space dimension: no setting knows the answer) or a positive int "
-                   "for every system")
+                   help="K = true dimension + extra (discovery.py: with --n-conserved true)")
+
+
+def add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    """The fits' and the selection's settings and the score (also ``true_start.py``'s)."""
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--select-steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -406,6 +403,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--par", type=float, default=0.95)
     p.add_argument("--criterion", default="conserved", choices=["conserved", "elbo", "both"],
                    help="select_conserved's rule")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line; its defaults are the benchmark's settings (a packaged experiment of
+    a suite system, e.g. ``central-quartic``, holds the same)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(p)
+    add_model_arguments(p)
+    p.add_argument("--n-conserved", type=_n_conserved_arg, default="true",
+                   help="the razor's K: 'true' (K = true dimension + extra), 'phase' (K = M, "
+                   "the phase-space dimension: no setting knows the answer) or a positive int "
+                   "for every system")
+    add_fit_arguments(p)
     p.add_argument("--built-in", action="store_true",
                    help="select_conserved(built_in=True): also select the fit's own generators "
                    "where they leave the spectrum's span (an alternative under measurement)")

@@ -29,11 +29,10 @@ import time
 import jax
 import numpy as np
 from discovery import (
-    INTEGRATOR,
-    NOISE_VARIANCE,
-    SUBSTEPS,
     _min_par,
     add_data_arguments,
+    add_fit_arguments,
+    add_model_arguments,
     check_systems,
     steps_of,
     test_data,
@@ -46,7 +45,6 @@ from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.inference.fit import fit
 from noether_ppl.inference.select import DEFAULT_STOP, DEFAULT_TOLERANCE
-from noether_ppl.integrators import INTEGRATORS
 
 
 def run_one(name: str, key: int, args) -> dict:
@@ -167,21 +165,8 @@ def table(rows: list[dict], args) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(p)
-    p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
-    p.add_argument("--sym-samples", type=int, default=16)
-    p.add_argument("--noise-variance", type=float, default=NOISE_VARIANCE)
-    p.add_argument("--dt", type=float, default=None,
-                   help="the pairs' time step (default: each system's splits')")
-    p.add_argument("--integrator", default=INTEGRATOR, choices=sorted(INTEGRATORS))
-    p.add_argument("--substeps", type=int, default=SUBSTEPS)
-    p.add_argument("--extra", type=int, default=1, help="K = true dimension + extra")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--select-steps", type=int, default=500)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--lr-conserved", type=float, default=1e-2)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--par", type=float, default=0.95)
-    p.add_argument("--criterion", default="conserved", choices=["conserved", "elbo", "both"])
+    add_model_arguments(p)
+    add_fit_arguments(p)
     p.add_argument("--stop", default=DEFAULT_STOP, choices=inference.select.STOPS)
     p.add_argument("--eval-sym-samples", nargs="+", type=int, default=[])
     p.add_argument("--topic", default=None,
