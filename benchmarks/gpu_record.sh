@@ -15,9 +15,10 @@
 #    metrics.json holding the fit / analysis / I/O split); each is given the time left and
 #    skipped when less than a minute is left;
 # 4. with the time left, VARIANTS: one step_time configuration each, in a fresh process, under
-#    another setting (`config|ENV=VALUE|key=value ...`; default: `nbody2d3-paper` in one tile
-#    of pairs and in 4, instead of the 15 that the memory estimate gives, then in full float32),
-#    one JSON line each in OUT/variants.jsonl.
+#    another setting (`config|ENV=VALUE|key=value ...`; default: `nbody2d3-paper` in the 15
+#    tiles of pairs that a CPU's 2 GiB budget gives and in 2, instead of the one tile that a
+#    GPU's budget gives (records/step-time-gpu-tiles/), then in full float32), one JSON line
+#    each in OUT/variants.jsonl.
 # Overrides (set and empty leaves that part out): STEP_CONFIGS="sho-paper ...", FITS="sho ..."
 # (FIT_SET="key=value ..." passes --set to every fit, e.g. inference.num_steps=5 for a dry run;
 # DEMO_STEPS=N the demo's --steps), DEMO=0 leaves the demo out, VARIANTS="config|ENV=V|k=v ...".
@@ -31,7 +32,7 @@ exec > >(tee -a "$out/log.txt") 2>&1
 
 configs=${STEP_CONFIGS-"sho-paper sho-paper-vanilla oscillators3-official oscillators3-paper nbody2d3-paper sho-demo-learned"}
 fits=${FITS-"sho-cpu"}
-variants=${VARIANTS-"nbody2d3-paper||pair_tile=None nbody2d3-paper||pair_tile=245 nbody2d3-paper|JAX_DEFAULT_MATMUL_PRECISION=float32|"}
+variants=${VARIANTS-"nbody2d3-paper||pair_tile=66 nbody2d3-paper||pair_tile=490 nbody2d3-paper|JAX_DEFAULT_MATMUL_PRECISION=float32|"}
 sets=()
 for kv in ${FIT_SET:-}; do sets+=(--set "$kv"); done
 demo_args=()
