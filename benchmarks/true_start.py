@@ -79,6 +79,7 @@ def run_one(name: str, key: int, args) -> dict:
     row = {"system": name, "key": key, "true_dim": L, "K": spec.n_conserved, "steps": steps,
            "select_steps": select_steps,
            "held_min_cos": float(np.min(held.subspace_cosines)),
+           "held_cosines": [float(c) for c in held.subspace_cosines],
            "started_minus_hnn": {"16": {"delta": d, "se": se}},
            "started_neg_elbo_per_n": est_s.neg_elbo_per_n,
            "hnn_neg_elbo_per_n": est_h.neg_elbo_per_n,
@@ -114,7 +115,7 @@ def _pm(entry: dict | None) -> str:
 
 def table(rows: list[dict], args) -> str:
     S = [str(s) for s in args.eval_sym_samples]
-    head = ("| system | key | true | held: min cos | started − HNN, ELBO (S = "
+    head = ("| system | key | true | held: min cos | held: cos > 0.95 | started − HNN, ELBO (S = "
             f"{args.sym_samples}) |" + "".join(f" started − HNN (S = {s}) |" for s in S)
             + " −ELBO/N started / HNN | test MSE started / HNN | selected dim | min par |"
             " selected − HNN | step 4 keeps | wall (s) |")
@@ -123,7 +124,9 @@ def table(rows: list[dict], args) -> str:
         sel = r.get("selected_minus_hnn")
         lines.append(
             f"| {r['system']} | {r['key']} | {r['true_dim']} | {r['held_min_cos']:.3f} | "
-            f"{_pm(r['started_minus_hnn']['16'])} |"
+            + ("–" if "held_cosines" not in r  # (rows recorded before the cosines were)
+               else f"{sum(c > 0.95 for c in r['held_cosines'])}/{r['true_dim']}")
+            + f" | {_pm(r['started_minus_hnn']['16'])} |"
             + "".join(f" {_pm(r['started_minus_hnn'].get(s))} |" for s in S)
             + f" {r['started_neg_elbo_per_n']:.2f} / {r['hnn_neg_elbo_per_n']:.2f} | "
             f"{r['started_test_mse']:.3e} / {r['hnn_test_mse']:.3e} | {r['selected_dim']} | "
@@ -153,7 +156,8 @@ def table(rows: list[dict], args) -> str:
              f"{list(args.hidden)}, S = {args.sym_samples}, {args.steps} steps (selection: "
              f"{args.select_steps} per continuation). \"held: min cos\": the smallest cosine of "
              "the principal angles between the true span and the fit's L leading directions "
-             "(1: the truth kept). ELBO differences in nats over the training pairs ± standard "
+             "(1: the truth kept); \"cos > 0.95\": how many of those cosines exceed 0.95. "
+             "ELBO differences in nats over the training pairs ± standard "
              "error (positive: the started fit has the higher evidence bound). The selection "
              f"is right when its dimension is the true one and every direction has parallelness "
              f"> {args.par}; step 4 keeps the selection unless its ELBO is below the HNN's by "

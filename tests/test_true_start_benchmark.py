@@ -42,8 +42,12 @@ def test_a_row_starts_at_the_truth_and_compares_with_fit_auto_s_own_hnn():
     assert row["started_minus_hnn"]["16"]["se"] == pytest.approx(se, rel=1e-4)
     assert set(row["started_minus_hnn"]) == {"16", "32"}
     assert row["held_min_cos"] > 0.99 and row["true_dim"] == 1 and row["K"] == 2
+    assert row["held_cosines"] == [row["held_min_cos"]]
     text = ts.table([row], args)
-    assert "| sho | 0 | 1 |" in text and "(S = 32)" in text and "| sho | 1 |" in text
+    assert "| sho | 0 | 1 |" in text and "| 1/1 |" in text and "(S = 32)" in text
+    assert "| sho | 1 |" in text
+    older = {k: v for k, v in row.items() if k != "held_cosines"}
+    assert f"| {row['held_min_cos']:.3f} | – |" in ts.table([older], args)
 
 
 def test_bad_values_are_refused_and_a_system_without_quadratic_symmetry_named(capsys):
