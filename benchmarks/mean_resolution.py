@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from discovery import add_data_arguments, check_systems, steps_of, train_data
 from discovery import parser as discovery_parser
-from record import add_rebuild_argument, publish, read_record, rewrite_record
+from record import add_rebuild_argument, publish, rebuild
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.analysis.resolution import DEFAULT_MAX_NOISE_RATIO, mean_error
@@ -119,15 +119,7 @@ def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if args.rebuild:
-        if args.topic is None:
-            p.error("--rebuild needs --topic")
-        _, stored, _ = read_record(args.topic)
-        args = argparse.Namespace(**{**vars(args), **stored["settings"], "rebuild": True})
-        text = table(stored["rows"], args)
-        rewrite_record(args.topic, text, how="python mean_resolution.py "
-                       + " ".join(argv if argv is not None else sys.argv[1:]))
-        print(text)
-        return 0
+        return rebuild(p, args, table, "mean_resolution.py", argv)
     check_systems(p, args.systems)
     for name in ("noise_variance", "lr", "lr_conserved"):
         if not getattr(args, name) > 0:

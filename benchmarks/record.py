@@ -82,6 +82,23 @@ def add_rebuild_argument(p) -> None:
                         "no fitting (the command and wall time stay the run's)")
 
 
+def rebuild(p, args, table, script: str, argv=None) -> int:
+    """``--rebuild`` of a one-sitting benchmark script whose record :func:`publish` wrote: its
+    ``table(rows, settings)`` made again from the stored rows and settings of ``args.topic``
+    (the record's settings over ``args``), written by :func:`rewrite_record`, printed."""
+    import argparse
+
+    if args.topic is None:
+        p.error("--rebuild needs --topic")
+    _, stored, _ = read_record(args.topic)
+    recorded = argparse.Namespace(**{**vars(args), **stored["settings"], "rebuild": True})
+    text = table(stored["rows"], recorded)
+    rewrite_record(args.topic, text, how=f"python {script} "
+                   + " ".join(argv if argv is not None else sys.argv[1:]))
+    print(text)
+    return 0
+
+
 _REBUILT = "Table rebuilt without fitting by"
 """How the note of :func:`rewrite_record` begins (a later rewrite replaces it)."""
 

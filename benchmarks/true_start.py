@@ -39,7 +39,7 @@ from discovery import (
     train_data,
     with_sym_samples,
 )
-from record import publish
+from record import add_rebuild_argument, publish, rebuild
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
@@ -175,12 +175,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-sym-samples", nargs="+", type=int, default=[])
     p.add_argument("--topic", default=None,
                    help="write the record benchmarks/records/TOPIC/ (default: print only)")
+    add_rebuild_argument(p)
     return p
 
 
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.rebuild:
+        return rebuild(p, args, table, "true_start.py", argv)
     check_systems(p, args.systems)
     for name, value in (("--steps", args.steps), ("--select-steps", args.select_steps),
                         ("--substeps", args.substeps), ("--extra", args.extra)):

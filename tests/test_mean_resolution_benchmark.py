@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import discovery  # noqa: E402
 import mean_resolution as mr  # noqa: E402
+import record  # noqa: E402
 
 from noether_ppl import analysis, inference, models, systems  # noqa: E402
 
@@ -62,9 +63,9 @@ def test_rebuild_writes_the_table_of_the_stored_rows_without_fitting(monkeypatch
     settings = {"integrator": "rk2", "substeps": 1, "trajectories": 50, "points": 10,
                 "noise_variance": 1e-3}
     written = {}
-    monkeypatch.setattr(mr, "read_record",
+    monkeypatch.setattr(record, "read_record",
                         lambda topic: ("", {"rows": rows, "settings": settings}, {}))
-    monkeypatch.setattr(mr, "rewrite_record",
+    monkeypatch.setattr(record, "rewrite_record",
                         lambda topic, text, how: written.update(topic=topic, how=how))
     monkeypatch.setattr(mr.inference, "fit", lambda *a, **k: pytest.fail("must not fit"))
     assert mr.main(["--topic", "t", "--rebuild"]) == 0

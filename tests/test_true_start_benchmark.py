@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import discovery  # noqa: E402
+import record  # noqa: E402
 import true_start as ts  # noqa: E402
 
 from noether_ppl import inference, models, systems  # noqa: E402
@@ -62,3 +63,27 @@ def test_bad_values_are_refused_and_a_system_without_quadratic_symmetry_named(ca
     if none:
         with pytest.raises(ValueError, match="nothing to start at"):
             ts.run_one(none[0], 0, ts.parser().parse_args(["--steps", "5"]))
+
+
+def test_rebuild_writes_the_table_of_the_stored_rows_without_fitting(monkeypatch, capsys):
+    row = {"system": "sho", "key": 3, "true_dim": 1, "K": 2, "steps": 10, "select_steps": 5,
+           "held_min_cos": 0.5, "held_cosines": [0.5],
+           "started_minus_hnn": {"16": {"delta": 12.0, "se": 3.0}},
+           "started_neg_elbo_per_n": -1.0, "hnn_neg_elbo_per_n": 2.0,
+           "started_test_mse": 1e-3, "hnn_test_mse": 2e-3, "selected_dim": 0,
+           "selected_min_par": None, "selected_ok": False, "wall_s": {"total": 9.0}}
+    settings = {**vars(ts.parser().parse_args([])), "steps": 10, "select_steps": 5}
+    written = {}
+    monkeypatch.setattr(record, "read_record",
+                        lambda topic: ("", {"rows": [row], "settings": settings}, {}))
+    monkeypatch.setattr(record, "rewrite_record",
+                        lambda topic, text, how: written.update(topic=topic, how=how))
+    monkeypatch.setattr(ts, "fit", lambda *a, **k: pytest.fail("must not fit"))
+    assert ts.main(["--topic", "t", "--rebuild"]) == 0
+    assert written == {"topic": "t", "how": "python true_start.py --topic t --rebuild"}
+    out = capsys.readouterr().out
+    assert "| sho | 3 | 1 | 0.500 | 0/1 | 12 ± 3 |" in out
+    assert "| sho | 1 | 1/1 | 0/1 | 0/1 |" in out
+    with pytest.raises(SystemExit):
+        ts.main(["--rebuild"])
+    assert "--rebuild needs --topic" in capsys.readouterr().err
