@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from discovery import add_data_arguments, check_systems, steps_of, train_data
 from discovery import parser as discovery_parser
-from record import add_rebuild_argument, publish, rebuild
+from record import add_topic_arguments, publish, rebuild
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.analysis.resolution import DEFAULT_MAX_NOISE_RATIO, mean_error
@@ -109,9 +109,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--lr-conserved", type=float, default=d.lr_conserved)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--topic", default=None,
-                   help="write benchmarks/records/TOPIC/ (default: print only)")
-    add_rebuild_argument(p)
+    add_topic_arguments(p)
     return p
 
 

@@ -75,6 +75,14 @@ def publish(args, table: str, rows: list, started: float) -> int:
     return 0
 
 
+def add_topic_arguments(p) -> None:
+    """``--topic`` (write the record ``records/TOPIC/``; default: print the table only) and
+    ``--rebuild`` of a one-sitting benchmark script (:func:`publish`, :func:`rebuild`)."""
+    p.add_argument("--topic", default=None,
+                   help="write the record benchmarks/records/TOPIC/ (default: print only)")
+    add_rebuild_argument(p)
+
+
 def add_rebuild_argument(p) -> None:
     """A benchmark script's ``--rebuild`` (see :func:`rewrite_record`)."""
     p.add_argument("--rebuild", action="store_true",

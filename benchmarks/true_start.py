@@ -39,7 +39,7 @@ from discovery import (
     train_data,
     with_sym_samples,
 )
-from record import add_rebuild_argument, publish, rebuild
+from record import add_topic_arguments, publish, rebuild
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
@@ -173,9 +173,7 @@ def parser() -> argparse.ArgumentParser:
     add_fit_arguments(p)
     p.add_argument("--stop", default=DEFAULT_STOP, choices=inference.select.STOPS)
     p.add_argument("--eval-sym-samples", nargs="+", type=int, default=[])
-    p.add_argument("--topic", default=None,
-                   help="write the record benchmarks/records/TOPIC/ (default: print only)")
-    add_rebuild_argument(p)
+    add_topic_arguments(p)
     return p
 
 
