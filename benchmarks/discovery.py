@@ -14,7 +14,10 @@ generator (by its name) whose quantity each fit's Ĥ conserves least, with its r
 "exact H, rule": the dimension that the selection's rule (``inference.spectrum_dimension``
 at ``max_residual``) reads on the true H's spectrum at those states (``identifiability.py``;
 "–" in rows recorded before it). "gap": the ratio at the razor's selected dimension in the
-spectrum of its fitted Ĥ (``inference.spectrum_dimension``). "(HNN kept)": step 4 of
+spectrum of its fitted Ĥ (``inference.spectrum_dimension``). "(fit over L learned, n outside)": the
+selection's refit at the selected quantities had the lower ELBO, so it returned the fit they
+were read from, which is symmetrised over its own L learned generators, n of them outside the
+selected span (``Selection.built_in``). "(HNN kept)": step 4 of
 ``fit_auto`` kept the plain HNN (its ELBO, after a continuation as long as the selection's,
 was higher than the selection's). "(HNN symmetrised)": with ``--symmetrised-hnn`` (the
 default), step 4 kept the plain HNN continued as long with the selected symmetry fixed (its
@@ -56,6 +59,7 @@ from noether_ppl.inference.select import (
     DEFAULT_TOLERANCE,
     STOPS,
 )
+from noether_ppl.inference.selection import SELECTED_MIN_SHARE
 from noether_ppl.integrators import INTEGRATORS
 
 ORDER = ["sho", "anisotropic-1-2", "anisotropic-1-sqrt2", "central-quartic",
@@ -170,7 +174,8 @@ def run_one(name: str, key: int, args) -> dict:
     spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=n_conserved_of(args, L, M),
                             sym_samples=args.sym_samples, measure="ball",
                             measure_scale=float(np.pi), noise_variance=args.noise_variance,
-                            integrator=args.integrator, substeps=args.substeps)
+                            integrator=args.integrator, substeps=args.substeps,
+                            mc_likelihood=args.mc_likelihood)
     razor = models.NoetherRazor(spec, phase_dim=M)
     steps, select_steps = steps_of(name, args)
     t = time.perf_counter()
@@ -268,6 +273,18 @@ def _continued(row) -> str:
     return f" (HNN + {n} steps)" if row.get("razor_kept") == "hnn" and n else ""
 
 
+def _built_in(row) -> str:
+    """Where the selection returned the fit its quantities were read from (the refit at them
+    had the lower ELBO), that fit is symmetrised over its own learned generators, not over the
+    selected ones: how many, and how many of them lie outside the selected span
+    (``Selection.built_in``; share below ``SELECTED_MIN_SHARE``)."""
+    built_in = (row.get("selection") or {}).get("built_in")
+    if row.get("razor_kept") != "selected" or not built_in:
+        return ""
+    outside = sum(b["share"] < SELECTED_MIN_SHARE for b in built_in)
+    return f" (fit over {len(built_in)} learned, {outside} outside)"
+
+
 def _worst_true(row) -> str:
     """The true direction each fit's Ĥ conserves least, with its residual (scoring only)."""
     parts = []
@@ -286,6 +303,8 @@ def table(rows, args) -> str:
            + (f"σ² = {args.noise_variance:g}, "
               if getattr(args, "noise_variance", NOISE_VARIANCE) != NOISE_VARIANCE else "")
            + (f"Δt = {args.dt:g}, " if getattr(args, "dt", None) is not None else "")
+           + (f"{args.mc_likelihood} Monte-Carlo likelihood, "
+              if getattr(args, "mc_likelihood", "plug-in") != "plug-in" else "")
            + (f"likelihood mean {args.substeps} x {args.integrator}, "
               if (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
               != (INTEGRATOR, SUBSTEPS) else "")
@@ -322,8 +341,9 @@ def table(rows, args) -> str:
             f"{_fmt(r.get('true_margin'), '.3f')} | {_fmt(r.get('true_rule_dim'), 'd')} | "
             f"{r['razor_dim']}"
             f"{' (HNN kept)' if r.get('razor_kept') == 'hnn' else ''}"
-            f"{' (HNN symmetrised)' if r.get('razor_kept') == 'hnn-symmetrised' else ''} | "
-            f"{_fmt(r.get('razor_gap'), '.3g')} | {_fmt(r['razor_min_par'], '.3f')} | "
+            f"{' (HNN symmetrised)' if r.get('razor_kept') == 'hnn-symmetrised' else ''}"
+            f"{_built_in(r)} | {_fmt(r.get('razor_gap'), '.3g')} | "
+            f"{_fmt(r['razor_min_par'], '.3f')} | "
             f"{r['razor_start']} | {hnn_dim} | "
             f"{_fmt(r['hnn_min_par'], '.3f')} | {r['razor_neg_elbo_per_n']:.2f} ± "
             f"{r['razor_neg_elbo_se_per_n']:.2f}{_continued(r)} | {r['hnn_neg_elbo_per_n']:.2f} ± "
@@ -389,6 +409,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="the likelihood mean's integrator (default: the package's)")
     p.add_argument("--substeps", type=int, default=SUBSTEPS,
                    help="its steps per Δt (default: the package's)")
+    p.add_argument("--mc-likelihood", default="plug-in", choices=models.MC_LIKELIHOODS,
+                   help="the likelihood's Monte-Carlo estimate (ModelSpec.mc_likelihood; default "
+                        "the paper's plug-in)")
     p.add_argument("--extra", type=int, default=1,
                    help="K = true dimension + extra (discovery.py: with --n-conserved true)")
 

@@ -248,3 +248,26 @@ def test_two_records_side_by_side_count_the_keys_both_hold():
     assert lines[2:] == ["| osc | 2 | phase | 4 | 2 | 1 | 2 | 3250 | 155 | 2.000e-03 | 15 |",
                          "| osc | 2 | true | 3 | 2 | 2 | 1 | 2000 | 600 | 3.000e-03 | 15 |",
                          "| osc | 2 | two | 2 | 2 | 2 | 1 | 2000 | 600 | 1.000e-04 | 15 |"]
+
+
+def test_the_table_says_when_the_returned_fit_is_symmetrised_over_its_own_generators():
+    """Where the selection's refit lost to the fit it read the quantities from, the row says
+    over how many learned generators that returned fit is symmetrised, and how many of them
+    lie outside the selected span (share below SELECTED_MIN_SHARE)."""
+    args = argparse.Namespace(trajectories=50, points=10, hidden=[64, 64], sym_samples=16,
+                              extra=1, steps=2000, select_steps=500, criterion="conserved",
+                              built_in=False, refit_learns=False,
+                              start_directions="most-conserved", par=0.95)
+    before = _row("selected", False)
+    before["selection"] = {"built_in": [{"sigma": 3.0, "share": 0.05, "residual": 0.04},
+                                        {"sigma": 1.0, "share": 0.96, "residual": 0.02}]}
+    refit = _row("selected", True)
+    refit["selection"] = {"built_in": None}
+    text = discovery.table([before, refit], args)
+    lines = [line for line in text.splitlines() if line.startswith("| sho | 0 |")]
+    assert "| 1 (fit over 2 learned, 1 outside) |" in lines[0]
+    assert "fit over" not in lines[1]
+    # a row whose step 4 kept the plain HNN returns no razor fit: nothing to say
+    hnn = _row("hnn", False)
+    hnn["selection"] = before["selection"]
+    assert "fit over" not in discovery.table([hnn], args)
