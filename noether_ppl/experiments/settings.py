@@ -12,6 +12,7 @@ import math
 from ..analysis.symmetry import DEFAULT_THRESHOLD
 from ..inference.select import STOPS
 from ..inference.settings import SettingRule, setting_rules
+from ..models.spec import MC_LIKELIHOODS
 from ..systems.suite import CENTRAL_POTENTIALS
 
 __all__ = [
@@ -162,6 +163,7 @@ MODEL_KEYS: dict[str, Spec] = {
     "prior_variance": _real_or("optimal"),
     "conserved_init_scale": POS_REAL,
     "dtype": _one_of("float32", "float64"),
+    "mc_likelihood": _one_of(*MC_LIKELIHOODS),
 }
 """Types of the ModelSpec fields; ModelSpec validates the values (and any field not listed)."""
 

@@ -89,8 +89,10 @@ class NoetherRazor:
     ``symmetry_times`` (deterministic, K > 0: the S symmetry times ``τ (S, K)`` of Eq. 14, drawn
     from ``numpyro.prng_key()``; ``handlers.substitute`` fixes them, as does ``Predictive(...,
     condition_deterministic=True)`` with posterior samples that hold them, and ``τ = 0`` gives
-    the plain HNN's prediction), ``noise_variance`` (deterministic, empirical σ² only) and the
-    observed ``x_next`` (in the plate ``pairs``). The model runs under
+    the plain HNN's prediction), ``noise_variance`` (deterministic, empirical σ² only), the
+    observed ``x_next`` (in the plate ``pairs``) and, with ``mc_likelihood="unbiased"``, K > 0
+    and ``x_next`` given, the factor ``symmetry_mc_correction`` (in the plate; its sum with
+    ``x_next``'s log-density is the unbiased estimate, :class:`ModelSpec`). The model runs under
     ``numpyro.handlers.seed`` (SVI, Predictive and MCMC do that) or with every random site
     substituted; otherwise it raises ``ValueError``.
     """
@@ -190,8 +192,16 @@ class NoetherRazor:
 
     def _symmetry_times_impl(self, key, dtype):
         s = self.spec
-        return sample_symmetry_times(key, s.sym_samples, self.n_conserved, measure=s.measure,
-                                     scale=s.measure_scale, sampling=s.sampling, dtype=dtype)
+
+        def draw(k, n):
+            return sample_symmetry_times(k, n, self.n_conserved, measure=s.measure,
+                                         scale=s.measure_scale, sampling=s.sampling, dtype=dtype)
+
+        if s.mc_likelihood == "unbiased":  # two independent halves (ModelSpec.mc_likelihood)
+            k_a, k_b = jax.random.split(key)
+            return jnp.concatenate([draw(k_a, s.sym_samples // 2),
+                                    draw(k_b, s.sym_samples // 2)])
+        return draw(key, s.sym_samples)
 
     def group_elements(self, key: jax.Array, generators) -> jax.Array | None:
         """S group elements ``expm(Σ τ_k G_k)`` (Eq. 4, Eq. 14) at the symmetry times drawn from
@@ -227,7 +237,9 @@ class NoetherRazor:
     def _mean_impl(self, weights, eta, key, taus, x_t, dt, mesh=None):
         """Generators of C_η (or the fixed ones), the symmetry times (drawn from ``key`` when
         ``taus`` is None), their S group elements and the likelihood mean, as one program.
-        Returns ``(mean (B, M), τ (S, K) or None)``."""
+        Returns ``(means, τ (S, K) or None)``: ``means`` holds the mean ``(B, M)`` from all S
+        samples, or with ``mc_likelihood="unbiased"`` (and K > 0) the two means ``f̂_A, f̂_B``
+        from the first and the second half of them."""
         generators = self.generators_from_params(eta)
         Phis = None
         if generators is not None:
@@ -243,10 +255,16 @@ class NoetherRazor:
             return tiled_pointwise(lambda p, xi: self._predict_impl(p[0], p[1], xi, p[2]),
                                    params, x, self.spec.tile_for(x.shape[0]))
 
-        params = (weights, Phis, dt)
-        if mesh is None:
-            return per_pairs(params, x_t), taus
-        return sharded_pointwise(per_pairs, params, x_t, mesh), taus
+        def mean(phis):
+            params = (weights, phis, dt)
+            if mesh is None:
+                return per_pairs(params, x_t)
+            return sharded_pointwise(per_pairs, params, x_t, mesh)
+
+        if Phis is not None and self.spec.mc_likelihood == "unbiased":
+            half = Phis.shape[0] // 2
+            return (mean(Phis[:half]), mean(Phis[half:])), taus
+        return (mean(Phis),), taus
 
     # ------------------------------------------------------------------ the NumPyro model
     def _sample_weights(self, prior_variances):
@@ -289,7 +307,8 @@ class NoetherRazor:
         }
 
     def _symmetrized_mean(self, weights, eta, x_t, dt, mesh):
-        """The likelihood mean at the symmetry times of the site ``"symmetry_times"``.
+        """The likelihood means (:meth:`_mean_impl`) at the symmetry times of the site
+        ``"symmetry_times"``.
 
         The times are drawn from ``numpyro.prng_key()`` inside the mean's program (one
         compiled program per call) and recorded as a ``numpyro.deterministic`` site; when a
@@ -299,19 +318,19 @@ class NoetherRazor:
         S, K = self.spec.sym_samples, self.n_conserved
         key = numpyro.prng_key()
         if key is None:  # no seed handler: the times must come from a handler
-            drawn = pred = None
+            drawn = preds = None
             taus = numpyro.deterministic("symmetry_times", _MISSING_TIMES)
             if taus is _MISSING_TIMES:
                 raise ValueError(_UNSEEDED)
         else:
-            pred, drawn = self._mean_jit(weights, eta, key, None, x_t, dt, mesh=mesh)
+            preds, drawn = self._mean_jit(weights, eta, key, None, x_t, dt, mesh=mesh)
             taus = numpyro.deterministic("symmetry_times", drawn)
         if taus is not drawn:
             if tuple(jnp.shape(taus)) != (S, K):
                 raise ValueError(f"Expected the site `symmetry_times` to have shape (S, K) = "
                                  f"{(S, K)}, got {tuple(jnp.shape(taus))}.")
-            pred, _ = self._mean_jit(weights, eta, None, jnp.asarray(taus), x_t, dt, mesh=mesh)
-        return pred
+            preds, _ = self._mean_jit(weights, eta, None, jnp.asarray(taus), x_t, dt, mesh=mesh)
+        return preds
 
     def __call__(
         self,
@@ -344,9 +363,10 @@ class NoetherRazor:
         weights = self._sample_weights(prior_variances)
         eta = self._conserved_params()
         if self.n_conserved == 0:
-            pred, _ = self._mean_jit(weights, eta, None, None, x_t, dt, mesh=mesh)
+            preds, _ = self._mean_jit(weights, eta, None, None, x_t, dt, mesh=mesh)
         else:
-            pred = self._symmetrized_mean(weights, eta, x_t, dt, mesh)
+            preds = self._symmetrized_mean(weights, eta, x_t, dt, mesh)
+        pred = preds[0] if len(preds) == 1 else 0.5 * (preds[0] + preds[1])
         sigma2 = noise_variance if noise_variance is not None else self.spec.noise_variance
         if sigma2 == "empirical":
             if x_next is None:
@@ -360,5 +380,10 @@ class NoetherRazor:
         size = B if num_data is None else int(num_data)
         with numpyro.plate("pairs", size, subsample_size=B):
             numpyro.sample("x_next", dist.Normal(pred, scale).to_event(1), obs=x_next)
+            if len(preds) == 2 and x_next is not None:
+                # with the Gaussian at (f̂_A + f̂_B)/2: −(x − f̂_A)·(x − f̂_B)/(2σ²) − const,
+                # unbiased for the exactly symmetrised model (ModelSpec.mc_likelihood)
+                numpyro.factor("symmetry_mc_correction",
+                               jnp.sum((preds[0] - preds[1]) ** 2, axis=-1) / (8.0 * sigma2))
         return pred
 

@@ -12,7 +12,11 @@ from ..integrators import INTEGRATORS
 from ..nn import ACTIVATIONS
 from ..symmetrize import MEASURES, SAMPLING_SCHEMES
 
-__all__ = ["ModelSpec", "AUTO_TILE_BYTES", "AUTO_TILE_DEVICE_FRACTION", "auto_tile_bytes"]
+__all__ = ["ModelSpec", "AUTO_TILE_BYTES", "AUTO_TILE_DEVICE_FRACTION", "auto_tile_bytes",
+           "MC_LIKELIHOODS"]
+
+MC_LIKELIHOODS = ("plug-in", "unbiased")
+"""Estimators of the symmetrised model's Gaussian log-likelihood (``ModelSpec.mc_likelihood``)."""
 
 AUTO_TILE_BYTES = 2 * 2**30
 """Memory budget of one weight sample's reverse-mode intermediates with ``pair_tile="auto"`` on
@@ -84,6 +88,19 @@ class ModelSpec:
         on a CPU, ``AUTO_TILE_DEVICE_FRACTION`` of the allocator's free memory on an
         accelerator), and otherwise the fewest tiles that fit, of equal size.
         Changes speed and memory, not results.
+    mc_likelihood : the estimate of ``log N(x_{t+Δt}; Φ(x_t; J∇Ĥ), σ² I)`` from the S symmetry
+        samples (Eq. 13–14). ``"plug-in"`` (the paper's): the Gaussian at the mean ``f̂_S``
+        computed from the Monte-Carlo Ĥ. Its expectation over the samples is below the
+        log-likelihood of the exactly symmetrised model (Eq. 5) by ``tr Cov(f̂_S) / (2σ²)``,
+        which with σ² = 1e-3 and a non-compact group can be many nats per pair and penalises
+        large symmetry groups. ``"unbiased"``: the samples are drawn as two independent halves
+        A and B (S/2 each) and the estimate is ``−(x − f̂_A)·(x − f̂_B) / (2σ²) −
+        (M/2) log 2πσ²``, whose expectation is the exact-Ĥ log-likelihood when the mean is
+        linear in Ĥ (Euler sub-steps: exactly for one, to O(Δt²) for more; other integrators
+        to second order in the sampling error). The model states it as the Gaussian at
+        ``(f̂_A + f̂_B)/2`` plus the site ``symmetry_mc_correction``,
+        ``‖f̂_A − f̂_B‖² / (8σ²)`` per pair. Needs an even S, random samples (not
+        ``"grid"``) and a fixed σ²; changes nothing for K = 0.
     """
 
     hidden: tuple[int, ...] = (200, 200)
@@ -101,6 +118,7 @@ class ModelSpec:
     conserved_init_scale: float = 0.1
     dtype: str = "float32"
     pair_tile: Any = "auto"
+    mc_likelihood: str = "plug-in"
 
     def __post_init__(self):
         hidden = self.hidden
@@ -167,6 +185,22 @@ class ModelSpec:
                 f"Expected `pair_tile` to be a positive int, 'auto' or None ('none' in TOML and "
                 f"--set), got {pt!r}."
             )
+
+        if self.mc_likelihood not in MC_LIKELIHOODS:
+            raise ValueError(f"Unknown `mc_likelihood` {self.mc_likelihood!r}; expected one of "
+                             f"{MC_LIKELIHOODS}.")
+        if self.mc_likelihood == "unbiased":
+            if self.sym_samples % 2:
+                raise ValueError(
+                    f"mc_likelihood='unbiased' draws the symmetry samples as two halves: expected "
+                    f"an even `sym_samples` (S), got {self.sym_samples}.")
+            if self.sampling == "grid":
+                raise ValueError(
+                    "mc_likelihood='unbiased' needs two independent random halves of samples: "
+                    "`sampling` 'grid' has no randomness; use 'lattice', 'antithetic' or 'iid'.")
+            if self.noise_variance == "empirical":
+                raise ValueError(
+                    "mc_likelihood='unbiased' needs a fixed `noise_variance`, got 'empirical'.")
 
     def residual_bytes_per_pair(self) -> int:
         """Estimated bytes reverse mode keeps per pair and weight sample: S transformed points
