@@ -13,6 +13,7 @@ from numpyro.infer import Predictive
 from numpyro.infer.util import log_density
 
 from noether_ppl import systems
+from noether_ppl.experiments.config import load_experiment
 from noether_ppl.experiments.settings import MODEL_KEYS
 from noether_ppl.inference import fit
 from noether_ppl.models import MC_LIKELIHOODS, ModelSpec, NoetherRazor
@@ -57,10 +58,14 @@ def test_bad_settings_are_refused_naming_the_argument(kwargs, match):
         ModelSpec(**kwargs)
 
 
-def test_the_experiment_files_read_the_setting():
+def test_the_experiment_files_and_set_read_the_setting():
     assert ModelSpec().mc_likelihood == "plug-in"
     assert set(MC_LIKELIHOODS) == {"plug-in", "unbiased"}
     assert "mc_likelihood" in MODEL_KEYS
+    exp = load_experiment("sho-cpu", ["model.mc_likelihood=unbiased"])
+    assert exp.model.mc_likelihood == "unbiased"
+    with pytest.raises(ValueError, match="model.mc_likelihood"):
+        load_experiment("sho-cpu", ["model.mc_likelihood=split"])
 
 
 @pytest.mark.parametrize("integrator,substeps", [("euler", 2), ("rk2", 1)])
