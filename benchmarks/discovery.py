@@ -175,7 +175,7 @@ def run_one(name: str, key: int, args) -> dict:
                             sym_samples=args.sym_samples, measure="ball",
                             measure_scale=float(np.pi), noise_variance=args.noise_variance,
                             integrator=args.integrator, substeps=args.substeps,
-                            mc_likelihood=args.mc_likelihood)
+                            mc_likelihood=args.mc_likelihood, mc_groups=args.mc_groups)
     razor = models.NoetherRazor(spec, phase_dim=M)
     steps, select_steps = steps_of(name, args)
     t = time.perf_counter()
@@ -303,8 +303,9 @@ def table(rows, args) -> str:
            + (f"σ² = {args.noise_variance:g}, "
               if getattr(args, "noise_variance", NOISE_VARIANCE) != NOISE_VARIANCE else "")
            + (f"Δt = {args.dt:g}, " if getattr(args, "dt", None) is not None else "")
-           + (f"{args.mc_likelihood} Monte-Carlo likelihood, "
-              if getattr(args, "mc_likelihood", "plug-in") != "plug-in" else "")
+           + (f"{args.mc_likelihood} Monte-Carlo likelihood"
+              + (f" over {args.mc_groups} groups" if getattr(args, "mc_groups", 2) != 2 else "")
+              + ", " if getattr(args, "mc_likelihood", "plug-in") != "plug-in" else "")
            + (f"likelihood mean {args.substeps} x {args.integrator}, "
               if (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
               != (INTEGRATOR, SUBSTEPS) else "")
@@ -412,6 +413,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mc-likelihood", default="plug-in", choices=models.MC_LIKELIHOODS,
                    help="the likelihood's Monte-Carlo estimate (ModelSpec.mc_likelihood; default "
                         "the paper's plug-in)")
+    p.add_argument("--mc-groups", type=int, default=2,
+                   help="its independent groups of symmetry samples (ModelSpec.mc_groups)")
     p.add_argument("--extra", type=int, default=1,
                    help="K = true dimension + extra (discovery.py: with --n-conserved true)")
 

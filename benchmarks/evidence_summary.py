@@ -26,7 +26,7 @@ from record import RECORDS, read_record
 BENCHMARK = {"trajectories": 50, "points": 10, "hidden": [64, 64], "sym_samples": 16,
              "measure_scale": math.pi, "prior_variance": "optimal", "lr": 3e-3,
              "batch_size": 10, "energy_fraction": None, "dt": None, "integrator": INTEGRATOR,
-             "substeps": SUBSTEPS, "mc_likelihood": "plug-in"}
+             "substeps": SUBSTEPS, "mc_likelihood": "plug-in", "mc_groups": 2}
 """The discovery benchmark's settings, which ``symmetry_evidence.py`` uses unless told
 otherwise; a record written before a setting existed ran at this value."""
 
@@ -64,7 +64,8 @@ def differences(settings: dict) -> str:
     if s["dt"] is not None:
         words.append(f"Δt = {s['dt']:g}")
     if s["mc_likelihood"] != BENCHMARK["mc_likelihood"]:
-        words.append(f"{s['mc_likelihood']} likelihood")
+        words.append(f"{s['mc_likelihood']} likelihood"
+                     + (f" over {s['mc_groups']} groups" if s["mc_groups"] != 2 else ""))
     if s["energy_fraction"] is not None:
         words.append(f"energy shell {s['energy_fraction']:g} x 1/6")
     return ", ".join(words) or "–"

@@ -79,13 +79,15 @@ def model(name: str, noise_variance: float | str, system_name: str = "henon-heil
           measure_scale: float = float(np.pi), sym_samples: int = 16,
           hidden: tuple[int, ...] = (64, 64),
           prior_variance: float | str = "optimal", integrator: str = INTEGRATOR,
-          substeps: int = SUBSTEPS, mc_likelihood: str = "plug-in") -> models.NoetherRazor:
+          substeps: int = SUBSTEPS, mc_likelihood: str = "plug-in",
+          mc_groups: int = 2) -> models.NoetherRazor:
     """The model ``name`` of :data:`MODELS` with the discovery benchmark's settings (the
     symmetry times' ball of radius ``measure_scale``, π there; S = ``sym_samples``, 16
     there; the MLP's hidden widths ``hidden``, 64 x 64 there; the weights' prior variance
     ``prior_variance``, ``"optimal"`` there: App. D.3–D.4's closed form per layer; the
     likelihood mean's ``integrator`` and ``substeps``, the package's there; the likelihood's
-    Monte-Carlo estimate ``mc_likelihood``, ``ModelSpec``'s, the plug-in there)."""
+    Monte-Carlo estimate ``mc_likelihood`` with ``mc_groups``, ``ModelSpec``'s, the plug-in
+    there)."""
     _, G = symmetry(system_name)
     generators = None if name == "hnn" else G
     spec = models.ModelSpec(hidden=tuple(hidden),
@@ -93,7 +95,8 @@ def model(name: str, noise_variance: float | str, system_name: str = "henon-heil
                             sym_samples=sym_samples, measure="ball",
                             measure_scale=measure_scale, noise_variance=noise_variance,
                             prior_variance=prior_variance, integrator=integrator,
-                            substeps=substeps, mc_likelihood=mc_likelihood)
+                            substeps=substeps, mc_likelihood=mc_likelihood,
+                            mc_groups=mc_groups)
     return models.NoetherRazor(spec, phase_dim=G.shape[-1] - 1, generators=generators)
 
 
@@ -122,7 +125,8 @@ def run_one(key: int, noise_variance: float | str, steps: int, name: str, args) 
     result = fit(model(name, noise_variance, args.system, args.measure_scale,
                        args.sym_samples, tuple(args.hidden), args.prior_variance,
                        args.integrator, args.substeps,
-                       getattr(args, "mc_likelihood", "plug-in")), train,
+                       getattr(args, "mc_likelihood", "plug-in"),
+                       getattr(args, "mc_groups", 2)), train,
                  key=jax.random.key(key),
                  num_steps=steps, lr=args.lr, batch_size=args.batch_size, progress_bar=False)
     k_eval = jax.random.key(7)
@@ -227,7 +231,8 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None,
         prior += f"likelihood mean {method[1]} x {method[0]}, "
     # (settings recorded before --mc-likelihood: the plug-in)
     if getattr(args, "mc_likelihood", "plug-in") != "plug-in":
-        prior += f"{args.mc_likelihood} Monte-Carlo likelihood, "
+        prior += f"{args.mc_likelihood} Monte-Carlo likelihood" + (
+            f" over {args.mc_groups} groups" if getattr(args, "mc_groups", 2) != 2 else "") + ", "
     out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
            f"settings ({args.trajectories} trajectories x {args.points} steps, MLP "
            f"{' x '.join(map(str, args.hidden))}, {prior}"
@@ -341,6 +346,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mc-likelihood", default="plug-in", choices=models.MC_LIKELIHOODS,
                    help="the likelihood's Monte-Carlo estimate of both models' fits and ELBOs "
                         "(ModelSpec.mc_likelihood; default the paper's plug-in)")
+    p.add_argument("--mc-groups", type=int, default=2,
+                   help="its independent groups of symmetry samples (ModelSpec.mc_groups)")
     p.add_argument("--energy-fraction", type=float, default=None,
                    help="Hénon–Heiles only: train and test on the shell H = f/6 (default: the "
                         "suite's data)")

@@ -60,7 +60,7 @@ def run_one(name: str, key: int, args) -> dict:
                             sym_samples=args.sym_samples, measure="ball",
                             measure_scale=float(np.pi), noise_variance=args.noise_variance,
                             integrator=args.integrator, substeps=args.substeps,
-                            mc_likelihood=args.mc_likelihood)
+                            mc_likelihood=args.mc_likelihood, mc_groups=args.mc_groups)
     razor = models.NoetherRazor(spec, phase_dim=M)
     hnn_model = models.NoetherRazor(spec.replace(n_conserved=0), phase_dim=M)
     steps, select_steps = steps_of(name, args)

@@ -269,6 +269,7 @@ BAD_SETTINGS = {
     "model.measure_scale": "inf", "model.sampling": "bogus", "model.integrator": "bogus",
     "model.substeps": "0", "model.noise_variance": "-1", "model.prior_variance": "nan",
     "model.conserved_init_scale": "0", "model.dtype": "float16", "model.mc_likelihood": "split",
+    "model.mc_groups": "0",
     "inference.num_steps": "0", "inference.epochs": "3000000000", "inference.batch_size": "99",
     "inference.lr": "0", "inference.lr_conserved": "-1", "inference.schedule": "linear",
     "inference.num_particles": "0", "inference.init_scale": "nan", "inference.lr_offdiag": "0",

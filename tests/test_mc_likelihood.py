@@ -50,6 +50,9 @@ def _observed_log_prob(model, params, key, x_t, x_next):
 @pytest.mark.parametrize("kwargs,match", [
     ({"mc_likelihood": "split"}, "mc_likelihood"),
     ({"mc_likelihood": "unbiased", "sym_samples": 5}, "sym_samples"),
+    ({"mc_likelihood": "unbiased", "sym_samples": 8, "mc_groups": 3}, "sym_samples"),
+    ({"mc_likelihood": "unbiased", "mc_groups": 1}, "mc_groups"),
+    ({"mc_groups": 4}, "mc_groups"),
     ({"mc_likelihood": "unbiased", "sampling": "grid"}, "sampling"),
     ({"mc_likelihood": "unbiased", "noise_variance": "empirical"}, "noise_variance"),
 ])
@@ -68,14 +71,18 @@ def test_the_experiment_files_and_set_read_the_setting():
         load_experiment("sho-cpu", ["model.mc_likelihood=split"])
 
 
-@pytest.mark.parametrize("integrator,substeps", [("euler", 2), ("rk2", 1)])
-def test_the_sites_sum_to_the_product_of_the_two_halves_residuals(integrator, substeps):
-    """Reference computation: the Gaussian at (f̂_A + f̂_B)/2 plus the correction site equals
-    −(x − f̂_A)·(x − f̂_B)/(2σ²) − (M/2) log 2πσ² per pair, f̂_A and f̂_B the likelihood means
-    from the first and the second half of the drawn symmetry times."""
-    spec = ModelSpec(hidden=(6,), activation="tanh", n_conserved=1, sym_samples=4,
+@pytest.mark.parametrize("integrator,substeps,groups", [("euler", 2, 2), ("rk2", 1, 2),
+                                                        ("rk2", 1, 4)])
+def test_the_sites_sum_to_the_pairwise_products_of_the_groups_residuals(integrator, substeps,
+                                                                        groups):
+    """Reference computation: the Gaussian at the groups' mean plus the correction site equals
+    −Σ_{a≠b} (x − f̂_a)·(x − f̂_b)/(2σ² G(G−1)) − (M/2) log 2πσ² per pair, f̂_a the likelihood
+    mean from the a-th group of consecutive drawn symmetry times."""
+    S = 2 * groups
+    spec = ModelSpec(hidden=(6,), activation="tanh", n_conserved=1, sym_samples=S,
                      sampling="iid", integrator=integrator, substeps=substeps,
-                     noise_variance=SIGMA2, dtype="float64", mc_likelihood="unbiased")
+                     noise_variance=SIGMA2, dtype="float64", mc_likelihood="unbiased",
+                     mc_groups=groups)
     rng = np.random.default_rng(3)
     W, b = rng.normal(size=(1, 2, 2)) * 0.5, rng.normal(size=(1, 2)) * 0.3
     model = NoetherRazor(spec, phase_dim=2, conserved_init=(W, b))
@@ -85,18 +92,21 @@ def test_the_sites_sum_to_the_product_of_the_two_halves_residuals(integrator, su
     x_t, x_next = _pairs()
     total, tr = _observed_log_prob(model, params, 7, x_t, x_next)
     taus = tr["symmetry_times"]["value"]
-    assert taus.shape == (4, 1) and "symmetry_mc_correction" in tr
+    assert taus.shape == (S, 1) and "symmetry_mc_correction" in tr
     G = model.generators_from_params(params)
-    f_a = model.predict(weights, group_elements(G, taus[:2]), x_t, DT)
-    f_b = model.predict(weights, group_elements(G, taus[2:]), x_t, DT)
-    ref = (-np.sum(np.asarray(x_next - f_a) * np.asarray(x_next - f_b)) / (2 * SIGMA2)
+    f = [np.asarray(model.predict(weights, group_elements(G, taus[2 * a:2 * a + 2]), x_t, DT))
+         for a in range(groups)]
+    r = [np.asarray(x_next) - fa for fa in f]
+    pairs = sum(np.sum(r[a] * r[b]) for a in range(groups) for b in range(groups) if a != b)
+    ref = (-pairs / (2 * SIGMA2 * groups * (groups - 1))
            - x_t.size / 2 * math.log(2 * math.pi * SIGMA2))
     np.testing.assert_allclose(float(total), ref, rtol=1e-10)
-    # the observed site's mean is the average of the halves' means
-    np.testing.assert_allclose(tr["x_next"]["fn"].mean, (f_a + f_b) / 2, rtol=1e-12)
+    # the observed site's mean is the average of the groups' means
+    np.testing.assert_allclose(tr["x_next"]["fn"].mean, np.mean(f, axis=0), rtol=1e-12)
 
 
-def test_the_estimate_is_unbiased_where_the_plug_in_is_biased_low():
+@pytest.mark.parametrize("groups", [2, 4])
+def test_the_estimate_is_unbiased_where_the_plug_in_is_biased_low(groups):
     """With one Euler step (a mean linear in Ĥ) and a symmetry whose orbits the measure covers
     (SO(2) of the oscillator, τ uniform on [−π, π]), the average over many draws of the
     unbiased estimate matches the log-likelihood of the exactly symmetrised model (a 512-point
@@ -106,8 +116,8 @@ def test_the_estimate_is_unbiased_where_the_plug_in_is_biased_low():
     base = dict(hidden=(6,), activation="tanh", sym_samples=4, sampling="iid",
                 integrator="euler", substeps=1, noise_variance=SIGMA2, dtype="float64")
     G = sho.generators()
-    unbiased = NoetherRazor(ModelSpec(**base, mc_likelihood="unbiased"), phase_dim=2,
-                            generators=G)
+    unbiased = NoetherRazor(ModelSpec(**base, mc_likelihood="unbiased", mc_groups=groups),
+                            phase_dim=2, generators=G)
     plug_in = NoetherRazor(ModelSpec(**base), phase_dim=2, generators=G)
     exact = NoetherRazor(ModelSpec(**{**base, "sym_samples": 512, "sampling": "grid"}),
                          phase_dim=2, generators=G)

@@ -164,6 +164,7 @@ MODEL_KEYS: dict[str, Spec] = {
     "conserved_init_scale": POS_REAL,
     "dtype": _one_of("float32", "float64"),
     "mc_likelihood": _one_of(*MC_LIKELIHOODS),
+    "mc_groups": POS_INT,
 }
 """Types of the ModelSpec fields; ModelSpec validates the values (and any field not listed)."""
 

@@ -197,10 +197,10 @@ class NoetherRazor:
             return sample_symmetry_times(k, n, self.n_conserved, measure=s.measure,
                                          scale=s.measure_scale, sampling=s.sampling, dtype=dtype)
 
-        if s.mc_likelihood == "unbiased":  # two independent halves (ModelSpec.mc_likelihood)
-            k_a, k_b = jax.random.split(key)
-            return jnp.concatenate([draw(k_a, s.sym_samples // 2),
-                                    draw(k_b, s.sym_samples // 2)])
+        if s.mc_likelihood == "unbiased":  # G independent groups (ModelSpec.mc_likelihood)
+            size = s.sym_samples // s.mc_groups
+            return jnp.concatenate([draw(k, size)
+                                    for k in jax.random.split(key, s.mc_groups)])
         return draw(key, s.sym_samples)
 
     def group_elements(self, key: jax.Array, generators) -> jax.Array | None:
@@ -237,9 +237,9 @@ class NoetherRazor:
     def _mean_impl(self, weights, eta, key, taus, x_t, dt, mesh=None):
         """Generators of C_η (or the fixed ones), the symmetry times (drawn from ``key`` when
         ``taus`` is None), their S group elements and the likelihood mean, as one program.
-        Returns ``(means, τ (S, K) or None)``: ``means`` holds the mean ``(B, M)`` from all S
-        samples, or with ``mc_likelihood="unbiased"`` (and K > 0) the two means ``f̂_A, f̂_B``
-        from the first and the second half of them."""
+        Returns ``(means, τ (S, K) or None)``: ``means (1, B, M)`` from all S samples, or with
+        ``mc_likelihood="unbiased"`` (and K > 0) ``(G, B, M)``, one mean ``f̂_a`` per group of
+        S/G consecutive samples."""
         generators = self.generators_from_params(eta)
         Phis = None
         if generators is not None:
@@ -262,9 +262,10 @@ class NoetherRazor:
             return sharded_pointwise(per_pairs, params, x_t, mesh)
 
         if Phis is not None and self.spec.mc_likelihood == "unbiased":
-            half = Phis.shape[0] // 2
-            return (mean(Phis[:half]), mean(Phis[half:])), taus
-        return (mean(Phis),), taus
+            G = self.spec.mc_groups
+            groups = Phis.reshape((G, Phis.shape[0] // G) + Phis.shape[1:])
+            return jnp.stack([mean(groups[a]) for a in range(G)]), taus
+        return mean(Phis)[None], taus
 
     # ------------------------------------------------------------------ the NumPyro model
     def _sample_weights(self, prior_variances):
@@ -366,7 +367,7 @@ class NoetherRazor:
             preds, _ = self._mean_jit(weights, eta, None, None, x_t, dt, mesh=mesh)
         else:
             preds = self._symmetrized_mean(weights, eta, x_t, dt, mesh)
-        pred = preds[0] if len(preds) == 1 else 0.5 * (preds[0] + preds[1])
+        pred = jnp.mean(preds, axis=0)
         sigma2 = noise_variance if noise_variance is not None else self.spec.noise_variance
         if sigma2 == "empirical":
             if x_next is None:
@@ -380,10 +381,12 @@ class NoetherRazor:
         size = B if num_data is None else int(num_data)
         with numpyro.plate("pairs", size, subsample_size=B):
             numpyro.sample("x_next", dist.Normal(pred, scale).to_event(1), obs=x_next)
-            if len(preds) == 2 and x_next is not None:
-                # with the Gaussian at (f̂_A + f̂_B)/2: −(x − f̂_A)·(x − f̂_B)/(2σ²) − const,
-                # unbiased for the exactly symmetrised model (ModelSpec.mc_likelihood)
-                numpyro.factor("symmetry_mc_correction",
-                               jnp.sum((preds[0] - preds[1]) ** 2, axis=-1) / (8.0 * sigma2))
+            G = preds.shape[0]
+            if G > 1 and x_next is not None:
+                # with the Gaussian at the groups' mean f̄: −Σ_{a≠b} (x − f̂_a)·(x − f̂_b) /
+                # (2σ² G(G−1)) − const, unbiased for the exactly symmetrised model
+                # (ModelSpec.mc_likelihood)
+                spread = jnp.sum((preds - pred) ** 2, axis=(0, -1))
+                numpyro.factor("symmetry_mc_correction", spread / (2.0 * sigma2 * G * (G - 1)))
         return pred
 

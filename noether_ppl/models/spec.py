@@ -93,14 +93,17 @@ class ModelSpec:
         computed from the Monte-Carlo Ĥ. Its expectation over the samples is below the
         log-likelihood of the exactly symmetrised model (Eq. 5) by ``tr Cov(f̂_S) / (2σ²)``,
         which with σ² = 1e-3 and a non-compact group can be many nats per pair and penalises
-        large symmetry groups. ``"unbiased"``: the samples are drawn as two independent halves
-        A and B (S/2 each) and the estimate is ``−(x − f̂_A)·(x − f̂_B) / (2σ²) −
-        (M/2) log 2πσ²``, whose expectation is the exact-Ĥ log-likelihood when the mean is
-        linear in Ĥ (Euler sub-steps: exactly for one, to O(Δt²) for more; other integrators
-        to second order in the sampling error). The model states it as the Gaussian at
-        ``(f̂_A + f̂_B)/2`` plus the site ``symmetry_mc_correction``,
-        ``‖f̂_A − f̂_B‖² / (8σ²)`` per pair. Needs an even S, random samples (not
-        ``"grid"``) and a fixed σ²; changes nothing for K = 0.
+        large symmetry groups. ``"unbiased"``: the samples are drawn as ``mc_groups``
+        independent groups ``a`` of ``S/G`` each and the estimate is the pairwise form
+        ``−(1/(G(G−1))) Σ_{a≠b} (x − f̂_a)·(x − f̂_b) / (2σ²) − (M/2) log 2πσ²``, whose
+        expectation is the exact-Ĥ log-likelihood when the mean is linear in Ĥ (Euler
+        sub-steps: exactly for one, to O(Δt²) for more; other integrators to second order in
+        the sampling error). The model states it as the Gaussian at the groups' mean ``f̄``
+        plus the site ``symmetry_mc_correction``, ``Σ_a ‖f̂_a − f̄‖² / (2σ² G(G−1))`` per pair
+        (for G = 2: ``‖f̂_A − f̂_B‖² / (8σ²)``). More groups: fewer samples in each (a mean
+        further from linear in them) and less variance. Needs S divisible by G, random
+        samples (not ``"grid"``) and a fixed σ²; changes nothing for K = 0.
+    mc_groups : G, the independent groups of ``"unbiased"`` (2 ≤ G ≤ S); only with it.
     """
 
     hidden: tuple[int, ...] = (200, 200)
@@ -119,6 +122,7 @@ class ModelSpec:
     dtype: str = "float32"
     pair_tile: Any = "auto"
     mc_likelihood: str = "plug-in"
+    mc_groups: int = 2
 
     def __post_init__(self):
         hidden = self.hidden
@@ -189,14 +193,21 @@ class ModelSpec:
         if self.mc_likelihood not in MC_LIKELIHOODS:
             raise ValueError(f"Unknown `mc_likelihood` {self.mc_likelihood!r}; expected one of "
                              f"{MC_LIKELIHOODS}.")
+        G = self.mc_groups
+        if not _is_int(G) or G < 2:
+            raise ValueError(f"Expected `mc_groups` (G) to be an int >= 2, got {G!r}.")
+        if G != 2 and self.mc_likelihood != "unbiased":
+            raise ValueError(f"`mc_groups` = {G} is for mc_likelihood='unbiased'; got "
+                             f"mc_likelihood={self.mc_likelihood!r}.")
         if self.mc_likelihood == "unbiased":
-            if self.sym_samples % 2:
+            if self.sym_samples % G:
                 raise ValueError(
-                    f"mc_likelihood='unbiased' draws the symmetry samples as two halves: expected "
-                    f"an even `sym_samples` (S), got {self.sym_samples}.")
+                    f"mc_likelihood='unbiased' draws the symmetry samples in `mc_groups` = {G} "
+                    f"groups of equal size: expected `sym_samples` (S) divisible by {G}, got "
+                    f"{self.sym_samples}.")
             if self.sampling == "grid":
                 raise ValueError(
-                    "mc_likelihood='unbiased' needs two independent random halves of samples: "
+                    "mc_likelihood='unbiased' needs independent random groups of samples: "
                     "`sampling` 'grid' has no randomness; use 'lattice', 'antithetic' or 'iid'.")
             if self.noise_variance == "empirical":
                 raise ValueError(
