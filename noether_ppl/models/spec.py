@@ -101,8 +101,10 @@ class ModelSpec:
         the sampling error). The model states it as the Gaussian at the groups' mean ``f̄``
         plus the site ``symmetry_mc_correction``, ``Σ_a ‖f̂_a − f̄‖² / (2σ² G(G−1))`` per pair
         (for G = 2: ``‖f̂_A − f̂_B‖² / (8σ²)``). More groups: fewer samples in each (a mean
-        further from linear in them) and less variance. Needs S divisible by G, random
-        samples (not ``"grid"``) and a fixed σ²; changes nothing for K = 0.
+        further from linear in them) and, for a mean linear in Ĥ, less variance (on two
+        bodies with one RK2 step, 8 groups did not lower it: REPRODUCTION.md). Needs S
+        divisible by G, random samples (not ``"grid"``) and a fixed σ²; changes nothing for
+        K = 0.
     mc_groups : G, the independent groups of ``"unbiased"`` (2 ≤ G ≤ S); only with it.
     """
 
