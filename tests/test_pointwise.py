@@ -13,10 +13,13 @@ from numpyro.infer.util import log_density
 from noether_ppl.models import ModelSpec, NoetherRazor
 from noether_ppl.pointwise import tiled_pointwise
 
+UNBIASED = {"mc_likelihood": "unbiased", "sym_samples": 6, "mc_groups": 3}
+"""The groups' means of ModelSpec.mc_likelihood="unbiased" (one traced mean per group)."""
 
-def razor_value_and_grad(pair_tile, mesh=None, B=10):
-    spec = ModelSpec(hidden=(8, 8), n_conserved=1, sym_samples=5, substeps=3,
-                     dtype="float64", pair_tile=pair_tile)
+
+def razor_value_and_grad(pair_tile, mesh=None, B=10, **spec_kwargs):
+    spec = ModelSpec(**{"hidden": (8, 8), "n_conserved": 1, "sym_samples": 5, "substeps": 3,
+                        "dtype": "float64", "pair_tile": pair_tile, **spec_kwargs})
     model = NoetherRazor(spec, phase_dim=2)
     rng = np.random.default_rng(0)
     params = {n: jnp.asarray(0.5 * rng.normal(size=s))
@@ -32,11 +35,12 @@ def razor_value_and_grad(pair_tile, mesh=None, B=10):
     return jax.value_and_grad(f)(params)
 
 
-def test_tiled_backward_equals_plain_reverse_mode():
+@pytest.mark.parametrize("spec_kwargs", [{}, UNBIASED], ids=["plug-in", "unbiased"])
+def test_tiled_backward_equals_plain_reverse_mode(spec_kwargs):
     """Recomputing tiles of pairs in the backward pass (ragged last tile) changes nothing."""
-    v0, g0 = razor_value_and_grad(None)
+    v0, g0 = razor_value_and_grad(None, **spec_kwargs)
     for tile in (3, 5):  # 10 pairs: a ragged last tile, and tiles that divide them
-        v, g = razor_value_and_grad(tile)
+        v, g = razor_value_and_grad(tile, **spec_kwargs)
         np.testing.assert_allclose(v, v0, rtol=1e-13)
         for k in g0:
             np.testing.assert_allclose(g[k], g0[k], rtol=1e-11, atol=1e-13)
@@ -62,11 +66,12 @@ def test_two_devices_give_the_same_loss_and_gradients():
         assert len(jax.devices()) == 2
         import test_pointwise as t
         from noether_ppl.pointwise import pairs_mesh
-        v1, g1 = t.razor_value_and_grad(None, B=11)
-        v2, g2 = t.razor_value_and_grad(2, mesh=pairs_mesh(), B=11)  # shards of tiles
-        np.testing.assert_allclose(v2, v1, rtol=1e-5)
-        for k in g1:
-            np.testing.assert_allclose(g2[k], g1[k], rtol=1e-5, atol=1e-9)
+        for kw in ({}, t.UNBIASED):
+            v1, g1 = t.razor_value_and_grad(None, B=11, **kw)
+            v2, g2 = t.razor_value_and_grad(2, mesh=pairs_mesh(), B=11, **kw)  # shards of tiles
+            np.testing.assert_allclose(v2, v1, rtol=1e-5)
+            for k in g1:
+                np.testing.assert_allclose(g2[k], g1[k], rtol=1e-5, atol=1e-9)
         print("ok")
     """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",

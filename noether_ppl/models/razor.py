@@ -263,8 +263,8 @@ class NoetherRazor:
 
         if Phis is not None and self.spec.mc_likelihood == "unbiased":
             G = self.spec.mc_groups
-            groups = Phis.reshape((G, Phis.shape[0] // G) + Phis.shape[1:])
-            return jnp.stack([mean(groups[a]) for a in range(G)]), taus
+            # one group after another: one traced mean, one group's intermediates at a time
+            return jax.lax.map(mean, Phis.reshape((G, -1) + Phis.shape[1:])), taus
         return mean(Phis)[None], taus
 
     # ------------------------------------------------------------------ the NumPyro model
