@@ -262,6 +262,16 @@ def run_one(name: str, key: int, args) -> dict:
     return row
 
 
+def likelihood_words(settings: dict) -> str:
+    """The likelihood's Monte-Carlo estimate of a run's ``settings`` in words, "" for the
+    paper's plug-in (also for settings recorded before ``--mc-likelihood``)."""
+    kind = settings.get("mc_likelihood", "plug-in")
+    if kind == "plug-in":
+        return ""
+    groups = settings.get("mc_groups", 2)
+    return f"{kind} Monte-Carlo likelihood" + (f" over {groups} groups" if groups != 2 else "")
+
+
 def _fmt(v, spec):
     return "–" if v is None else format(v, spec)
 
@@ -303,9 +313,7 @@ def table(rows, args) -> str:
            + (f"σ² = {args.noise_variance:g}, "
               if getattr(args, "noise_variance", NOISE_VARIANCE) != NOISE_VARIANCE else "")
            + (f"Δt = {args.dt:g}, " if getattr(args, "dt", None) is not None else "")
-           + (f"{args.mc_likelihood} Monte-Carlo likelihood"
-              + (f" over {args.mc_groups} groups" if getattr(args, "mc_groups", 2) != 2 else "")
-              + ", " if getattr(args, "mc_likelihood", "plug-in") != "plug-in" else "")
+           + (f"{words}, " if (words := likelihood_words(vars(args))) else "")
            + (f"likelihood mean {args.substeps} x {args.integrator}, "
               if (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
               != (INTEGRATOR, SUBSTEPS) else "")

@@ -20,7 +20,7 @@ import math
 import statistics
 import sys
 
-from discovery import INTEGRATOR, SUBSTEPS
+from discovery import INTEGRATOR, SUBSTEPS, likelihood_words
 from record import RECORDS, read_record
 
 BENCHMARK = {"trajectories": 50, "points": 10, "hidden": [64, 64], "sym_samples": 16,
@@ -63,9 +63,8 @@ def differences(settings: dict) -> str:
         words.append(f"{s['substeps']} x {s['integrator']}")
     if s["dt"] is not None:
         words.append(f"Δt = {s['dt']:g}")
-    if s["mc_likelihood"] != BENCHMARK["mc_likelihood"]:
-        words.append(f"{s['mc_likelihood']} likelihood"
-                     + (f" over {s['mc_groups']} groups" if s["mc_groups"] != 2 else ""))
+    if likelihood := likelihood_words(s):
+        words.append(likelihood)
     if s["energy_fraction"] is not None:
         words.append(f"energy shell {s['energy_fraction']:g} x 1/6")
     return ", ".join(words) or "–"

@@ -50,7 +50,14 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from discovery import INTEGRATOR, SUBSTEPS, test_data, train_data, with_sym_samples
+from discovery import (
+    INTEGRATOR,
+    SUBSTEPS,
+    likelihood_words,
+    test_data,
+    train_data,
+    with_sym_samples,
+)
 from henon_heiles_energy import SADDLE_ENERGY, shell_states
 from record import add_rebuild_argument, publish, read_record, rewrite_record
 
@@ -229,10 +236,8 @@ def table(rows: list[dict], args, no_motion: dict[int, float] | None = None,
     method = (getattr(args, "integrator", INTEGRATOR), getattr(args, "substeps", SUBSTEPS))
     if method != (INTEGRATOR, SUBSTEPS):
         prior += f"likelihood mean {method[1]} x {method[0]}, "
-    # (settings recorded before --mc-likelihood: the plug-in)
-    if getattr(args, "mc_likelihood", "plug-in") != "plug-in":
-        prior += f"{args.mc_likelihood} Monte-Carlo likelihood" + (
-            f" over {args.mc_groups} groups" if getattr(args, "mc_groups", 2) != 2 else "") + ", "
+    if words := likelihood_words(vars(args)):
+        prior += f"{words}, "
     out = [f"{args.system} (true dimension {true_dim}), {where} and the discovery benchmark's "
            f"settings ({args.trajectories} trajectories x {args.points} steps, MLP "
            f"{' x '.join(map(str, args.hidden))}, {prior}"

@@ -49,10 +49,10 @@ def test_settings_unlike_the_benchmarks_are_named_and_the_benchmarks_are_not():
                            "prior_variance": 0.015625}) == \
         "MLP 128 x 128, trained with S = 64, radius 0.3, prior variance 0.015625"
     assert es.differences({"mc_likelihood": "unbiased", "dt": 0.1}) == \
-        "Δt = 0.1, unbiased likelihood"
+        "Δt = 0.1, unbiased Monte-Carlo likelihood"
     assert es.differences({"mc_likelihood": "plug-in"}) == "–"
     assert es.differences({"mc_likelihood": "unbiased", "mc_groups": 8}) == \
-        "unbiased likelihood over 8 groups"
+        "unbiased Monte-Carlo likelihood over 8 groups"
     # the benchmark's settings are symmetry_evidence.py's defaults
     defaults = vars(se.parser().parse_args(["--system", "two-body-2d", "--topic", "x"]))
     for name, value in es.BENCHMARK.items():
