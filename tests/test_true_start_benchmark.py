@@ -17,6 +17,7 @@ import true_start as ts  # noqa: E402
 from noether_ppl import inference, models, systems  # noqa: E402
 
 
+@pytest.mark.slow  # a fit_auto run and a razor fit (about a minute on 2 CPU cores)
 def test_a_row_starts_at_the_truth_and_compares_with_fit_auto_s_own_hnn():
     """The row's HNN is ``fit_auto``'s step-1 HNN (same data, key, settings): the reported
     ELBO difference equals one computed from that HNN and the started fit refitted here; a
