@@ -37,3 +37,15 @@ def test_every_candidate_setting_reaches_the_model_or_the_fit():
     for name, settings in time_to_quality.CANDIDATES.items():
         unknown = set(settings) - spec_fields - set(time_to_quality.FIT_OVERRIDES)
         assert not unknown, (name, unknown)
+
+
+def test_fractional_symmetry_samples_divide_every_data_set():
+    """A candidate's S given as a fraction is a known one and leaves a whole S >= 2."""
+    for name, settings in time_to_quality.CANDIDATES.items():
+        frac = settings.get("sym_samples")
+        if isinstance(frac, str):
+            assert frac in time_to_quality.SYM_FRACTIONS, (name, frac)
+            for ds in time_to_quality.DATASETS.values():
+                s = ds["spec"]["sym_samples"]
+                assert s % time_to_quality.SYM_FRACTIONS[frac] == 0, (name, s)
+                assert s // time_to_quality.SYM_FRACTIONS[frac] >= 2, (name, s)
