@@ -257,8 +257,39 @@ def dataset_lines(name: str, per_seed: dict, seeds: list[int], candidates: list[
                                  for r in runs]))
         lines.append(f"| {label} | {len(done)}/{len(runs)} | {steps:.0f} | {secs:.1f} | "
                      f"{plain_all / secs:.1f}× | {each} | {paired} |")
+    lines += ["", "Each run's training time per step (its last evaluation's time over its steps; "
+              "evaluations not counted) and what a run that missed missed at its end:", "",
+              "| estimator | ms per step: median [min, max] | step-time ratio, plain / estimator "
+              "| missed: test MSE only / −ELBO/N only / both |", "|---|---|---:|---|"]
+    plain_step = float(np.median(step_times([r for k in seeds
+                                             for r in per_seed[k][1]["plain"]])))
+    for c in ["plain", *candidates]:
+        per_step = step_times([r for k in seeds for r in per_seed[k][1][c]])
+        missed = miss_counts([(per_seed[k][0], r) for k in seeds for r in per_seed[k][1][c]])
+        label = "plain (iid, Euler × 20)" if c == "plain" else c
+        lines.append(f"| {label} | {np.median(per_step):.2f} [{min(per_step):.2f}, "
+                     f"{max(per_step):.2f}] | {plain_step / np.median(per_step):.1f}× | "
+                     f"{missed['test_mse']} / {missed['neg_elbo_per_n']} / {missed['both']} |")
     lines.append("")
     return lines
+
+
+def step_times(runs: list[dict]) -> list[float]:
+    """Milliseconds of training per step of each run, at its last evaluation."""
+    return [1e3 * r["trace"][-1]["train_s"] / r["trace"][-1]["step"] for r in runs]
+
+
+def miss_counts(runs: list[tuple[dict, dict]]) -> dict:
+    """Of the ``(targets, run)`` pairs whose run missed the targets, how many ended above the
+    test-MSE target only, the −ELBO/N target only, or both."""
+    counts = {"test_mse": 0, "neg_elbo_per_n": 0, "both": 0}
+    for targets, run in runs:
+        if run["reached"]:
+            continue
+        last = run["trace"][-1]
+        over = [m for m in ("test_mse", "neg_elbo_per_n") if last[m] > targets[m]]
+        counts["both" if len(over) == 2 else over[0]] += 1
+    return counts
 
 
 def _from_record(topic: str, args, datasets, candidates, seeds, argv) -> int:

@@ -49,3 +49,16 @@ def test_fractional_symmetry_samples_divide_every_data_set():
                 s = ds["spec"]["sym_samples"]
                 assert s % time_to_quality.SYM_FRACTIONS[frac] == 0, (name, s)
                 assert s // time_to_quality.SYM_FRACTIONS[frac] >= 2, (name, s)
+
+
+def test_step_times_and_misses_read_each_runs_end():
+    targets = {"test_mse": 1.0, "neg_elbo_per_n": 10.0}
+
+    def run(mse, elbo, reached=False):
+        return {"trace": [{"step": 500, "train_s": 2.0, "test_mse": mse, "neg_elbo_per_n": elbo}],
+                "reached": {"step": 500, "train_s": 2.0} if reached else None}
+
+    runs = [run(2.0, 5.0), run(0.5, 12.0), run(3.0, 11.0), run(0.5, 5.0, reached=True)]
+    assert time_to_quality.step_times(runs) == pytest.approx([4.0] * 4)
+    assert time_to_quality.miss_counts([(targets, r) for r in runs]) == {
+        "test_mse": 1, "neg_elbo_per_n": 1, "both": 1}
