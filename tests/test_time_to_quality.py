@@ -58,7 +58,8 @@ def test_step_times_and_misses_read_each_runs_end():
         return {"trace": [{"step": 500, "train_s": 2.0, "test_mse": mse, "neg_elbo_per_n": elbo}],
                 "reached": {"step": 500, "train_s": 2.0} if reached else None}
 
-    runs = [run(2.0, 5.0), run(0.5, 12.0), run(3.0, 11.0), run(0.5, 5.0, reached=True)]
-    assert time_to_quality.step_times(runs) == pytest.approx([4.0] * 4)
+    runs = [run(2.0, 5.0), run(0.5, 12.0), run(3.0, 11.0), run(0.5, 5.0, reached=True),
+            run(float("nan"), 5.0)]
+    assert time_to_quality.step_times(runs) == pytest.approx([4.0] * 5)
     assert time_to_quality.miss_counts([(targets, r) for r in runs]) == {
-        "test_mse": 1, "neg_elbo_per_n": 1, "both": 1}
+        "test_mse": 2, "neg_elbo_per_n": 1, "both": 1}
