@@ -235,10 +235,11 @@ def dataset_lines(name: str, per_seed: dict, seeds: list[int], candidates: list[
               "speed-up (median) | speed-up per seed | speed-up per paired run, both reached: "
               "median (range), pairs |", "|---|---:|---:|---:|---:|---|---|"]
     plain_per_seed = {k: median_time(per_seed[k][1]["plain"]) for k in seeds}
-    plain_runs = [r for k in seeds for r in per_seed[k][1]["plain"]]
+    runs_of = {c: [r for k in seeds for r in per_seed[k][1][c]] for c in ["plain", *candidates]}
+    plain_runs = runs_of["plain"]
     plain_all = median_time(plain_runs)
     for c in ["plain", *candidates]:
-        runs = [r for k in seeds for r in per_seed[k][1][c]]
+        runs = runs_of[c]
         done = [r for r in runs if r["reached"]]
         ups = [plain_per_seed[k] / median_time(per_seed[k][1][c]) for k in seeds]
         each = ", ".join(f"{u:.1f}×" if np.isfinite(u) and u > 0 else
@@ -261,10 +262,9 @@ def dataset_lines(name: str, per_seed: dict, seeds: list[int], candidates: list[
               "evaluations not counted) and what a run that missed missed at its end:", "",
               "| estimator | ms per step: median [min, max] | step-time ratio, plain / estimator "
               "| missed: test MSE only / −ELBO/N only / both |", "|---|---|---:|---|"]
-    plain_step = float(np.median(step_times([r for k in seeds
-                                             for r in per_seed[k][1]["plain"]])))
+    plain_step = float(np.median(step_times(plain_runs)))
     for c in ["plain", *candidates]:
-        per_step = step_times([r for k in seeds for r in per_seed[k][1][c]])
+        per_step = step_times(runs_of[c])
         missed = miss_counts([(per_seed[k][0], r) for k in seeds for r in per_seed[k][1][c]])
         label = "plain (iid, Euler × 20)" if c == "plain" else c
         lines.append(f"| {label} | {np.median(per_step):.2f} [{min(per_step):.2f}, "
