@@ -188,6 +188,9 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"refit_learns": True}
                                                if args.refit_learns else {}),
                                             **({"cuts": args.cuts} if args.cuts > 1 else {}),
+                                            **({"refit_steps": args.refit_steps}
+                                               if args.refit_steps is not None else {}),
+                                            **({"grow": True} if args.grow else {}),
                                             "stop": args.stop},
                              criterion=args.criterion,
                              start_directions=args.start_directions,
@@ -324,6 +327,10 @@ def table(rows, args) -> str:
               if args.refit_learns else "")
            + (f", the refits of the spectrum's {args.cuts} largest gaps compared by the ELBO"
               if getattr(args, "cuts", 1) > 1 else "")  # (settings recorded before --cuts)
+           + (f", the refit at the selected quantities {args.refit_steps} steps"
+              if getattr(args, "refit_steps", None) is not None else "")
+           + (", refitted again where the refit's own H reads more conserved quantities"
+              if getattr(args, "grow", False) else "")
            + (", step 4 also continues the HNN with the selected symmetry fixed"
               if getattr(args, "symmetrised_hnn", LEGACY_SETTINGS["symmetrised_hnn"]) else "")
            + (", removals stop where the fitted H's spectrum reads as many directions as are "
@@ -460,6 +467,13 @@ def parser() -> argparse.ArgumentParser:
                    help="select_conserved(cuts=N): refit the spectrum's N largest gaps and "
                    "keep the cut whose refit has the highest ELBO (an alternative under "
                    "measurement; 1: the largest gap only, the package's rule)")
+    p.add_argument("--refit-steps", type=int, default=None,
+                   help="select_conserved(refit_steps=N): steps of the refit at the selected "
+                   "quantities (default: the selection's steps per continuation)")
+    p.add_argument("--grow", action="store_true",
+                   help="select_conserved(grow=True): refit again where the refit's own H "
+                   "reads more conserved quantities than it holds (an alternative under "
+                   "measurement)")
     p.add_argument("--symmetrised-hnn", action=argparse.BooleanOptionalAction,
                    default=analysis.DEFAULT_SYMMETRISED_HNN,
                    help="fit_auto(symmetrised_hnn=...): step 4 also continues the plain HNN "
@@ -500,6 +514,8 @@ def main(argv=None) -> int:
     check_systems(p, args.systems)
     if args.cuts < 1:
         p.error(f"--cuts: expected a positive int, got {args.cuts}")
+    if args.refit_steps is not None and args.refit_steps < 1:
+        p.error(f"--refit-steps: expected a positive int, got {args.refit_steps}")
     if args.substeps < 1:
         p.error(f"--substeps: expected a positive int, got {args.substeps}")
     if args.dt is not None and not args.dt > 0:

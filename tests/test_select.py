@@ -295,6 +295,42 @@ def test_refit_learns_moves_the_selected_quantities_from_where_they_start(fitted
     assert np.max(np.abs(moved.singular_values - size)) > 0.05 * size
 
 
+@pytest.mark.slow  # an alternative not adopted (REPRODUCTION.md); three refits, ~30 s
+def test_grow_refits_from_the_refit_where_its_spectrum_reads_more(fitted, tiny_sho,
+                                                                  monkeypatch):
+    """``grow``: where the refit's own spectrum reads more quantities than the refit holds, a
+    second refit starts from the first at the first D of the new spectrum; its steps (and the
+    first refit's ``refit_steps``) count in ``continued_steps``, and ``grown`` records each
+    round, the last one the spectrum that did not grow. The cuts are set by hand (1, then 2,
+    then 2) so that every branch runs on a fit of seconds."""
+    from noether_ppl.inference import select as select_module
+
+    cuts = iter([1, 2, 2])
+    read = []
+
+    def by_hand(spectrum, max_residual, n=1):
+        read.append(np.asarray(spectrum))
+        return [(next(cuts), 3.0)]
+
+    monkeypatch.setattr(select_module, "spectrum_cuts", by_hand)
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                           max_residual=1e6, lr=1e-3, tolerance=1e12, refit_steps=4,
+                           grow=True)
+    last = sel.steps[-1]
+    assert last["refit_steps"] == 4 and last["kept"] == "refit"
+    first, stopped = last["grown"]
+    assert first["spectrum_selected"] == 2 and first["selected"] == 2 and first["kept"]
+    assert stopped == {"spectrum_selected": 2, "gap_ratio": 3.0}
+    assert sel.dimension == 2 and sel.result.model.n_conserved == 2
+    assert sel.continued_steps == 3 + 4 + 4  # settling, the refit, the grown refit
+    # the grown refit's symmetry is the first two directions of the refit's own spectrum,
+    # not of the fit before it
+    assert len(read) == 3 and not np.array_equal(read[0], read[1])
+    # held fixed at an orthonormal basis of that span, at the learned size
+    G = sel.result.generators().reshape(2, -1) / last["size"]
+    np.testing.assert_allclose(G @ G.T, np.eye(2), atol=1e-5)
+
+
 def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
     r = np.array([0.01, 0.012, 0.3, 0.31, 0.9])
     assert spectrum_dimension(r, 0.12) == (2, pytest.approx(25.0))
@@ -440,6 +476,9 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"refit_learns": 1}, "refit_learns"),
     ({"cuts": 0}, "cuts"),
     ({"stop": "never"}, "stop"),
+    ({"refit_steps": 0}, "refit_steps"),
+    ({"refit_steps": True}, "refit_steps"),
+    ({"grow": "yes"}, "grow"),
 ])
 def test_select_rejects_bad_arguments(fitted, tiny_sho, kwargs, match):
     args = {"num_steps": 2, **kwargs}

@@ -100,7 +100,7 @@ with :func:`~noether_ppl.analysis.fit_auto`'s ``symmetrised_hnn`` it lost no key
 run with K = true + 1 (``discovery-stop-symmetrised/`` against ``discovery-true-rerun/``)."""
 
 SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts", "stop",
-                     "max_residual", "tolerance", "num_repeats")
+                     "max_residual", "tolerance", "num_repeats", "refit_steps", "grow")
 """The keyword arguments of :func:`select_conserved` that are its own, not
 :func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
 fit)."""
@@ -158,7 +158,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
                      criterion: str = DEFAULT_CRITERION, complete: bool = True,
                      built_in: bool = False, refit_learns: bool = False, cuts: int = 1,
-                     stop: str = DEFAULT_STOP, **fit_kwargs) -> Selection:
+                     stop: str = DEFAULT_STOP, refit_steps: int | None = None,
+                     grow: bool = False, **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
     supported by the ELBO (module docstring).
@@ -225,6 +226,18 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         removal could only take a true direction mixed with one that is not.
         ``"conserved"`` removes until Ĥ conserves every learned one (the earlier default,
         the benchmark's baseline ``--stop conserved``).
+    refit_steps : with ``complete``: steps of each refit at the selected quantities (default
+        ``num_steps``). The refit starts from a fit symmetrised over other directions, and it
+        is set against that fit by the ELBO: a refit too short to settle loses to it whatever
+        it selected (``benchmarks/discovery.py --refit-steps``).
+    grow : with ``complete``: after the refit, read the spectrum of the refit's own Ĥ; where
+        its largest gap selects more quantities than the refit holds, refit again from the
+        refit at those (``refit_steps``), kept where its ELBO is not below the refit's by more
+        than ``tolerance`` plus twice the standard error; repeated until the dimension stops
+        growing. Ĥ symmetrised over the quantities already selected fits the data better and
+        can then show a conserved direction the first fit's Ĥ did not. Off by default: an
+        alternative under measurement (``benchmarks/discovery.py --grow``), not the package's
+        rule. The last step records each round (``grown``).
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
         does not end the selection: it goes on from that fit's last good state
@@ -236,13 +249,17 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     if criterion not in CRITERIA:
         raise ValueError(f"Unknown `criterion` {criterion!r}; expected one of {CRITERIA}.")
     for name, flag in (("complete", complete), ("built_in", built_in),
-                       ("refit_learns", refit_learns)):
+                       ("refit_learns", refit_learns), ("grow", grow)):
         if not isinstance(flag, bool):
             raise ValueError(f"Expected `{name}` to be True or False, got {flag!r}.")
     if stop not in STOPS:
         raise ValueError(f"Unknown `stop` {stop!r}; expected one of {STOPS}.")
     if isinstance(cuts, bool) or not isinstance(cuts, (int, np.integer)) or cuts < 1:
         raise ValueError(f"Expected `cuts` to be a positive int, got {cuts!r}.")
+    if refit_steps is not None and (isinstance(refit_steps, bool) or not isinstance(
+            refit_steps, (int, np.integer)) or refit_steps < 1):
+        raise ValueError(f"Expected `refit_steps` to be a positive int or None, got "
+                         f"{refit_steps!r}.")
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
             max_residual > 0):
         raise ValueError(f"Expected `max_residual` > 0, got {max_residual!r}.")
@@ -320,10 +337,13 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         size = float(np.median(sig_before)) if sig_before.size else 1.0
         M = data.phase_dim
 
-        def refit_at(D, k):
-            """The refit with the symmetry fixed at the first ``D`` directions of the
-            spectrum (and, with ``built_in``, the learned ones outside them): ``(fit, D,
-            residuals of the built-in parts added)``."""
+        refit_kwargs = {**fit_kwargs, **({} if refit_steps is None
+                                         else {"num_steps": int(refit_steps)})}
+
+        def refit_at(D, k, S=S, start=current):
+            """The refit from ``start`` with the symmetry fixed at the first ``D`` directions
+            of the spectrum ``S`` (and, with ``built_in``, the learned ones outside them):
+            ``(fit, D, residuals of the built-in parts added)``."""
             basis = (span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D
                      else np.zeros((0, (M + 1) ** 2)))
             added = []
@@ -336,10 +356,10 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                     extra = extra[np.asarray(r_extra) <= max_residual]
                     basis = np.concatenate([basis, extra])
             G_sel = size * basis.reshape(-1, M + 1, M + 1)
-            fitted = _continue(_model_with(current.model, basis.shape[0]), current.params,
+            fitted = _continue(_model_with(current.model, basis.shape[0]), start.params,
                                G_sel, data, k,
-                               fit_kwargs if refit_learns else {**fit_kwargs,
-                                                                "lr_conserved": 0.0},
+                               refit_kwargs if refit_learns else {**refit_kwargs,
+                                                                  "lr_conserved": 0.0},
                                stopped, "refit")
             return fitted, basis.shape[0], added
 
@@ -360,13 +380,35 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                           "neg_elbo_per_n": est_c.neg_elbo_per_n, "chosen": better})
             if better:
                 refit, D, added, D_spectrum, gap_ratio = other, D_o, added_o, D_c, ratio_c
+        refit_steps_taken = refit.steps
+        grown = []
+        for i in range(M * (M + 1) if grow else 0):  # the dimension grows at most that often
+            # What the refit's own Ĥ conserves: more than it holds, where the symmetry it
+            # holds let F fit the data closer.
+            k_g, k_r, k_c = jax.random.split(jax.random.fold_in(k_done, 1000 + i), 3)
+            spec_g, S_g = conservation_spectrum(refit, x_states, key=k_g)
+            D_g, ratio_g = spectrum_cuts(spec_g, max_residual)[0]
+            if D_g <= refit.model.n_conserved:
+                grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g})
+                break
+            other, D_o, added_o = refit_at(D_g, k_r, S=S_g, start=refit)
+            d_g, se_g, est_g, _ = elbo_difference(other, refit, data, key=k_c,
+                                                  num_repeats=num_repeats)
+            taken = bool(d_g >= -(tolerance + 2.0 * se_g))
+            grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g, "selected": D_o,
+                          "delta": d_g, "se": se_g, "neg_elbo_per_n": est_g.neg_elbo_per_n,
+                          "kept": taken})
+            if not taken:
+                break
+            refit, D, added, refit_steps_taken = other, D_o, added_o, (refit_steps_taken
+                                                                       + other.steps)
         delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
                                                       num_repeats=num_repeats)
         # The ELBO arbitrates which fit is returned: with non-compact directions at that size
         # the refit can fit far worse than the fit whose Ĥ the quantities were read from.
         kept_refit = bool(delta >= -(tolerance + 2.0 * se))
         current = refit if kept_refit else before
-        continued += refit.steps if kept_refit else 0
+        continued += refit_steps_taken if kept_refit else 0
         steps.append({"dimension": before.model.n_conserved, "selected": D,
                       "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
                       "spectrum_head": spectrum[: D_spectrum + 2].tolist(),
@@ -377,6 +419,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                       **({"built_in_residuals": added, "spectrum_selected": D_spectrum}
                          if built_in else {}),
                       **({"refit_learns": True} if refit_learns else {}),
+                      **({"refit_steps": int(refit_steps)} if refit_steps is not None else {}),
+                      **({"grown": grown} if grow else {}),
                       **({"cuts": [{"spectrum_selected": candidates[0][0],
                                     "gap_ratio": candidates[0][1]}, *tried]}
                          if cuts > 1 else {})})
