@@ -50,9 +50,10 @@ from noether_ppl.integrators import INTEGRATORS
 
 
 def read_spectrum(result, truth: np.ndarray, states: np.ndarray, sym_samples: int,
-                  key: jax.Array) -> dict:
+                  key: jax.Array, names: list[str] | None = None) -> dict:
     """What the selection's rule reads from ``result``'s Ĥ estimated with ``sym_samples``
-    group elements (module docstring); ``truth`` ``(L, M+1, M+1)``, ``states`` ``(N, M)``."""
+    group elements (module docstring); ``truth`` ``(L, M+1, M+1)``, ``states`` ``(N, M)``;
+    ``names``: the true generators' names, to record each one's residual."""
     fitted = with_sym_samples(result, sym_samples)
     spectrum, S = conservation_spectrum(fitted, states, key=key)
     (D, ratio), = spectrum_cuts(spectrum, DEFAULT_MAX_RESIDUAL)
@@ -61,6 +62,8 @@ def read_spectrum(result, truth: np.ndarray, states: np.ndarray, sym_samples: in
     return {"sym_samples": int(sym_samples), "read": int(D), "gap_ratio": float(ratio),
             "at_true": float(spectrum[L - 1]), "past_true": float(spectrum[L]),
             "true_max_residual": float(np.max(r_true)),
+            **({"true_residuals": dict(zip(names, map(float, r_true), strict=True))}
+               if names is not None else {}),
             "leading_min_par": _min_par(np.asarray(S[:L]), truth),
             "spectrum_head": spectrum[: L + 3].tolist()}
 
@@ -77,7 +80,8 @@ def run_one(key: int, args) -> dict:
     fit_s = time.perf_counter() - t
     states = np.asarray(train.states, np.float64).reshape(-1, train.phase_dim)
     k_read = jax.random.key(11)  # the same group elements' key for every S'
-    reads = [read_spectrum(result, np.asarray(truth), states, S, k_read)
+    names = {**systems.PAPER, **systems.SUITE}[args.system]().generator_names()
+    reads = [read_spectrum(result, np.asarray(truth), states, S, k_read, names)
              for S in args.spectrum_sym_samples]
     return {"key": key, "fit_s": fit_s, "wall_s": time.perf_counter() - t,
             "test_mse": analysis.one_step_mse(result, test, key=jax.random.key(7)),
@@ -94,17 +98,22 @@ def table(rows: list[dict], args) -> str:
            f"batch {args.batch_size}), its spectrum read with S' symmetry samples (the rule "
            f"of select_conserved: the largest gap below {DEFAULT_MAX_RESIDUAL:g}). \"at L\", "
            f"\"at L+1\": the spectrum's {L}th and {L + 1}th residuals; \"true max\": the "
-           f"largest residual of a true generator; \"par\": the smallest parallelness of the "
+           f"largest residual of a true generator, and the two least conserved ones where "
+           f"recorded; \"par\": the smallest parallelness of the "
            f"spectrum's leading {L} directions to the true span. Ground truth fixes the fit: a "
            f"diagnostic of the reading.", "",
-           "| key | S' | read | gap | at L | at L+1 | true max | par | test MSE | fit (s) |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| key | S' | read | gap | at L | at L+1 | true max | least conserved true "
+           "directions | par | test MSE | fit (s) |",
+           "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
         for g in r["reads"]:
             par = "–" if g["leading_min_par"] is None else f"{g['leading_min_par']:.3f}"
+            named = sorted((g.get("true_residuals") or {}).items(), key=lambda kv: -kv[1])
+            least = ", ".join(f"{n} {v:.4f}" for n, v in named[:2]) or "–"
             out.append(f"| {r['key']} | {g['sym_samples']} | {g['read']} | "
                        f"{g['gap_ratio']:.3g} | {g['at_true']:.4f} | {g['past_true']:.4f} | "
-                       f"{g['true_max_residual']:.4f} | {par} | {r['test_mse']:.3e} | "
+                       f"{g['true_max_residual']:.4f} | {least} | {par} | "
+                       f"{r['test_mse']:.3e} | "
                        f"{r['fit_s']:.0f} |")
     out += ["", "| S' | keys reading the true dimension | read: median [min, max] |",
             "|---:|---:|---|"]

@@ -31,7 +31,7 @@ def test_read_spectrum_is_the_selections_rule_on_the_fit_at_that_many_samples(ti
                            progress_bar=False)
     x = np.asarray(tiny_sho.states, np.float64).reshape(-1, 2)
     key = jax.random.key(3)
-    got = spectrum_samples.read_spectrum(result, truth, x, 32, key)
+    got = spectrum_samples.read_spectrum(result, truth, x, 32, key, names=["L"])
     # by hand: the same fit with 32 group elements from the same key
     wide = spectrum_samples.with_sym_samples(result, 32)
     assert wide.model.spec.sym_samples == 32 and result.model.spec.sym_samples == 4
@@ -42,6 +42,7 @@ def test_read_spectrum_is_the_selections_rule_on_the_fit_at_that_many_samples(ti
         spectrum[1])
     assert got["true_max_residual"] == pytest.approx(
         float(conservation_residuals(wide, truth, x, key=key)[0]), rel=1e-12)
+    assert got["true_residuals"] == {"L": got["true_max_residual"]}
     assert 0.0 <= got["leading_min_par"] <= 1.0 + 1e-12
     # a different number of samples is a different Monte-Carlo Ĥ
     other = spectrum_samples.read_spectrum(result, truth, x, 4, key)
