@@ -33,7 +33,7 @@ import time
 
 import jax
 import numpy as np
-from discovery import INTEGRATOR, SUBSTEPS, _min_par, with_sym_samples
+from discovery import INTEGRATOR, NOISE_VARIANCE, SUBSTEPS, _min_par, with_sym_samples
 from record import add_topic_arguments, publish, rebuild
 from symmetry_evidence import data, model, symmetry
 
@@ -72,9 +72,9 @@ def run_one(key: int, args) -> dict:
     train, test = data(key, args)
     _, truth = symmetry(args.system)
     t = time.perf_counter()
-    result = fit(model("symmetric", args.noise_variance, args.system, float(np.pi),
-                       args.sym_samples, tuple(args.hidden), "optimal", args.integrator,
-                       args.substeps), train,
+    result = fit(model("symmetric", args.noise_variance, args.system,
+                       sym_samples=args.sym_samples, hidden=tuple(args.hidden),
+                       integrator=args.integrator, substeps=args.substeps), train,
                  key=jax.random.key(key), num_steps=args.steps, lr=args.lr,
                  batch_size=args.batch_size, progress_bar=False)
     fit_s = time.perf_counter() - t
@@ -135,7 +135,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--integrator", default=INTEGRATOR, choices=sorted(INTEGRATORS))
     p.add_argument("--substeps", type=int, default=SUBSTEPS)
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64])
-    p.add_argument("--noise-variance", type=float, default=1e-3)
+    p.add_argument("--noise-variance", type=float, default=NOISE_VARIANCE,
+                   help="the likelihood's σ² (the package's by default)")
     p.add_argument("--sym-samples", type=int, default=16, help="S of the fit")
     p.add_argument("--spectrum-sym-samples", nargs="+", type=int, default=[16, 64, 256],
                    help="the numbers of symmetry samples S' the spectrum is read with")

@@ -306,13 +306,18 @@ def test_grow_refits_from_the_refit_where_its_spectrum_reads_more(fitted, tiny_s
     from noether_ppl.inference import select as select_module
 
     cuts = iter([1, 2, 2])
-    read = []
+    spectra = []  # (residuals, directions) of each spectrum the selection reads
+    measured = select_module.conservation_spectrum
 
     def by_hand(spectrum, max_residual, n=1):
-        read.append(np.asarray(spectrum))
         return [(next(cuts), 3.0)]
 
+    def recorded(result, x, *, key=None):
+        spectra.append(measured(result, x, key=key))
+        return spectra[-1]
+
     monkeypatch.setattr(select_module, "spectrum_cuts", by_hand)
+    monkeypatch.setattr(select_module, "conservation_spectrum", recorded)
     sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
                            max_residual=1e6, lr=1e-3, tolerance=1e12, refit_steps=4,
                            grow=True)
@@ -323,12 +328,18 @@ def test_grow_refits_from_the_refit_where_its_spectrum_reads_more(fitted, tiny_s
     assert stopped == {"spectrum_selected": 2, "gap_ratio": 3.0}
     assert sel.dimension == 2 and sel.result.model.n_conserved == 2
     assert sel.continued_steps == 3 + 4 + 4  # settling, the refit, the grown refit
-    # the grown refit's symmetry is the first two directions of the refit's own spectrum,
-    # not of the fit before it
-    assert len(read) == 3 and not np.array_equal(read[0], read[1])
-    # held fixed at an orthonormal basis of that span, at the learned size
+    # the grown refit's symmetry is the span of the first two directions of the refit's own
+    # spectrum (the second read), not of the fit before it (the first), held fixed at an
+    # orthonormal basis of that span at the learned size
+    assert len(spectra) == 3
     G = sel.result.generators().reshape(2, -1) / last["size"]
     np.testing.assert_allclose(G @ G.T, np.eye(2), atol=1e-5)
+
+    def off_span(S):
+        B = span_basis(S[:2])
+        return np.linalg.norm(G - (G @ B.T) @ B)
+
+    assert off_span(spectra[1][1]) < 1e-5 and off_span(spectra[0][1]) > 1e-2
 
 
 def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
