@@ -19,10 +19,23 @@ number at a larger S', the reading, not the fit, loses them. (Over a non-compact
 ball measure symmetrises F only approximately, Eq. 14, so a true generator's residual is not
 zero even at large S'.)
 
+With ``--refit-read S'`` it also asks whether the evidence would choose the true dimension
+where the gap does not: from the same fit it refits F for ``--refit-steps`` steps with the
+symmetry held fixed at the spectrum's leading L−1 and leading L directions read with S'
+samples (an orthonormal basis of each span, scaled to the median σ of the true generators, as
+``select_conserved`` scales its refit), and continues the fit at the true generators for as
+many steps; the paired ELBO differences (:func:`~noether_ppl.inference.elbo_difference`, nats
+± standard error on the training pairs) set the L-direction refit and the true-generator
+continuation against the L−1-direction refit. A positive difference beyond twice its standard
+error is evidence for the L-th direction.
+
 Usage::
 
     python spectrum_samples.py --system two-body-2d --dt 0.1 --integrator rk4 --substeps 4 \\
         --steps 16000 --spectrum-sym-samples 16 64 256 --topic two-body-spectrum-samples
+    python spectrum_samples.py --system two-body-2d --dt 0.1 --integrator rk4 --substeps 4 \\
+        --steps 16000 --spectrum-sym-samples 256 --refit-read 256 --refit-steps 4000 \\
+        --topic two-body-spectrum-refits
 """
 
 from __future__ import annotations
@@ -39,14 +52,18 @@ from symmetry_evidence import data, model, symmetry
 
 from noether_ppl import analysis, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
-from noether_ppl.inference import fit
+from noether_ppl.geometry import span_basis
+from noether_ppl.inference import DivergenceError, elbo_difference, fit
 from noether_ppl.inference.conservation import (
     conservation_residuals,
     conservation_spectrum,
+    principal_generators,
     spectrum_cuts,
 )
+from noether_ppl.inference.evidence import DEFAULT_REPEATS
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL
 from noether_ppl.integrators import INTEGRATORS
+from noether_ppl.models import NoetherRazor
 
 
 def read_spectrum(result, truth: np.ndarray, states: np.ndarray, sym_samples: int,
@@ -68,6 +85,42 @@ def read_spectrum(result, truth: np.ndarray, states: np.ndarray, sym_samples: in
             "spectrum_head": spectrum[: L + 3].tolist()}
 
 
+def refit_cuts(result, truth: np.ndarray, train, sym_samples: int, key: jax.Array,
+               args) -> dict:
+    """The ELBO of refits from ``result`` (the true generators ``truth`` ``(L, M+1, M+1)``
+    held fixed) at the spectrum's leading L−1 and L directions read with ``sym_samples``, and
+    of ``result`` continued as long, on the pairs of ``train`` (module docstring)."""
+    states = np.asarray(train.states, np.float64).reshape(-1, train.phase_dim)
+    spectrum, S = conservation_spectrum(with_sym_samples(result, sym_samples), states, key=key)
+    L, M = truth.shape[0], train.phase_dim
+    size = float(np.median(principal_generators(truth)[0]))
+    k_fit, k_cmp = jax.random.split(jax.random.fold_in(key, 1))
+    stopped = []
+
+    def refit(G, name):
+        model = NoetherRazor(result.model.spec.replace(n_conserved=G.shape[0]), phase_dim=M,
+                             generators=G)
+        try:
+            return fit(model, train, key=k_fit, init_params=result.params,
+                       num_steps=args.refit_steps, lr=args.lr, batch_size=args.batch_size,
+                       progress_bar=False)
+        except DivergenceError as err:  # its last good state, noted
+            stopped.append({"refit": name, "step": int(err.step)})
+            return err.result
+
+    fits = {D: refit(size * span_basis(S[:D]).reshape(-1, M + 1, M + 1), f"leading {D}")
+            for D in (L - 1, L)}
+    fits["true"] = refit(truth, "true")
+    out = {"sym_samples": int(sym_samples), "stopped": stopped,
+           "leading_min_par": _min_par(np.asarray(S[:L]), truth)}
+    for name, other in (("leading", fits[L]), ("true", fits["true"])):
+        d, se, est, est_base = elbo_difference(other, fits[L - 1], train, key=k_cmp,
+                                               num_repeats=args.num_repeats)
+        out[name] = {"delta": d, "se": se, "neg_elbo_per_n": est.neg_elbo_per_n}
+        out["without"] = {"neg_elbo_per_n": est_base.neg_elbo_per_n}
+    return out
+
+
 def run_one(key: int, args) -> dict:
     train, test = data(key, args)
     _, truth = symmetry(args.system)
@@ -83,9 +136,11 @@ def run_one(key: int, args) -> dict:
     names = {**systems.PAPER, **systems.SUITE}[args.system]().generator_names()
     reads = [read_spectrum(result, np.asarray(truth), states, S, k_read, names)
              for S in args.spectrum_sym_samples]
+    refits = (refit_cuts(result, np.asarray(truth), train, args.refit_read,
+                         jax.random.key(13), args) if args.refit_read else None)
     return {"key": key, "fit_s": fit_s, "wall_s": time.perf_counter() - t,
             "test_mse": analysis.one_step_mse(result, test, key=jax.random.key(7)),
-            "reads": reads}
+            "reads": reads, **({"refits": refits} if refits is not None else {})}
 
 
 def table(rows: list[dict], args) -> str:
@@ -121,6 +176,33 @@ def table(rows: list[dict], args) -> str:
         reads = [r["reads"][i]["read"] for r in rows]
         out.append(f"| {S} | {sum(d == L for d in reads)}/{len(reads)} | "
                    f"{int(np.median(reads))} [{min(reads)}, {max(reads)}] |")
+    refits = [r for r in rows if "refits" in r]
+    if refits:
+        out += ["", f"Refits from each fit, {args.refit_steps} steps each, the symmetry held "
+                f"fixed at the spectrum's leading {L - 1} or {L} directions read with "
+                f"S' = {refits[0]['refits']['sym_samples']} (orthonormal, at the true "
+                f"generators' median σ), or at the true generators (the fit continued); ELBO "
+                f"differences against the {L - 1}-direction refit in nats ± standard error "
+                f"({args.num_repeats} paired evaluations on the training pairs; positive: "
+                f"evidence for the {L}th direction). \"par\": the smallest parallelness of "
+                f"the leading {L} to the true span.", "",
+                f"| key | par | −ELBO/N at {L - 1} | −ELBO/N at {L} | ELBO {L} − {L - 1} | "
+                f"−ELBO/N true | ELBO true − {L - 1} | diverged |",
+                "|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in refits:
+            f = r["refits"]
+            par = "–" if f["leading_min_par"] is None else f"{f['leading_min_par']:.3f}"
+            out.append(f"| {r['key']} | {par} | {f['without']['neg_elbo_per_n']:.4f} | "
+                       f"{f['leading']['neg_elbo_per_n']:.4f} | "
+                       f"{f['leading']['delta']:+.0f} ± {f['leading']['se']:.0f} | "
+                       f"{f['true']['neg_elbo_per_n']:.4f} | "
+                       f"{f['true']['delta']:+.0f} ± {f['true']['se']:.0f} | "
+                       f"{', '.join(s['refit'] for s in f['stopped']) or '–'} |")
+        won = [sum(r["refits"][n]["delta"] > 2 * r["refits"][n]["se"] for r in refits)
+               for n in ("leading", "true")]
+        out += ["", f"Evidence for the {L}th direction (difference above twice its standard "
+                f"error): leading {L} on {won[0]}/{len(refits)} keys, true generators on "
+                f"{won[1]}/{len(refits)}."]
     return "\n".join(out) + "\n"
 
 
@@ -141,6 +223,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--spectrum-sym-samples", nargs="+", type=int, default=[16, 64, 256],
                    help="the numbers of symmetry samples S' the spectrum is read with")
     p.add_argument("--steps", type=int, default=16000)
+    p.add_argument("--refit-read", type=int, default=None, metavar="S'",
+                   help="also refit at the spectrum's leading L-1 and L directions read with "
+                        "this many symmetry samples, and compare their ELBO")
+    p.add_argument("--refit-steps", type=int, default=4000)
+    p.add_argument("--num-repeats", type=int, default=DEFAULT_REPEATS,
+                   help="paired Monte-Carlo evaluations of each ELBO difference")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--energy-fraction", type=float, default=None, help=argparse.SUPPRESS)
@@ -159,7 +247,12 @@ def main(argv=None) -> int:
     for name in ("spectrum_sym_samples", "hidden"):
         if any(v < 1 for v in getattr(args, name)):
             p.error(f"--{name.replace('_', '-')}: expected positive ints")
-    for name in ("sym_samples", "steps", "substeps", "batch_size", "trajectories", "points"):
+    if args.refit_read is not None and args.refit_read < 1:
+        p.error(f"--refit-read: expected a positive int, got {args.refit_read}")
+    if args.num_repeats < 2:
+        p.error(f"--num-repeats: expected an int >= 2, got {args.num_repeats}")
+    for name in ("sym_samples", "steps", "substeps", "batch_size", "trajectories", "points",
+                 "refit_steps"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')}: expected a positive int")
     if args.dt is not None and not args.dt > 0:
