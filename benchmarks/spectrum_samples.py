@@ -99,7 +99,7 @@ def refit_cuts(result, truth: np.ndarray, train, sym_samples: int, key: jax.Arra
 
     def refit(G, name):
         model = NoetherRazor(result.model.spec.replace(n_conserved=G.shape[0]), phase_dim=M,
-                             generators=G)
+                             generators=G if G.shape[0] else None)  # none: the plain HNN
         try:
             return fit(model, train, key=k_fit, init_params=result.params,
                        num_steps=args.refit_steps, lr=args.lr, batch_size=args.batch_size,
@@ -143,6 +143,12 @@ def run_one(key: int, args) -> dict:
             "reads": reads, **({"refits": refits} if refits is not None else {})}
 
 
+def _nth(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ..., ``11th``, ``21st``."""
+    last = {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else last}"
+
+
 def table(rows: list[dict], args) -> str:
     L = systems.DIMENSIONS[args.system]
     out = [f"{args.system} (true dimension {L}): the model with the true generators held fixed, "
@@ -152,7 +158,7 @@ def table(rows: list[dict], args) -> str:
            f"{args.integrator}, S = {args.sym_samples}, {args.steps} steps, lr {args.lr}, "
            f"batch {args.batch_size}), its spectrum read with S' symmetry samples (the rule "
            f"of select_conserved: the largest gap below {DEFAULT_MAX_RESIDUAL:g}). \"at L\", "
-           f"\"at L+1\": the spectrum's {L}th and {L + 1}th residuals; \"true max\": the "
+           f"\"at L+1\": the spectrum's {_nth(L)} and {_nth(L + 1)} residuals; \"true max\": the "
            f"largest residual of a true generator, and the two least conserved ones where "
            f"recorded; \"par\": the smallest parallelness of the "
            f"spectrum's leading {L} directions to the true span. Ground truth fixes the fit: a "
@@ -184,7 +190,7 @@ def table(rows: list[dict], args) -> str:
                 f"generators' median σ), or at the true generators (the fit continued); ELBO "
                 f"differences against the {L - 1}-direction refit in nats ± standard error "
                 f"({args.num_repeats} paired evaluations on the training pairs; positive: "
-                f"evidence for the {L}th direction). \"par\": the smallest parallelness of "
+                f"evidence for the {_nth(L)} direction). \"par\": the smallest parallelness of "
                 f"the leading {L} to the true span.", "",
                 f"| key | par | −ELBO/N at {L - 1} | −ELBO/N at {L} | ELBO {L} − {L - 1} | "
                 f"−ELBO/N true | ELBO true − {L - 1} | diverged |",
@@ -200,7 +206,7 @@ def table(rows: list[dict], args) -> str:
                        f"{', '.join(s['refit'] for s in f['stopped']) or '–'} |")
         won = [sum(r["refits"][n]["delta"] > 2 * r["refits"][n]["se"] for r in refits)
                for n in ("leading", "true")]
-        out += ["", f"Evidence for the {L}th direction (difference above twice its standard "
+        out += ["", f"Evidence for the {_nth(L)} direction (difference above twice its standard "
                 f"error): leading {L} on {won[0]}/{len(refits)} keys, true generators on "
                 f"{won[1]}/{len(refits)}."]
     return "\n".join(out) + "\n"

@@ -64,3 +64,59 @@ def test_table_counts_the_keys_that_read_the_true_dimension():
     text = spectrum_samples.table(rows, args)
     assert "| 16 | 1/3 | 6 [5, 7] |" in text and "| 256 | 2/3 | 7 [7, 8] |" in text
     assert text.count("\n| 0 |") == 2  # one line per key and S'
+    assert "the spectrum's 7th and 8th residuals" in text and "Refits" not in text
+    # with refits: the keys whose 7th direction the evidence supports (beyond 2 se)
+    args.refit_steps, args.num_repeats = 4000, 32
+    for r, (d, se) in zip(rows, [(50.0, 20.0), (30.0, 20.0), (-90.0, 20.0)], strict=True):
+        r["refits"] = {"sym_samples": 256, "stopped": [], "leading_min_par": 0.99,
+                       "without": {"neg_elbo_per_n": -1.0},
+                       "leading": {"delta": d, "se": se, "neg_elbo_per_n": -1.1},
+                       "true": {"delta": d + 100.0, "se": se, "neg_elbo_per_n": -1.2}}
+    text = spectrum_samples.table(rows, args)
+    assert "| 0 | 0.990 | -1.0000 | -1.1000 | +50 ± 20 | -1.2000 | +150 ± 20 | – |" in text
+    assert "leading 7 on 1/3 keys, true generators on 2/3." in text
+
+
+@pytest.mark.slow  # four fits of three models (≈ 25 s): a diagnostic's option
+def test_refit_cuts_refits_at_the_leading_directions_and_the_truth_and_compares_their_elbo(
+        monkeypatch):
+    system = systems.SUITE["anisotropic-1-2"]()  # two conserved quantities: L = 2, M = 4
+    truth = np.asarray(system.generators())
+    train = system.simulate(jax.random.key(0), n_trajectories=3, n_steps=3, dt=0.2)
+    spec = ModelSpec(hidden=(8,), n_conserved=2, sym_samples=4, measure="ball")
+    result = inference.fit(NoetherRazor(spec, phase_dim=4, generators=truth), train,
+                           key=jax.random.key(0), num_steps=3, lr=1e-2, progress_bar=False)
+    fits = []
+
+    def recording_fit(model, data, **kw):
+        fits.append((model, kw, inference.fit(model, data, **kw)))
+        return fits[-1][2]
+
+    monkeypatch.setattr(spectrum_samples, "fit", recording_fit)
+    args = argparse.Namespace(refit_steps=2, lr=1e-2, batch_size=3, num_repeats=3)
+    key = jax.random.key(5)
+    got = spectrum_samples.refit_cuts(result, truth, train, 16, key, args)
+    assert len(fits) == 3
+    assert all(kw["num_steps"] == 2 and kw["init_params"] is result.params
+               for _, kw, _ in fits)
+    # the first two hold the spectrum's leading 1 and 2 directions read with S' = 16, each of
+    # the true generators' median size; the third holds the true generators
+    x = np.asarray(train.states, np.float64).reshape(-1, 4)
+    _, S = conservation_spectrum(spectrum_samples.with_sym_samples(result, 16), x, key=key)
+    size = float(np.median(np.linalg.svd(truth.reshape(2, -1), compute_uv=False)))
+    for (model, _, _), D in zip(fits[:2], (1, 2), strict=True):
+        G = np.asarray(model.fixed_generators)
+        assert G.shape == (D, 5, 5) and model.spec.sym_samples == 4
+        np.testing.assert_allclose(np.linalg.norm(G.reshape(D, -1), axis=1), size, rtol=1e-10)
+        lead = S[:D].reshape(D, -1) / np.linalg.norm(S[:D].reshape(D, -1), axis=1)[:, None]
+        flat = G.reshape(D, -1) / size  # an orthonormal basis of the same span
+        np.testing.assert_allclose(lead @ flat.T @ flat, lead, atol=1e-10)
+    np.testing.assert_array_equal(np.asarray(fits[2][0].fixed_generators), truth)
+    # the differences are the paired ELBO differences against the 1-direction refit
+    k_cmp = jax.random.split(jax.random.fold_in(key, 1))[1]
+    for name, other in (("leading", fits[1][2]), ("true", fits[2][2])):
+        d, se, _, _ = inference.elbo_difference(other, fits[0][2], train, key=k_cmp,
+                                                num_repeats=3)
+        assert got[name]["delta"] == pytest.approx(d, rel=1e-9)
+        assert got[name]["se"] == pytest.approx(se, rel=1e-9)
+    assert got["stopped"] == [] and got["sym_samples"] == 16
