@@ -13,7 +13,8 @@ import pathlib
 import platform
 import subprocess
 
-__all__ = ["OUTPUTS", "PACKAGES", "code_changes", "commit", "environment", "summary"]
+__all__ = ["OUTPUTS", "PACKAGES", "VECTOR_EXTENSIONS", "code_changes", "commit", "cpu",
+           "environment", "summary"]
 
 PACKAGES = ("noether-ppl", "jax", "jaxlib", "numpyro", "optax", "numpy", "scipy",
             "arviz-base", "arviz-stats")
@@ -51,8 +52,38 @@ def commit() -> str:
     return sha + ("+uncommitted" if code_changes(changed.splitlines()) else "")
 
 
+VECTOR_EXTENSIONS = ("avx512f", "avx512_bf16", "avx2", "fma", "avx", "asimd", "sve")
+"""The CPU's vector instruction sets a record names (``/proc/cpuinfo``'s flag names): XLA
+compiles for those the host has, so the rounding of a step, and after thousands of steps the
+fit, can differ between hosts of the same kind."""
+
+
+def _parse_cpuinfo(text: str) -> dict:
+    model, flags = None, set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        name = name.strip()
+        if model is None and name in ("model name", "Model"):
+            model = value.strip() or None
+        elif not flags and name in ("flags", "Features"):
+            flags = set(value.split())
+    return {"model": model, "vector": [f for f in VECTOR_EXTENSIONS if f in flags]}
+
+
+def cpu() -> dict:
+    """``{"model": str | None, "vector": [...]}``: the CPU's model name and which of
+    :data:`VECTOR_EXTENSIONS` it has, from ``/proc/cpuinfo`` (elsewhere the model from
+    :func:`platform.processor` and no extensions)."""
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return {"model": platform.processor() or None, "vector": []}
+    return _parse_cpuinfo(text)
+
+
 def environment() -> dict:
-    """The machine, JAX's backend and devices, and the versions of :data:`PACKAGES`."""
+    """The machine (its CPU: :func:`cpu`), JAX's backend and devices, and the versions of
+    :data:`PACKAGES`."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -71,6 +102,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu(),
         "backend": backend,
         "devices": devices,
         "packages": versions,
@@ -85,5 +117,6 @@ def summary() -> str:
                          if pkgs.get(n))
     return (f"{versions}, Python {env['python']}\n"
             f"commit {commit()}\n"
-            f"machine: {env['platform']}, {env['cpu_count']} CPUs, {env['backend']} devices "
+            f"machine: {env['platform']}, {env['cpu_count']} CPUs "
+            f"({env['cpu']['model'] or 'model unknown'}), {env['backend']} devices "
             f"{env['devices']}")

@@ -28,6 +28,18 @@ def test_environment_names_the_installed_versions():
     assert env["packages"]["numpyro"] == numpyro.__version__
     assert env["backend"] == jax.default_backend()
     assert set(provenance.PACKAGES) == set(env["packages"])
+    assert set(env["cpu"]) == {"model", "vector"}
+    assert set(env["cpu"]["vector"]) <= set(provenance.VECTOR_EXTENSIONS)
+
+
+def test_cpuinfo_gives_the_model_and_the_vector_extensions_the_record_names():
+    x86 = ("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu sse4_2 avx avx2 fma "
+           "avx512f avx512bw\n\nprocessor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n")
+    assert provenance._parse_cpuinfo(x86) == {"model": "AMD EPYC 9R14",
+                                              "vector": ["avx512f", "avx2", "fma", "avx"]}
+    arm = "processor\t: 0\nFeatures\t: fp asimd sve crc32\n"
+    assert provenance._parse_cpuinfo(arm) == {"model": None, "vector": ["asimd", "sve"]}
+    assert provenance._parse_cpuinfo("") == {"model": None, "vector": []}
 
 
 def test_summary_has_the_fields_the_notebooks_show():
