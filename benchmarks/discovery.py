@@ -42,7 +42,6 @@ record lists every command that contributed rows and their summed wall time).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 import time
@@ -113,16 +112,6 @@ def test_data(system, key: int, *, dt: float | None = None):
                                  **({} if dt is None else {"dt": dt}))
 
 
-def with_sym_samples(result, sym_samples: int):
-    """``result`` with its model's Monte-Carlo symmetry samples S set to ``sym_samples`` (same
-    parameters, same fixed or learned generators): its ELBO then estimates that of the same
-    symmetrised Ĥ (Eq. 14) with an estimator of lower variance."""
-    m = result.model
-    return dataclasses.replace(result, model=models.NoetherRazor(
-        m.spec.replace(sym_samples=int(sym_samples)), phase_dim=m.phase_dim,
-        generators=m.fixed_generators))
-
-
 def _min_par(G, truth) -> float | None:
     if G.shape[0] == 0:
         return None
@@ -191,6 +180,11 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"refit_steps": args.refit_steps}
                                                if args.refit_steps is not None else {}),
                                             **({"grow": True} if args.grow else {}),
+                                            **({"extend": True}
+                                               if getattr(args, "extend", False) else {}),
+                                            **({"spectrum_samples": args.spectrum_samples}
+                                               if getattr(args, "spectrum_samples", None)
+                                               else {}),
                                             "stop": args.stop},
                              criterion=args.criterion,
                              start_directions=args.start_directions,
@@ -256,7 +250,7 @@ def run_one(name: str, key: int, args) -> dict:
         row["step4_sym_samples"] = {}
         for S in args.eval_sym_samples:
             dS, seS, _, _ = inference.elbo_difference(
-                with_sym_samples(auto.selection.result, S), hnn, train, key=jax.random.key(9))
+                auto.selection.result.with_sym_samples(S), hnn, train, key=jax.random.key(9))
             keptS = "hnn" if dS < -(DEFAULT_TOLERANCE + 2.0 * seS) else "selected"
             row["step4_sym_samples"][str(S)] = {
                 "delta": dS, "se": seS, "kept": keptS,
@@ -331,6 +325,10 @@ def table(rows, args) -> str:
               if getattr(args, "refit_steps", None) is not None else "")
            + (", refitted again where the refit's own H reads more conserved quantities"
               if getattr(args, "grow", False) else "")
+           + (f", the completion's spectra read with {args.spectrum_samples} symmetry samples"
+              if getattr(args, "spectrum_samples", None) else "")
+           + (", refitted at one direction more while the ELBO rises (extend)"
+              if getattr(args, "extend", False) else "")
            + (", step 4 also continues the HNN with the selected symmetry fixed"
               if getattr(args, "symmetrised_hnn", LEGACY_SETTINGS["symmetrised_hnn"]) else "")
            + (", removals stop where the fitted H's spectrum reads as many directions as are "
@@ -395,6 +393,23 @@ def table(rows, args) -> str:
                 cells = ", ".join("–" if g is None else f"{g['delta']:+.0f} ± {g['se']:.0f}"
                                   for g in got)
                 out.append(f"| {name} | {S} | {ok}/{len(rs)} | {cells} |")
+    if getattr(args, "extend", False):
+        out += ["", "The extension (select_conserved(extend=True)): the spectrum's cut at its "
+                "largest gap, each refit at one direction more with its ELBO against the "
+                "chosen refit (nats ± standard error; ✓ kept where above the tolerance plus "
+                "twice the standard error), and the dimension selected:", "",
+                "| system | key | true | cut at the gap | refits at one more | selected |",
+                "|---|---:|---:|---:|---|---:|"]
+        for r in rows:
+            last = ((r.get("selection") or {}).get("steps") or [{}])[-1]
+            ext = last.get("extended")
+            if ext is None:
+                continue
+            first = last["selected"] - sum(e["chosen"] for e in ext)
+            cells = ", ".join(f"{e['spectrum_selected']}: {e['delta_vs_chosen']:+.0f} ± "
+                              f"{e['se']:.0f} {'✓' if e['chosen'] else '✗'}" for e in ext)
+            out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {first} | "
+                       f"{cells or '–'} | {last['selected']} |")
     return "\n".join(out) + "\n"
 
 
@@ -474,6 +489,12 @@ def parser() -> argparse.ArgumentParser:
                    help="select_conserved(grow=True): refit again where the refit's own H "
                    "reads more conserved quantities than it holds (an alternative under "
                    "measurement)")
+    p.add_argument("--extend", action="store_true",
+                   help="select_conserved(extend=True): after the spectrum's cut, refit at one "
+                   "direction more while the ELBO rises (an alternative under measurement)")
+    p.add_argument("--spectrum-samples", type=int, default=None,
+                   help="select_conserved(spectrum_samples=S'): read the completion's spectra "
+                   "with the fitted H estimated from S' symmetry samples")
     p.add_argument("--symmetrised-hnn", action=argparse.BooleanOptionalAction,
                    default=analysis.DEFAULT_SYMMETRISED_HNN,
                    help="fit_auto(symmetrised_hnn=...): step 4 also continues the plain HNN "
@@ -516,6 +537,8 @@ def main(argv=None) -> int:
         p.error(f"--cuts: expected a positive int, got {args.cuts}")
     if args.refit_steps is not None and args.refit_steps < 1:
         p.error(f"--refit-steps: expected a positive int, got {args.refit_steps}")
+    if args.spectrum_samples is not None and args.spectrum_samples < 1:
+        p.error(f"--spectrum-samples: expected a positive int, got {args.spectrum_samples}")
     if args.substeps < 1:
         p.error(f"--substeps: expected a positive int, got {args.substeps}")
     if args.dt is not None and not args.dt > 0:

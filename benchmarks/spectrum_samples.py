@@ -8,7 +8,7 @@ Monte-Carlo estimate of Eq. 14: one draw of S group elements from the measure μ
 training's S. This script fits the model whose symmetry is held fixed at the system's true
 generators (``symmetry_evidence.py``'s ``symmetric`` model, the discovery benchmark's data and
 settings) and reads that spectrum from the same fit with several numbers of symmetry samples
-S' (same parameters; ``discovery.with_sym_samples``). For each S' it records the dimension the
+S' (same parameters; ``FitResult.with_sym_samples``). For each S' it records the dimension the
 rule reads and its gap ratio, the spectrum's values at the true dimension and one past it,
 the largest residual of a true generator, and the smallest parallelness of the spectrum's
 leading directions (as many as the true dimension) to the true span.
@@ -46,7 +46,7 @@ import time
 
 import jax
 import numpy as np
-from discovery import INTEGRATOR, NOISE_VARIANCE, SUBSTEPS, _min_par, with_sym_samples
+from discovery import INTEGRATOR, NOISE_VARIANCE, SUBSTEPS, _min_par
 from record import add_topic_arguments, publish, rebuild
 from symmetry_evidence import data, model, symmetry
 
@@ -71,7 +71,7 @@ def read_spectrum(result, truth: np.ndarray, states: np.ndarray, sym_samples: in
     """What the selection's rule reads from ``result``'s Ĥ estimated with ``sym_samples``
     group elements (module docstring); ``truth`` ``(L, M+1, M+1)``, ``states`` ``(N, M)``;
     ``names``: the true generators' names, to record each one's residual."""
-    fitted = with_sym_samples(result, sym_samples)
+    fitted = result.with_sym_samples(sym_samples)
     spectrum, S = conservation_spectrum(fitted, states, key=key)
     (D, ratio), = spectrum_cuts(spectrum, DEFAULT_MAX_RESIDUAL)
     L = truth.shape[0]
@@ -91,7 +91,7 @@ def refit_cuts(result, truth: np.ndarray, train, sym_samples: int, key: jax.Arra
     held fixed) at the spectrum's leading L−1 and L directions read with ``sym_samples``, and
     of ``result`` continued as long, on the pairs of ``train`` (module docstring)."""
     states = np.asarray(train.states, np.float64).reshape(-1, train.phase_dim)
-    spectrum, S = conservation_spectrum(with_sym_samples(result, sym_samples), states, key=key)
+    spectrum, S = conservation_spectrum(result.with_sym_samples(sym_samples), states, key=key)
     L, M = truth.shape[0], train.phase_dim
     size = float(np.median(principal_generators(truth)[0]))
     k_fit, k_cmp = jax.random.split(jax.random.fold_in(key, 1))

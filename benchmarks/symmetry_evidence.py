@@ -25,7 +25,7 @@ is the one the razor's criterion prefers; the test MSE only scores.
 
 ``--sym-samples S`` trains the symmetric model with S Monte-Carlo symmetry samples (16, the
 benchmark's, by default). ``--eval-sym-samples S1 S2 …`` also evaluates each symmetric fit's
-NLL/N, KL/N and −ELBO/N with S1, S2, … samples (:func:`with_sym_samples`: the same parameters,
+NLL/N, KL/N and −ELBO/N with S1, S2, … samples (``FitResult.with_sym_samples``: the same parameters,
 Ĥ of Eq. 14 estimated with more samples): how much of the symmetric model's NLL is the
 variance of its Monte-Carlo Ĥ rather than the model (the estimate at S → ∞ is the ELBO of the
 symmetrised model itself).
@@ -56,7 +56,6 @@ from discovery import (
     likelihood_words,
     test_data,
     train_data,
-    with_sym_samples,
 )
 from henon_heiles_energy import SADDLE_ENERGY, shell_states
 from record import add_rebuild_argument, publish, read_record, rewrite_record
@@ -146,7 +145,7 @@ def run_one(key: int, noise_variance: float | str, steps: int, name: str, args) 
            "wall_s": time.perf_counter() - t}
     if name == "symmetric" and args.eval_sym_samples:
         row["eval_sym_samples"] = {
-            str(S): analysis.elbo_terms(with_sym_samples(result, S), train, key=k_eval)
+            str(S): analysis.elbo_terms(result.with_sym_samples(S), train, key=k_eval)
             for S in args.eval_sym_samples}
     return row
 

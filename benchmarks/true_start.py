@@ -37,7 +37,6 @@ from discovery import (
     steps_of,
     test_data,
     train_data,
-    with_sym_samples,
 )
 from record import add_topic_arguments, publish, rebuild
 
@@ -87,7 +86,7 @@ def run_one(name: str, key: int, args) -> dict:
            "started_test_mse": analysis.one_step_mse(started, test, key=jax.random.key(7)),
            "hnn_test_mse": analysis.one_step_mse(hnn, test, key=jax.random.key(7))}
     for S in args.eval_sym_samples:
-        dS, seS, _, _ = inference.elbo_difference(with_sym_samples(started, S), hnn, train,
+        dS, seS, _, _ = inference.elbo_difference(started.with_sym_samples(S), hnn, train,
                                                   key=jax.random.key(9))
         row["started_minus_hnn"][str(S)] = {"delta": dS, "se": seS}
     t1 = time.perf_counter()

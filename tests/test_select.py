@@ -342,6 +342,84 @@ def test_grow_refits_from_the_refit_where_its_spectrum_reads_more(fitted, tiny_s
     assert off_span(spectra[1][1]) < 1e-5 and off_span(spectra[0][1]) > 1e-2
 
 
+@pytest.mark.slow  # an alternative under measurement (REPRODUCTION.md); four refits, ~30 s
+def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho, monkeypatch):
+    """``extend``: after the gap's cut (set by hand at 1), a refit at the spectrum's first 2
+    directions replaces the chosen one where its ELBO is higher by more than the tolerance plus
+    twice the standard error (set by hand: +10 ± 1, taken), and the next (+2 ± 1 against
+    tolerance 1: refused) ends it; the returned fit holds the span of the first 2 directions
+    of the spectrum read with ``spectrum_samples`` symmetry samples, and only the chosen
+    refit's steps count in ``continued_steps``. A cap ``max_residual`` between the second and
+    third residuals ends the extension at 2 however the ELBO rises."""
+    from types import SimpleNamespace
+
+    from noether_ppl.inference import select as select_module
+
+    spectra, read_with = [], []
+    measured = select_module.conservation_spectrum
+
+    def recorded(result, x, *, key=None):
+        read_with.append(result.model.spec.sym_samples)
+        spectra.append(measured(result, x, key=key))
+        return spectra[-1]
+
+    deltas = iter([(10.0, 1.0), (2.0, 1.0), (0.0, 1.0)])  # at 2, at 3, refit vs before
+    calls = []
+
+    def by_hand(a, b, data, *, key, num_repeats):
+        calls.append((a.model.n_conserved, b.model.n_conserved))
+        d, se = next(deltas)
+        return d, se, SimpleNamespace(neg_elbo_per_n=-d), SimpleNamespace(neg_elbo_per_n=0.0)
+
+    monkeypatch.setattr(select_module, "spectrum_cuts", lambda r, m, n=1: [(1, 3.0)])
+    monkeypatch.setattr(select_module, "conservation_spectrum", recorded)
+    monkeypatch.setattr(select_module, "elbo_difference", by_hand)
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                           max_residual=1e6, lr=1e-3, tolerance=1.0, refit_steps=4,
+                           extend=True, spectrum_samples=7)
+    last = sel.steps[-1]
+    first, refused = last["extended"]
+    assert (first["spectrum_selected"], first["selected"], first["chosen"]) == (2, 2, True)
+    assert first["delta_vs_chosen"] == 10.0 and first["se"] == 1.0
+    assert (refused["spectrum_selected"], refused["chosen"]) == (3, False)
+    assert calls == [(2, 1), (3, 2), (2, 1)]  # each against the chosen; the last: vs before
+    assert sel.dimension == 2 and sel.result.model.n_conserved == 2
+    assert last["selected"] == 2 and last["spectrum_samples"] == 7
+    assert sel.continued_steps == 3 + 4  # the settling, the chosen refit
+    assert read_with == [7]  # the completion's one spectrum, with S' = 7 (the model's S is 4)
+    r, S = spectra[0]
+    assert last["spectrum_head"] == pytest.approx(r[:4].tolist())
+    assert sel.gap_ratio == pytest.approx(r[2] / r[1])
+    G = sel.result.generators().reshape(2, -1) / last["size"]
+    B = span_basis(S[:2])
+    assert np.linalg.norm(G - (G @ B.T) @ B) < 1e-5
+    # the cap: the third direction's residual is above max_residual, so no refit at 3
+    deltas = iter([(10.0, 1.0), (0.0, 1.0)])
+    calls.clear()
+    capped = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                              max_residual=float(np.sqrt(r[1] * r[2])), lr=1e-3,
+                              tolerance=1.0, refit_steps=4, extend=True, spectrum_samples=7)
+    assert [e["spectrum_selected"] for e in capped.steps[-1]["extended"]] == [2]
+    assert capped.dimension == 2 and calls == [(2, 1), (2, 1)]
+
+
+def test_with_sym_samples_changes_only_the_number_of_symmetry_samples(fitted):
+    """The same parameters and model otherwise: with the fit's own S the Ĥ is the same to the
+    bit; with another S it is another estimate of the same Ĥ (Eq. 14)."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(6, 2)))
+    same = fitted.with_sym_samples(fitted.spec.sym_samples)
+    more = fitted.with_sym_samples(64)
+    assert more.model.spec == fitted.spec.replace(sym_samples=64)
+    assert more.params is fitted.params and more.model.n_conserved == fitted.model.n_conserved
+    h = fitted.hamiltonian(x, key=jax.random.key(5))
+    np.testing.assert_array_equal(same.hamiltonian(x, key=jax.random.key(5)), h)
+    assert not np.allclose(more.hamiltonian(x, key=jax.random.key(5)), h)
+    np.testing.assert_array_equal(more.generators(), fitted.generators())
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="sym_samples"):
+            fitted.with_sym_samples(bad)
+
+
 def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
     r = np.array([0.01, 0.012, 0.3, 0.31, 0.9])
     assert spectrum_dimension(r, 0.12) == (2, pytest.approx(25.0))
@@ -490,6 +568,9 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"refit_steps": 0}, "refit_steps"),
     ({"refit_steps": True}, "refit_steps"),
     ({"grow": "yes"}, "grow"),
+    ({"extend": 1}, "extend"),
+    ({"spectrum_samples": 0}, "spectrum_samples"),
+    ({"spectrum_samples": 2.5}, "spectrum_samples"),
 ])
 def test_select_rejects_bad_arguments(fitted, tiny_sho, kwargs, match):
     args = {"num_steps": 2, **kwargs}

@@ -96,6 +96,20 @@ class FitResult:
         G = self.model.generators_from_params(self.params)
         return self.model.group_elements(key, G)
 
+    def with_sym_samples(self, sym_samples: int) -> FitResult:
+        """This fit with its model's Monte-Carlo symmetry samples S (Eq. 14) set to
+        ``sym_samples``: the same parameters and the same fixed or learned generators, so its
+        Ĥ, spectrum and ELBO estimate those of the same symmetrised Hamiltonian, with another
+        variance. Nothing else of the fit changes (its ``losses`` are those of the fit)."""
+        if isinstance(sym_samples, bool) or not isinstance(sym_samples, (int, np.integer)) or (
+                sym_samples < 1):
+            raise ValueError(f"Expected `sym_samples` to be a positive int, got "
+                             f"{sym_samples!r}.")
+        m = self.model
+        model = type(m)(m.spec.replace(sym_samples=int(sym_samples)), phase_dim=m.phase_dim,
+                        generators=m.fixed_generators, conserved_init=m.conserved_init)
+        return dataclasses.replace(self, model=model)
+
     # ------------------------------------------------------------------ prediction
     def hamiltonian(self, x, *, key: jax.Array, weights=None) -> jax.Array:
         """``Ĥ(x)`` for ``x (..., M)`` with posterior-mean weights unless ``weights`` is given."""

@@ -1,17 +1,19 @@
 """The outcome of :func:`~noether_ppl.inference.select_conserved`: the selected dimension, the
-selected quantities, the ELBO evidence of each step, and how the selection decided."""
+selected quantities, the ELBO evidence of each step, and how the selection decided; and the
+checks of its arguments."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import math
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .result import FitResult
+from ..data import Trajectories, check_key
+from .result import FitResult
 
-__all__ = ["Selection", "SELECTED_MIN_SHARE", "CRITERIA", "DEFAULT_CRITERION"]
+__all__ = ["Selection", "SELECTED_MIN_SHARE", "CRITERIA", "DEFAULT_CRITERION",
+           "check_select_args", "check_positive_int"]
 
 SELECTED_MIN_SHARE = 0.95
 """The share of a unit generator in the selected span
@@ -145,3 +147,40 @@ class Selection:
                 + ", ".join(f"{b['share']:.2f}" for b in outside) + "; residual "
                 + ", ".join(f"{b['residual']:.3g}" for b in outside))
         return "\n".join(lines)
+
+
+def check_positive_int(name: str, value, *, optional: bool = False) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a positive int (or, with
+    ``optional``, None)."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"Expected `{name}` to be a positive int{' or None' if optional else ''}"
+                         f", got {value!r}.")
+
+
+def check_select_args(result, data, key, num_steps, num_repeats, tolerance,
+                      fit_kwargs) -> None:
+    """The checks of :func:`~noether_ppl.inference.select_conserved`'s arguments shared by
+    every criterion (before anything is traced)."""
+    if not isinstance(result, FitResult):
+        raise ValueError(f"Expected `result` to be a FitResult, got {type(result).__name__}.")
+    if not result.model.learns_conserved:
+        raise ValueError(f"`result` is a fit of the {result.variant!r} model: select_conserved "
+                         "needs a model that learns its conserved quantities (n_conserved > 0, "
+                         "no fixed generators).")
+    if not isinstance(data, Trajectories):
+        raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
+    check_key(key)
+    check_positive_int("num_steps", num_steps)
+    check_positive_int("num_repeats", num_repeats)
+    if num_repeats < 2:
+        raise ValueError(f"Expected `num_repeats` >= 2 (a standard error needs two), got "
+                         f"{num_repeats}.")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+            0 <= tolerance < math.inf):
+        raise ValueError(f"Expected `tolerance` >= 0 (nats), got {tolerance!r}.")
+    taken = sorted(set(fit_kwargs) & {"init_params", "init_state", "start_step", "guide",
+                                      "num_steps", "key"})
+    if taken:
+        raise ValueError(f"select_conserved sets {taken} itself; leave them out.")
