@@ -386,6 +386,9 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
     assert sel.dimension == 2 and sel.result.model.n_conserved == 2
     assert last["selected"] == 2 and last["spectrum_samples"] == 7
     assert sel.continued_steps == 3 + 4  # the settling, the chosen refit
+    text = str(sel)
+    assert "refit at one direction more, 2: ELBO − chosen = +10 ± 1 nats -> taken" in text
+    assert "refit at one direction more, 3: ELBO − chosen = +2 ± 1 nats -> not taken" in text
     assert read_with == [7]  # the completion's one spectrum, with S' = 7 (the model's S is 4)
     r, S = spectra[0]
     assert last["spectrum_head"] == pytest.approx(r[:4].tolist())

@@ -121,6 +121,10 @@ class Selection:
                              f"{', '.join(f'{r:.3g}' for r in s['spectrum_head'])} ... -> "
                              f"{s['selected']}{gap}; refitted with them fixed: ELBO refit − "
                              f"before = {s['delta']:+.3g} ± {s['se']:.2g} nats, {kept}")
+                lines += [f"    refit at one direction more, {e['spectrum_selected']}: ELBO − "
+                          f"chosen = {e['delta_vs_chosen']:+.3g} ± {e['se']:.2g} nats -> "
+                          + ("taken" if e["chosen"] else "not taken")
+                          for e in s.get("extended", ())]
                 continue
             head = (f"  {s['dimension']} -> {s['dimension'] - 1}: direction σ={s['sigma']:.3g}, "
                     f"residual {s['residual']:.3g}; ")
