@@ -228,7 +228,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         ``max_residual`` and the ELBO keeps rising. The largest gap of an uneven true spectrum
         can fall inside it: from fits holding the true symmetry of two bodies in 2-D it read 6
         of the 7 directions on 5 of 5 keys, and the refit at 7 had the higher ELBO on each
-        (``benchmarks/records/two-body-spectrum-refits/``). Off by default: an alternative
+        (``benchmarks/records/two-body-spectrum-refits/``); after the razor's own search it
+        refused the next direction on both keys run, an eighth and a seventh
+        (``benchmarks/records/discovery-two-body-extend/``). Off by default: an alternative
         under measurement (``benchmarks/discovery.py --extend``), not the package's rule. The
         last step records each refit tried (``extended``).
     spectrum_samples : with ``complete``: read the completion's spectra with Ĥ estimated
@@ -236,8 +238,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         :meth:`~noether_ppl.inference.FitResult.with_sym_samples`): a Monte-Carlo Ĥ is
         conserved only up to its noise, which blurs the spectrum's leading directions (with
         S = 16 the two-body spectrum's leading 7 were at parallelness 0.36–0.64 to the true
-        span, with 256 at 0.984 or more: ``benchmarks/records/two-body-spectrum-samples/``).
-        None (default): the model's S.
+        span, with 256 at 0.984 or more: ``benchmarks/records/two-body-spectrum-samples/``;
+        at 256 the razor's own selection read all 7 on one of the two keys run,
+        ``benchmarks/records/discovery-two-body-extend/``). None (default): the model's S.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
         does not end the selection: it goes on from that fit's last good state
