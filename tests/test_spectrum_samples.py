@@ -33,7 +33,7 @@ def test_read_spectrum_is_the_selections_rule_on_the_fit_at_that_many_samples(ti
     key = jax.random.key(3)
     got = spectrum_samples.read_spectrum(result, truth, x, 32, key, names=["L"])
     # by hand: the same fit with 32 group elements from the same key
-    wide = spectrum_samples.with_sym_samples(result, 32)
+    wide = result.with_sym_samples(32)
     assert wide.model.spec.sym_samples == 32 and result.model.spec.sym_samples == 4
     spectrum, S = conservation_spectrum(wide, x, key=key)
     (D, ratio), = spectrum_cuts(spectrum, DEFAULT_MAX_RESIDUAL)
@@ -102,7 +102,7 @@ def test_refit_cuts_refits_at_the_leading_directions_and_the_truth_and_compares_
     # the first two hold the spectrum's leading 1 and 2 directions read with S' = 16, each of
     # the true generators' median size; the third holds the true generators
     x = np.asarray(train.states, np.float64).reshape(-1, 4)
-    _, S = conservation_spectrum(spectrum_samples.with_sym_samples(result, 16), x, key=key)
+    _, S = conservation_spectrum(result.with_sym_samples(16), x, key=key)
     size = float(np.median(np.linalg.svd(truth.reshape(2, -1), compute_uv=False)))
     for (model, _, _), D in zip(fits[:2], (1, 2), strict=True):
         G = np.asarray(model.fixed_generators)

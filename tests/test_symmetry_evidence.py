@@ -93,7 +93,7 @@ def test_a_fit_evaluated_with_other_samples_keeps_its_parameters_and_its_kl(tiny
 
     model = se.model("symmetric", 1e-3, "sho")
     result = fit(model, tiny_sho, key=jax.random.key(0), num_steps=2, progress_bar=False)
-    more = se.with_sym_samples(result, 64)
+    more = result.with_sym_samples(64)
     assert more.model.spec.sym_samples == 64 and model.spec.sym_samples == 16
     assert more.model.spec.replace(sym_samples=16) == model.spec
     np.testing.assert_array_equal(np.asarray(more.model.fixed_generators),

@@ -389,7 +389,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                 refit, D, added, D_spectrum, gap_ratio = other, D_o, added_o, D_c, ratio_c
         extended = []
         while extend and D_spectrum < spectrum.size and spectrum[D_spectrum] <= max_residual:
-            # One direction more than the cut, where the ELBO sees it (module docstring).
+            # One direction more than the cut, kept where the ELBO sees it (``extend``).
             k_e = jax.random.fold_in(k_done, 2000 + D_spectrum)
             other, D_o, added_o = refit_at(D_spectrum + 1, k_e)
             d_e, se_e, est_e, _ = elbo_difference(other, refit, data,
