@@ -405,7 +405,7 @@ def table(rows, args) -> str:
             ext = last.get("extended")
             if ext is None:
                 continue
-            first = last["selected"] - sum(e["chosen"] for e in ext)
+            first = ext[0]["spectrum_selected"] - 1 if ext else last["selected"]
             cells = ", ".join(f"{e['spectrum_selected']}: {e['delta_vs_chosen']:+.0f} ± "
                               f"{e['se']:.0f} {'✓' if e['chosen'] else '✗'}" for e in ext)
             out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {first} | "

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..data import check_int
+
 __all__ = ["FitResult"]
 
 
@@ -101,13 +103,10 @@ class FitResult:
         ``sym_samples``: the same parameters and the same fixed or learned generators, so its
         Ĥ, spectrum and ELBO estimate those of the same symmetrised Hamiltonian, with another
         variance. Nothing else of the fit changes (its ``losses`` are those of the fit)."""
-        if isinstance(sym_samples, bool) or not isinstance(sym_samples, (int, np.integer)) or (
-                sym_samples < 1):
-            raise ValueError(f"Expected `sym_samples` to be a positive int, got "
-                             f"{sym_samples!r}.")
         m = self.model
-        model = type(m)(m.spec.replace(sym_samples=int(sym_samples)), phase_dim=m.phase_dim,
-                        generators=m.fixed_generators, conserved_init=m.conserved_init)
+        spec = m.spec.replace(sym_samples=check_int("sym_samples", sym_samples))
+        model = type(m)(spec, phase_dim=m.phase_dim, generators=m.fixed_generators,
+                        conserved_init=m.conserved_init)
         return dataclasses.replace(self, model=model)
 
     # ------------------------------------------------------------------ prediction

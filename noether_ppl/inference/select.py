@@ -51,7 +51,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from ..data import Trajectories
+from ..data import Trajectories, check_int
 from ..geometry import span_basis
 from ..models.conserved_init import conserved_params_from_generators
 from ..models.razor import CONSERVED_PARAMS, NoetherRazor
@@ -73,7 +73,6 @@ from .selection import (
     DEFAULT_CRITERION,
     SELECTED_MIN_SHARE,
     Selection,
-    check_positive_int,
     check_select_args,
 )
 
@@ -257,9 +256,10 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
             raise ValueError(f"Expected `{name}` to be True or False, got {flag!r}.")
     if stop not in STOPS:
         raise ValueError(f"Unknown `stop` {stop!r}; expected one of {STOPS}.")
-    check_positive_int("cuts", cuts)
-    check_positive_int("refit_steps", refit_steps, optional=True)
-    check_positive_int("spectrum_samples", spectrum_samples, optional=True)
+    check_int("cuts", cuts)
+    for name, value in (("refit_steps", refit_steps), ("spectrum_samples", spectrum_samples)):
+        if value is not None:
+            check_int(name, value)
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
             max_residual > 0):
         raise ValueError(f"Expected `max_residual` > 0, got {max_residual!r}.")

@@ -9,11 +9,11 @@ import math
 
 import numpy as np
 
-from ..data import Trajectories, check_key
+from ..data import Trajectories, check_int, check_key
 from .result import FitResult
 
 __all__ = ["Selection", "SELECTED_MIN_SHARE", "CRITERIA", "DEFAULT_CRITERION",
-           "check_select_args", "check_positive_int"]
+           "check_select_args"]
 
 SELECTED_MIN_SHARE = 0.95
 """The share of a unit generator in the selected span
@@ -153,16 +153,6 @@ class Selection:
         return "\n".join(lines)
 
 
-def check_positive_int(name: str, value, *, optional: bool = False) -> None:
-    """Raise a ValueError naming ``name`` unless ``value`` is a positive int (or, with
-    ``optional``, None)."""
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Expected `{name}` to be a positive int{' or None' if optional else ''}"
-                         f", got {value!r}.")
-
-
 def check_select_args(result, data, key, num_steps, num_repeats, tolerance,
                       fit_kwargs) -> None:
     """The checks of :func:`~noether_ppl.inference.select_conserved`'s arguments shared by
@@ -176,11 +166,8 @@ def check_select_args(result, data, key, num_steps, num_repeats, tolerance,
     if not isinstance(data, Trajectories):
         raise ValueError(f"Expected `data` to be a Trajectories, got {type(data).__name__}.")
     check_key(key)
-    check_positive_int("num_steps", num_steps)
-    check_positive_int("num_repeats", num_repeats)
-    if num_repeats < 2:
-        raise ValueError(f"Expected `num_repeats` >= 2 (a standard error needs two), got "
-                         f"{num_repeats}.")
+    check_int("num_steps", num_steps)
+    check_int("num_repeats", num_repeats, 2)  # a standard error needs two
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
             0 <= tolerance < math.inf):
         raise ValueError(f"Expected `tolerance` >= 0 (nats), got {tolerance!r}.")
