@@ -52,6 +52,8 @@ from record import add_rebuild_argument, read_record, rewrite_record, write_reco
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
+from noether_ppl.geometry import span_basis
+from noether_ppl.inference.conservation import span_shares
 from noether_ppl.inference.select import (
     DEFAULT_MAX_RESIDUAL,
     DEFAULT_STOP,
@@ -118,6 +120,31 @@ def _min_par(G, truth) -> float | None:
     if truth.shape[0] == 0:
         return 0.0
     return float(np.min(analysis.parallelness(G.reshape(G.shape[0], -1), truth)))
+
+
+def spectrum_scores(steps, truth) -> dict:
+    """Scoring only: where the directions of the completion's spectrum lie against the true
+    span ``truth (L, M+1, M+1)``. From the last selection step's ``spectrum_directions`` (the
+    spectrum's first D + 2 directions, D its selected cut): ``spectrum_true_shares``, each
+    direction's share in the true span (``span_shares``: 1 inside it, 0 orthogonal), and
+    ``spectrum_first_true_par``, the cosine of the largest principal angle between the span of
+    the spectrum's first L directions and the true span (1: they are the true span; None where
+    fewer than L were recorded). {} where no spectrum was read (or L = 0)."""
+    last = steps[-1] if steps else {}
+    directions = last.get("spectrum_directions")
+    L = truth.shape[0]
+    if directions is None or L == 0:
+        return {}
+    S = np.asarray(directions, np.float64)
+    out = {"spectrum_true_shares": span_shares(S, truth).tolist(),
+           "spectrum_first_true_par": None}
+    if S.shape[0] >= L:
+        Q_s = span_basis(S[:L]).reshape(-1, S[0].size)
+        Q_t = span_basis(truth).reshape(-1, S[0].size)
+        if Q_s.shape[0] == L:  # the first L directions independent
+            out["spectrum_first_true_par"] = float(np.linalg.svd(Q_s @ Q_t.T,
+                                                                 compute_uv=False)[-1])
+    return out
 
 
 def n_conserved_of(args, L: int, M: int) -> int:
@@ -227,6 +254,8 @@ def run_one(name: str, key: int, args) -> dict:
             r_fit = inference.conservation_residuals(fitted, truth, x, key=k_eval)
             row[f"{who}_true_residuals"] = dict(zip(names, map(float, r_fit), strict=True))
     row["razor_gap"] = auto.selection.gap_ratio
+    # scoring only: which directions of the spectrum the cut and the extension took or left
+    row.update(spectrum_scores(auto.selection.steps, truth))
     row["razor_ok"] = bool(row["razor_dim"] == L and (L == 0 or row["razor_min_par"] > args.par))
     # step 4 as it was before the equal budget: the selection against the step-1 HNN, not
     # continued (the selection itself is the same either way; only step 4 differs)
@@ -398,18 +427,27 @@ def table(rows, args) -> str:
                 "largest gap, each refit at one direction more with its ELBO against the "
                 "chosen refit (nats ± standard error; ✓ kept where above the tolerance plus "
                 "twice the standard error), and the dimension selected:", "",
-                "| system | key | true | cut at the gap | refits at one more | selected |",
-                "|---|---:|---:|---:|---|---:|"]
+                "In parentheses (scoring only): the candidate direction's share in the true span; "
+                "last column: the parallelness of the span of the spectrum's first `true` "
+                "directions to the true span (– where the row did not record the spectrum's "
+                "directions).", "",
+                "| system | key | true | cut at the gap | refits at one more | selected | "
+                "spectrum's first `true`: par |",
+                "|---|---:|---:|---:|---|---:|---:|"]
         for r in rows:
             last = ((r.get("selection") or {}).get("steps") or [{}])[-1]
             ext = last.get("extended")
             if ext is None:
                 continue
             first = ext[0]["spectrum_selected"] - 1 if ext else last["selected"]
+            shares = r.get("spectrum_true_shares")
             cells = ", ".join(f"{e['spectrum_selected']}: {e['delta_vs_chosen']:+.0f} ± "
-                              f"{e['se']:.0f} {'✓' if e['chosen'] else '✗'}" for e in ext)
+                              f"{e['se']:.0f} {'✓' if e['chosen'] else '✗'}"
+                              + (f" ({shares[e['spectrum_selected'] - 1]:.2f})"
+                                 if shares else "") for e in ext)
             out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {first} | "
-                       f"{cells or '–'} | {last['selected']} |")
+                       f"{cells or '–'} | {last['selected']} | "
+                       f"{_fmt(r.get('spectrum_first_true_par'), '.3f')} |")
     return "\n".join(out) + "\n"
 
 

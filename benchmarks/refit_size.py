@@ -45,13 +45,9 @@ from noether_ppl.experiments import load_experiment
 from noether_ppl.geometry import span_basis
 from noether_ppl.inference import DivergenceError
 from noether_ppl.inference.conservation import conservation_spectrum, principal_generators
+from noether_ppl.inference.continuation import continue_fit, model_with
 from noether_ppl.inference.evidence import DEFAULT_REPEATS, elbo_difference
-from noether_ppl.inference.select import (
-    SELECTED_MIN_SHARE,
-    _continue,
-    _model_with,
-    span_shares,
-)
+from noether_ppl.inference.select import SELECTED_MIN_SHARE, span_shares
 from noether_ppl.runs import load_run
 
 FIT_SETTINGS = ("batch_size", "lr", "lr_conserved", "schedule", "num_particles")
@@ -106,7 +102,7 @@ def main(argv=None) -> int:
     def run(*args):
         """``(fit, None)``, or the state a diverging or runaway fit kept and its message."""
         try:
-            return _continue(*args), None
+            return continue_fit(*args), None
         except DivergenceError as err:  # a RunawayError too: its best chunk's state
             return err.result, f"{type(err).__name__} at step {err.step}"
 
@@ -121,7 +117,7 @@ def main(argv=None) -> int:
         share = span_shares(G_before, S[:D])
         kept = share >= SELECTED_MIN_SHARE
         t = time.perf_counter()
-        pruned, stopped = run(_model_with(before.model, int(kept.sum())), before.params,
+        pruned, stopped = run(model_with(before.model, int(kept.sum())), before.params,
                               G_before[kept], data, jax.random.fold_in(k_fit, D), fit_kwargs)
         par = (parallelness(G_before[kept], reference).min()
                if reference is not None and kept.any() else None)
@@ -140,7 +136,7 @@ def main(argv=None) -> int:
         par = parallelness(basis, reference).min() if reference is not None else None
         for scale in args.scales:
             t = time.perf_counter()
-            refit, stopped = run(_model_with(before.model, D), before.params,
+            refit, stopped = run(model_with(before.model, D), before.params,
                                  scale * median * basis, data, jax.random.fold_in(k_fit, D),
                                  {**fit_kwargs, "lr_conserved": 0.0})
             row = {"dimension": D, "scale": scale, "size": scale * median,

@@ -271,3 +271,39 @@ def test_the_table_says_when_the_returned_fit_is_symmetrised_over_its_own_genera
     hnn = _row("hnn", False)
     hnn["selection"] = before["selection"]
     assert "fit over" not in discovery.table([hnn], args)
+
+
+def test_the_spectrum_directions_are_scored_against_the_true_span():
+    """``spectrum_scores``: a recorded spectrum whose first L directions span the true span
+    (mixed within it) scores parallelness 1 and shares 1, a direction orthogonal to the true
+    span shares 0; one true direction swapped for that one scores parallelness 0. The
+    extension's section prints each candidate's share and that parallelness."""
+    import numpy as np
+
+    truth = systems.SUITE["anisotropic-1-2"]().generators()  # L = 2, M = 4
+    T = truth.reshape(2, -1) / np.linalg.norm(truth.reshape(2, -1), axis=1, keepdims=True)
+    mixed = np.array([[1.0, 1.0], [1.0, -0.5]]) @ T
+    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+    outside = np.random.default_rng(0).normal(size=T.shape[1])
+    outside -= T.T @ np.linalg.lstsq(T.T, outside, rcond=None)[0]  # orthogonal to the truth
+    outside /= np.linalg.norm(outside)
+    S = np.concatenate([mixed, outside[None]]).reshape(3, 5, 5)
+    steps = [{"reason": "spectrum", "spectrum_directions": S.tolist()}]
+    got = discovery.spectrum_scores(steps, truth)
+    np.testing.assert_allclose(got["spectrum_true_shares"], [1.0, 1.0, 0.0], atol=1e-12)
+    assert got["spectrum_first_true_par"] == pytest.approx(1.0, abs=1e-12)
+    swapped = discovery.spectrum_scores(
+        [{"spectrum_directions": S[[0, 2, 1]].tolist()}], truth)
+    assert swapped["spectrum_first_true_par"] == pytest.approx(0.0, abs=1e-12)
+    assert discovery.spectrum_scores([{"reason": "spectrum"}], truth) == {}
+    assert discovery.spectrum_scores(steps, truth[:0]) == {}
+    args = argparse.Namespace(trajectories=50, points=10, hidden=[64, 64], sym_samples=16,
+                              extra=1, steps=2000, select_steps=500, criterion="conserved",
+                              built_in=False, refit_learns=False,
+                              start_directions="most-conserved", par=0.95, extend=True)
+    row = {**_row("selected", True), "true_dim": 2, **swapped,
+           "selection": {"steps": [{"selected": 1, "extended": [
+               {"spectrum_selected": 2, "delta_vs_chosen": -50.0, "se": 5.0,
+                "chosen": False}]}]}}
+    line = discovery.table([row], args).rstrip().splitlines()[-1]
+    assert line == "| sho | 0 | 2 | 1 | 2: -50 ± 5 ✗ (0.00) | 1 | 0.000 |"

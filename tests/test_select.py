@@ -303,11 +303,11 @@ def test_grow_refits_from_the_refit_where_its_spectrum_reads_more(fitted, tiny_s
     first refit's ``refit_steps``) count in ``continued_steps``, and ``grown`` records each
     round, the last one the spectrum that did not grow. The cuts are set by hand (1, then 2,
     then 2) so that every branch runs on a fit of seconds."""
-    from noether_ppl.inference import select as select_module
+    from noether_ppl.inference import complete as complete_module
 
     cuts = iter([1, 2, 2])
     spectra = []  # (residuals, directions) of each spectrum the selection reads
-    measured = select_module.conservation_spectrum
+    measured = complete_module.conservation_spectrum
 
     def by_hand(spectrum, max_residual, n=1):
         return [(next(cuts), 3.0)]
@@ -316,8 +316,8 @@ def test_grow_refits_from_the_refit_where_its_spectrum_reads_more(fitted, tiny_s
         spectra.append(measured(result, x, key=key))
         return spectra[-1]
 
-    monkeypatch.setattr(select_module, "spectrum_cuts", by_hand)
-    monkeypatch.setattr(select_module, "conservation_spectrum", recorded)
+    monkeypatch.setattr(complete_module, "spectrum_cuts", by_hand)
+    monkeypatch.setattr(complete_module, "conservation_spectrum", recorded)
     sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
                            max_residual=1e6, lr=1e-3, tolerance=1e12, refit_steps=4,
                            grow=True)
@@ -353,10 +353,10 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
     third residuals ends the extension at 2 however the ELBO rises."""
     from types import SimpleNamespace
 
-    from noether_ppl.inference import select as select_module
+    from noether_ppl.inference import complete as complete_module
 
     spectra, read_with = [], []
-    measured = select_module.conservation_spectrum
+    measured = complete_module.conservation_spectrum
 
     def recorded(result, x, *, key=None):
         read_with.append(result.model.spec.sym_samples)
@@ -371,9 +371,9 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
         d, se = next(deltas)
         return d, se, SimpleNamespace(neg_elbo_per_n=-d), SimpleNamespace(neg_elbo_per_n=0.0)
 
-    monkeypatch.setattr(select_module, "spectrum_cuts", lambda r, m, n=1: [(1, 3.0)])
-    monkeypatch.setattr(select_module, "conservation_spectrum", recorded)
-    monkeypatch.setattr(select_module, "elbo_difference", by_hand)
+    monkeypatch.setattr(complete_module, "spectrum_cuts", lambda r, m, n=1: [(1, 3.0)])
+    monkeypatch.setattr(complete_module, "conservation_spectrum", recorded)
+    monkeypatch.setattr(complete_module, "elbo_difference", by_hand)
     sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
                            max_residual=1e6, lr=1e-3, tolerance=1.0, refit_steps=4,
                            extend=True, spectrum_samples=7)
@@ -392,6 +392,7 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
     assert read_with == [7]  # the completion's one spectrum, with S' = 7 (the model's S is 4)
     r, S = spectra[0]
     assert last["spectrum_head"] == pytest.approx(r[:4].tolist())
+    np.testing.assert_array_equal(np.asarray(last["spectrum_directions"]), S[:4])
     assert sel.gap_ratio == pytest.approx(r[2] / r[1])
     G = sel.result.generators().reshape(2, -1) / last["size"]
     B = span_basis(S[:2])
@@ -460,16 +461,16 @@ def test_cuts_refit_the_next_gap_and_keep_it_only_on_a_higher_elbo(fitted, tiny_
     """``cuts=2``: the refit at the spectrum's second-largest gap replaces the one at the
     largest only where the paired ELBO difference exceeds tolerance + 2 se; the last step
     records both cuts."""
-    from noether_ppl.inference import select as select_module
+    from noether_ppl.inference import complete as complete_module
 
-    real_spectrum, real_difference = (select_module.conservation_spectrum,
-                                      select_module.elbo_difference)
+    real_spectrum, real_difference = (complete_module.conservation_spectrum,
+                                      complete_module.elbo_difference)
 
     def spectrum(result, x, key):  # the real directions, residuals with two gaps
         _, G = real_spectrum(result, x, key=key)
         return np.array([0.001, 0.002, 0.01, 0.03, 0.9]), G
 
-    monkeypatch.setattr(select_module, "conservation_spectrum", spectrum)
+    monkeypatch.setattr(complete_module, "conservation_spectrum", spectrum)
     # (tolerance: the chosen refit is returned whatever its ELBO against the fit before it)
     args = dict(key=jax.random.key(2), num_steps=3, max_residual=0.12, lr=1e-3,
                 tolerance=1e12, cuts=2)
@@ -485,7 +486,7 @@ def test_cuts_refit_the_next_gap_and_keep_it_only_on_a_higher_elbo(fitted, tiny_
         calls.append(a.model.n_conserved)
         return (1e13, *out[1:]) if len(calls) == 1 else out
 
-    monkeypatch.setattr(select_module, "elbo_difference", favour_the_second)
+    monkeypatch.setattr(complete_module, "elbo_difference", favour_the_second)
     moved = select_conserved(fitted, tiny_sho, **args)
     assert calls == [2, 2]  # the second cut against the first, then against the fit before
     last = moved.steps[-1]
@@ -500,6 +501,7 @@ def test_stop_at_the_spectrum_keeps_a_learned_direction_the_spectrum_accounts_fo
     """``stop="spectrum"``: a learned direction Ĥ does not conserve is not removed where the
     spectrum of Ĥ reads at least as many conserved quantities as are learned; the step says
     so, no removal fit runs, and the completion refits at the spectrum's reading."""
+    from noether_ppl.inference import complete as complete_module
     from noether_ppl.inference import select as select_module
 
     real_eigen, real_spectrum = (select_module.conservation_eigen,
@@ -514,7 +516,8 @@ def test_stop_at_the_spectrum_keeps_a_learned_direction_the_spectrum_accounts_fo
         return np.array([0.001, 0.002, 0.01, 0.03, 0.9]), G
 
     monkeypatch.setattr(select_module, "conservation_eigen", eigen)
-    monkeypatch.setattr(select_module, "conservation_spectrum", spectrum)
+    for module in (select_module, complete_module):  # the removals' stop, the completion
+        monkeypatch.setattr(module, "conservation_spectrum", spectrum)
     sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
                            max_residual=0.12, lr=1e-3, tolerance=1e12)  # the default stop
     first = sel.steps[0]
@@ -833,7 +836,7 @@ def test_built_in_parts_are_the_generators_outside_the_span():
     """``built_in``'s further directions: the parts of the unit generators outside the span,
     orthonormal and orthogonal to it; a generator inside the span, or one whose outside part
     is below the bound, adds nothing; two with the same outside part add one direction."""
-    from noether_ppl.inference.select import built_in_parts
+    from noether_ppl.inference.conservation import built_in_parts
 
     rng = np.random.default_rng(0)
     Q, _ = np.linalg.qr(rng.normal(size=(9, 9)))  # orthonormal columns in R^9 = (M+1)², M = 2

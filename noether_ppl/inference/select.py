@@ -52,11 +52,8 @@ import jax
 import numpy as np
 
 from ..data import Trajectories, check_int
-from ..geometry import span_basis
-from ..models.conserved_init import conserved_params_from_generators
-from ..models.razor import CONSERVED_PARAMS, NoetherRazor
+from .complete import complete_selection
 from .conservation import (
-    built_in_parts,
     conservation_eigen,
     conservation_residuals,
     conservation_spectrum,
@@ -65,8 +62,8 @@ from .conservation import (
     span_shares,
     spectrum_cuts,
 )
+from .continuation import continue_fit, model_with
 from .evidence import DEFAULT_REPEATS, elbo_difference
-from .fit import DivergenceError, RunawayError, fit
 from .result import FitResult
 from .selection import (
     CRITERIA,
@@ -112,28 +109,6 @@ SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts"
 fit)."""
 
 
-def _variational(params: dict) -> dict:
-    return {k: v for k, v in params.items() if k not in CONSERVED_PARAMS}
-
-
-def _model_with(model: NoetherRazor, n_conserved: int) -> NoetherRazor:
-    return NoetherRazor(model.spec.replace(n_conserved=n_conserved), phase_dim=model.phase_dim)
-
-
-def _continue(model, params, generators, data, key, fit_kwargs, stopped, what) -> FitResult:
-    """A fit from ``params``, η at ``generators``; diverged: its last good state, noted."""
-    init = _variational(params)
-    if generators.shape[0]:  # η with exactly these generators (Eq. 4 inverted)
-        init.update(conserved_params_from_generators(generators, generators.shape[0], key=key,
-                                                     scale=1.0, dtype=model.dtype))
-    try:
-        return fit(model, data, key=key, init_params=init, **fit_kwargs)
-    except DivergenceError as err:
-        stopped.append({"fit": what, "dimension": int(model.n_conserved), "step": int(err.step),
-                        "reason": "ran away" if isinstance(err, RunawayError) else "diverged"})
-        return err.result
-
-
 def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, num_steps: int,
                      num_repeats: int = DEFAULT_REPEATS, tolerance: float = DEFAULT_TOLERANCE,
                      max_residual: float = DEFAULT_MAX_RESIDUAL,
@@ -177,8 +152,11 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         orthonormal basis of their span scaled to the median σ of the learned generators). That
         refit is the result unless its ELBO is below the fit before it by more than
         ``tolerance`` plus twice the standard error; then the fit before it (whose Ĥ conserves
-        the selected quantities: see ``residuals``) is. The last step records both. False: the
-        selection is the learned span the removals leave.
+        the selected quantities: see ``residuals``) is. The last step records both, and the
+        spectrum's first ``D + 2`` residuals and directions (``spectrum_head``;
+        ``spectrum_directions``, unit generators ``(M+1, M+1)``, which a reference can score).
+        The stage itself is :func:`~noether_ppl.inference.complete.complete_selection`. False:
+        the selection is the learned span the removals leave.
     built_in : with ``complete``: also select the directions the fit is symmetrised over by
         construction (its learned generators after the removals) where they leave the span of
         the spectrum's ``D``: each such part (the components outside that span, orthonormalised,
@@ -277,8 +255,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # that Ĥ conserves.
         _, G = principal_generators(current.generators())
         L = G.shape[0]
-        current = _continue(current.model, current.params, G, data, k_keep, fit_kwargs,
-                            stopped, "settle")
+        current = continue_fit(current.model, current.params, G, data, k_keep, fit_kwargs,
+                               stopped, "settle")
         continued += current.steps  # num_steps, or fewer where the fit stopped
         sig, G = principal_generators(current.generators())
         # The direction of the learned span that Ĥ conserves least (a principal direction may
@@ -301,15 +279,15 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                 steps.append({**step, "reason": f"the spectrum of the fitted H reads "
                               f"{step['spectrum_dimension']}", "kept_removal": False})
                 break
-        drop = _continue(_model_with(current.model, L - 1), current.params,
-                         deflate(G, V, L - 1), data, k_drop, fit_kwargs, stopped, "removal")
+        drop = continue_fit(model_with(current.model, L - 1), current.params,
+                            deflate(G, V, L - 1), data, k_drop, fit_kwargs, stopped, "removal")
         if not_conserved:
             step.update(reason="not conserved by the fitted H", kept_removal=True)
             steps.append(step)
             current, continued = drop, continued + drop.steps
             continue
-        keep = _continue(current.model, current.params, G, data, jax.random.fold_in(k_keep, 1),
-                         fit_kwargs, stopped, "kept")
+        keep = continue_fit(current.model, current.params, G, data,
+                            jax.random.fold_in(k_keep, 1), fit_kwargs, stopped, "kept")
         delta, se, est_drop, est_keep = elbo_difference(drop, keep, data, key=k_eval,
                                                         num_repeats=num_repeats)
         accepted = bool(delta >= -(tolerance + 2.0 * se))
@@ -326,141 +304,16 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         # What the ELBO-fitted Ĥ conserves over the whole quadratic space (the learned span can
         # miss a direction Ĥ conserves, or hold a mixture): the dimension is read off the
         # spectrum, and F is refitted with the symmetry fixed at the selected quantities.
-        k_spec, k_done, k_cmp = jax.random.split(k_final, 3)
-
-        def read(fitted, k):
-            """The spectrum of ``fitted``'s Ĥ, with ``spectrum_samples`` symmetry samples."""
-            if spectrum_samples is not None and fitted.model.n_conserved:
-                fitted = fitted.with_sym_samples(spectrum_samples)
-            return conservation_spectrum(fitted, x_states, key=k)
-
-        spectrum, S = read(current, k_spec)
-        candidates = spectrum_cuts(spectrum, max_residual, cuts)
-        before = current
-        # An orthonormal basis of the selected span, at the size the ELBO gave the learned
-        # generators (the median σ; 1 when none is left): the size sets how far the measure μ
-        # carries F along each orbit (Eq. 14), and unit size fitted worse on the suite.
-        sig_before, B = principal_generators(before.generators())
-        size = float(np.median(sig_before)) if sig_before.size else 1.0
-        M = data.phase_dim
-
-        refit_kwargs = {**fit_kwargs, **({} if refit_steps is None
-                                         else {"num_steps": int(refit_steps)})}
-
-        def refit_at(D, k, S=S, start=current):
-            """The refit from ``start`` with the symmetry fixed at the first ``D`` directions
-            of the spectrum ``S`` (and, with ``built_in``, the learned ones outside them):
-            ``(fit, D, residuals of the built-in parts added)``."""
-            basis = (span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D
-                     else np.zeros((0, (M + 1) ** 2)))
-            added = []
-            if built_in and B.shape[0]:
-                extra = built_in_parts(B, basis)
-                if extra.shape[0]:
-                    r_extra = conservation_residuals(current, extra.reshape(-1, M + 1, M + 1),
-                                                     x_states, key=k_spec)
-                    added = [float(r) for r in r_extra]
-                    extra = extra[np.asarray(r_extra) <= max_residual]
-                    basis = np.concatenate([basis, extra])
-            G_sel = size * basis.reshape(-1, M + 1, M + 1)
-            fitted = _continue(_model_with(current.model, basis.shape[0]), start.params,
-                               G_sel, data, k,
-                               refit_kwargs if refit_learns else {**refit_kwargs,
-                                                                  "lr_conserved": 0.0},
-                               stopped, "refit")
-            return fitted, basis.shape[0], added
-
-        # The cut at the largest gap, then (``cuts`` > 1) each next-largest: a later cut's
-        # refit replaces the chosen one only where its ELBO is higher by more than
-        # ``tolerance`` plus twice the standard error of the paired difference.
-        D_spectrum, gap_ratio = candidates[0]
-        refit, D, added = refit_at(D_spectrum, k_done)
-        tried = []
-        for i, (D_c, ratio_c) in enumerate(candidates[1:], start=1):
-            other, D_o, added_o = refit_at(D_c, jax.random.fold_in(k_done, i))
-            d_c, se_c, est_c, _ = elbo_difference(other, refit, data,
-                                                  key=jax.random.fold_in(k_cmp, i),
-                                                  num_repeats=num_repeats)
-            better = bool(d_c > tolerance + 2.0 * se_c)
-            tried.append({"spectrum_selected": D_c, "selected": D_o, "gap_ratio": ratio_c,
-                          "delta_vs_chosen": d_c, "se": se_c,
-                          "neg_elbo_per_n": est_c.neg_elbo_per_n, "chosen": better})
-            if better:
-                refit, D, added, D_spectrum, gap_ratio = other, D_o, added_o, D_c, ratio_c
-        extended = []
-        while extend and D_spectrum < spectrum.size and spectrum[D_spectrum] <= max_residual:
-            # One direction more than the cut, kept where the ELBO sees it (``extend``).
-            k_e = jax.random.fold_in(k_done, 2000 + D_spectrum)
-            other, D_o, added_o = refit_at(D_spectrum + 1, k_e)
-            d_e, se_e, est_e, _ = elbo_difference(other, refit, data,
-                                                  key=jax.random.fold_in(k_cmp, 2000 + D_o),
-                                                  num_repeats=num_repeats)
-            better = bool(d_e > tolerance + 2.0 * se_e)
-            extended.append({"spectrum_selected": D_spectrum + 1, "selected": D_o,
-                             "delta_vs_chosen": d_e, "se": se_e,
-                             "neg_elbo_per_n": est_e.neg_elbo_per_n, "chosen": better})
-            if not better:
-                break
-            refit, D, added, D_spectrum = other, D_o, added_o, D_spectrum + 1
-            gap_ratio = (float(spectrum[D_spectrum] / spectrum[D_spectrum - 1])
-                         if D_spectrum < spectrum.size else None)
-        refit_steps_taken = refit.steps
-        grown = []
-        for i in range(M * (M + 1) if grow else 0):  # the dimension grows at most that often
-            # What the refit's own Ĥ conserves: more than it holds, where the symmetry it
-            # holds let F fit the data closer.
-            k_g, k_r, k_c = jax.random.split(jax.random.fold_in(k_done, 1000 + i), 3)
-            spec_g, S_g = read(refit, k_g)
-            D_g, ratio_g = spectrum_cuts(spec_g, max_residual)[0]
-            if D_g <= refit.model.n_conserved:
-                grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g})
-                break
-            other, D_o, added_o = refit_at(D_g, k_r, S=S_g, start=refit)
-            d_g, se_g, est_g, _ = elbo_difference(other, refit, data, key=k_c,
-                                                  num_repeats=num_repeats)
-            taken = bool(d_g >= -(tolerance + 2.0 * se_g))
-            grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g, "selected": D_o,
-                          "delta": d_g, "se": se_g, "neg_elbo_per_n": est_g.neg_elbo_per_n,
-                          "kept": taken})
-            if not taken:
-                break
-            refit, D, added, refit_steps_taken = other, D_o, added_o, (refit_steps_taken
-                                                                       + other.steps)
-        delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
-                                                      num_repeats=num_repeats)
-        # The ELBO arbitrates which fit is returned: with non-compact directions at that size
-        # the refit can fit far worse than the fit whose Ĥ the quantities were read from.
-        kept_refit = bool(delta >= -(tolerance + 2.0 * se))
-        current = refit if kept_refit else before
-        continued += refit_steps_taken if kept_refit else 0
-        steps.append({"dimension": before.model.n_conserved, "selected": D,
-                      "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
-                      "spectrum_head": spectrum[: D_spectrum + 2].tolist(),
-                      "delta": delta, "se": se,
-                      "neg_elbo_per_n_selected": est_new.neg_elbo_per_n,
-                      "neg_elbo_per_n_before": est_old.neg_elbo_per_n,
-                      "kept": "refit" if kept_refit else "before",
-                      **({"built_in_residuals": added, "spectrum_selected": D_spectrum}
-                         if built_in else {}),
-                      **({"refit_learns": True} if refit_learns else {}),
-                      **({"refit_steps": int(refit_steps)} if refit_steps is not None else {}),
-                      **({"grown": grown} if grow else {}),
-                      **({"extended": extended} if extend else {}),
-                      **({"spectrum_samples": int(spectrum_samples)}
-                         if spectrum_samples is not None else {}),
-                      **({"cuts": [{"spectrum_selected": candidates[0][0],
-                                    "gap_ratio": candidates[0][1]}, *tried]}
-                         if cuts > 1 else {})})
-        sig, G = principal_generators(refit.generators())  # the selected quantities
-        res = (conservation_residuals(current, G, x_states, key=k_spec)
-               if G.shape[0] else np.zeros(0))
-        if not kept_refit and before.model.learns_conserved:
-            # what the returned fit is symmetrised over by construction (``B``, its principal
-            # generators), against the selection
-            res_b = conservation_residuals(before, B, x_states, key=k_spec)
-            kept_generators = [{"sigma": float(a), "share": float(b), "residual": float(c)}
-                               for a, b, c in zip(sig_before, span_shares(B, G), res_b,
-                                                  strict=True)]
+        done = complete_selection(current, data, x_states, key=k_final, fit_kwargs=fit_kwargs,
+                                  stopped=stopped, max_residual=max_residual,
+                                  tolerance=tolerance, num_repeats=num_repeats,
+                                  built_in=built_in, refit_learns=refit_learns, cuts=cuts,
+                                  refit_steps=refit_steps, grow=grow, extend=extend,
+                                  spectrum_samples=spectrum_samples)
+        current, continued = done.result, continued + done.continued
+        steps.append(done.step)
+        spectrum, gap_ratio, kept_generators = done.spectrum, done.gap_ratio, done.built_in
+        sig, G, res = done.singular_values, done.generators, done.residuals
     elif decided is not None:
         sig, G, res = decided
     else:

@@ -1,0 +1,210 @@
+"""The completion of :func:`~noether_ppl.inference.select_conserved` (``criterion="conserved"``,
+``complete=True``): after the removals, the dimension is read off what the ELBO-fitted Ĥ
+conserves over the *whole* quadratic space (:func:`conservation_spectrum`, the largest gap
+among the residuals up to ``max_residual``, :func:`spectrum_cuts`), F is refitted with the
+symmetry fixed at those quantities, and the ELBO decides between that refit and the fit the
+quantities were read from. The options (``cuts``, ``extend``, ``grow``, ``built_in``,
+``refit_learns``, ``refit_steps``, ``spectrum_samples``) are documented at
+:func:`~noether_ppl.inference.select_conserved`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from ..data import Trajectories
+from ..geometry import span_basis
+from .conservation import (
+    built_in_parts,
+    conservation_residuals,
+    conservation_spectrum,
+    principal_generators,
+    span_shares,
+    spectrum_cuts,
+)
+from .continuation import continue_fit, model_with
+from .evidence import elbo_difference
+from .result import FitResult
+
+__all__ = ["Completion", "complete_selection"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """What :func:`complete_selection` returns.
+
+    result : the fit returned: the refit at the selected quantities, or, where its ELBO was
+        lower by more than the tolerance, the fit they were read from (``before``).
+    continued : optimisation steps of ``result`` beyond ``before`` (0 where ``before`` is kept).
+    step : the selection step that records it (``reason="spectrum"``;
+        :class:`~noether_ppl.inference.selection.Selection`'s ``steps``).
+    spectrum : ``(P,)`` the residuals of the spectrum the dimension was read from, ascending.
+    gap_ratio : ``r_{D+1} / r_D`` at the selected cut D (None at 0 or P).
+    singular_values, generators, residuals : ``(L,)``, ``(L, M+1, M+1)``, ``(L,)``: the selected
+        quantities in principal form and their residuals under ``result``'s Ĥ.
+    built_in : where ``before`` is kept and learns its generators: its principal generators'
+        σ, share in the selected span and residual (``Selection.built_in``); else None.
+    """
+
+    result: FitResult
+    continued: int
+    step: dict
+    spectrum: np.ndarray
+    gap_ratio: float | None
+    singular_values: np.ndarray
+    generators: np.ndarray
+    residuals: np.ndarray
+    built_in: list | None
+
+
+def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarray, *,
+                       key: jax.Array, fit_kwargs: dict, stopped: list, max_residual: float,
+                       tolerance: float, num_repeats: int, built_in: bool = False,
+                       refit_learns: bool = False, cuts: int = 1,
+                       refit_steps: int | None = None, grow: bool = False,
+                       extend: bool = False, spectrum_samples: int | None = None
+                       ) -> Completion:
+    """Read the dimension off the spectrum of ``before``'s Ĥ on ``x_states (N, M)`` and refit
+    at it (module docstring; the options as at
+    :func:`~noether_ppl.inference.select_conserved`). Continuation fits take ``fit_kwargs``;
+    one that diverges or runs away is noted in ``stopped`` and its last good state used."""
+    k_spec, k_done, k_cmp = jax.random.split(key, 3)
+
+    def read(fitted, k):
+        """The spectrum of ``fitted``'s Ĥ, with ``spectrum_samples`` symmetry samples."""
+        if spectrum_samples is not None and fitted.model.n_conserved:
+            fitted = fitted.with_sym_samples(spectrum_samples)
+        return conservation_spectrum(fitted, x_states, key=k)
+
+    spectrum, S = read(before, k_spec)
+    candidates = spectrum_cuts(spectrum, max_residual, cuts)
+    # An orthonormal basis of the selected span, at the size the ELBO gave the learned
+    # generators (the median σ; 1 when none is left): the size sets how far the measure μ
+    # carries F along each orbit (Eq. 14), and unit size fitted worse on the suite.
+    sig_before, B = principal_generators(before.generators())
+    size = float(np.median(sig_before)) if sig_before.size else 1.0
+    M = data.phase_dim
+    refit_kwargs = {**fit_kwargs, **({} if refit_steps is None
+                                     else {"num_steps": int(refit_steps)})}
+
+    def refit_at(D, k, S=S, start=before):
+        """The refit from ``start`` with the symmetry fixed at the first ``D`` directions of
+        the spectrum ``S`` (and, with ``built_in``, the learned ones outside them):
+        ``(fit, D, residuals of the built-in parts added)``."""
+        basis = (span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D
+                 else np.zeros((0, (M + 1) ** 2)))
+        added = []
+        if built_in and B.shape[0]:
+            extra = built_in_parts(B, basis)
+            if extra.shape[0]:
+                r_extra = conservation_residuals(before, extra.reshape(-1, M + 1, M + 1),
+                                                 x_states, key=k_spec)
+                added = [float(r) for r in r_extra]
+                extra = extra[np.asarray(r_extra) <= max_residual]
+                basis = np.concatenate([basis, extra])
+        G_sel = size * basis.reshape(-1, M + 1, M + 1)
+        fitted = continue_fit(model_with(before.model, basis.shape[0]), start.params, G_sel,
+                              data, k,
+                              refit_kwargs if refit_learns else {**refit_kwargs,
+                                                                 "lr_conserved": 0.0},
+                              stopped, "refit")
+        return fitted, basis.shape[0], added
+
+    # The cut at the largest gap, then (``cuts`` > 1) each next-largest: a later cut's refit
+    # replaces the chosen one only where its ELBO is higher by more than ``tolerance`` plus
+    # twice the standard error of the paired difference.
+    D_spectrum, gap_ratio = candidates[0]
+    refit, D, added = refit_at(D_spectrum, k_done)
+    tried = []
+    for i, (D_c, ratio_c) in enumerate(candidates[1:], start=1):
+        other, D_o, added_o = refit_at(D_c, jax.random.fold_in(k_done, i))
+        d_c, se_c, est_c, _ = elbo_difference(other, refit, data,
+                                              key=jax.random.fold_in(k_cmp, i),
+                                              num_repeats=num_repeats)
+        better = bool(d_c > tolerance + 2.0 * se_c)
+        tried.append({"spectrum_selected": D_c, "selected": D_o, "gap_ratio": ratio_c,
+                      "delta_vs_chosen": d_c, "se": se_c,
+                      "neg_elbo_per_n": est_c.neg_elbo_per_n, "chosen": better})
+        if better:
+            refit, D, added, D_spectrum, gap_ratio = other, D_o, added_o, D_c, ratio_c
+    extended = []
+    while extend and D_spectrum < spectrum.size and spectrum[D_spectrum] <= max_residual:
+        # One direction more than the cut, kept where the ELBO sees it (``extend``).
+        k_e = jax.random.fold_in(k_done, 2000 + D_spectrum)
+        other, D_o, added_o = refit_at(D_spectrum + 1, k_e)
+        d_e, se_e, est_e, _ = elbo_difference(other, refit, data,
+                                              key=jax.random.fold_in(k_cmp, 2000 + D_o),
+                                              num_repeats=num_repeats)
+        better = bool(d_e > tolerance + 2.0 * se_e)
+        extended.append({"spectrum_selected": D_spectrum + 1, "selected": D_o,
+                         "delta_vs_chosen": d_e, "se": se_e,
+                         "neg_elbo_per_n": est_e.neg_elbo_per_n, "chosen": better})
+        if not better:
+            break
+        refit, D, added, D_spectrum = other, D_o, added_o, D_spectrum + 1
+        gap_ratio = (float(spectrum[D_spectrum] / spectrum[D_spectrum - 1])
+                     if D_spectrum < spectrum.size else None)
+    refit_steps_taken = refit.steps
+    grown = []
+    for i in range(M * (M + 1) if grow else 0):  # the dimension grows at most that often
+        # What the refit's own Ĥ conserves: more than it holds, where the symmetry it holds
+        # let F fit the data closer.
+        k_g, k_r, k_c = jax.random.split(jax.random.fold_in(k_done, 1000 + i), 3)
+        spec_g, S_g = read(refit, k_g)
+        D_g, ratio_g = spectrum_cuts(spec_g, max_residual)[0]
+        if D_g <= refit.model.n_conserved:
+            grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g})
+            break
+        other, D_o, added_o = refit_at(D_g, k_r, S=S_g, start=refit)
+        d_g, se_g, est_g, _ = elbo_difference(other, refit, data, key=k_c,
+                                              num_repeats=num_repeats)
+        taken = bool(d_g >= -(tolerance + 2.0 * se_g))
+        grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g, "selected": D_o,
+                      "delta": d_g, "se": se_g, "neg_elbo_per_n": est_g.neg_elbo_per_n,
+                      "kept": taken})
+        if not taken:
+            break
+        refit, D, added, refit_steps_taken = other, D_o, added_o, (refit_steps_taken
+                                                                   + other.steps)
+    delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
+                                                  num_repeats=num_repeats)
+    # The ELBO arbitrates which fit is returned: with non-compact directions at that size the
+    # refit can fit far worse than the fit whose Ĥ the quantities were read from.
+    kept_refit = bool(delta >= -(tolerance + 2.0 * se))
+    result = refit if kept_refit else before
+    head = D_spectrum + 2
+    step = {"dimension": before.model.n_conserved, "selected": D,
+            "reason": "spectrum", "gap_ratio": gap_ratio, "size": size,
+            "spectrum_head": spectrum[:head].tolist(),
+            # the directions of ``spectrum_head`` (unit generators): what a reference can score
+            "spectrum_directions": S[:head].tolist(),
+            "delta": delta, "se": se,
+            "neg_elbo_per_n_selected": est_new.neg_elbo_per_n,
+            "neg_elbo_per_n_before": est_old.neg_elbo_per_n,
+            "kept": "refit" if kept_refit else "before",
+            **({"built_in_residuals": added, "spectrum_selected": D_spectrum}
+               if built_in else {}),
+            **({"refit_learns": True} if refit_learns else {}),
+            **({"refit_steps": int(refit_steps)} if refit_steps is not None else {}),
+            **({"grown": grown} if grow else {}),
+            **({"extended": extended} if extend else {}),
+            **({"spectrum_samples": int(spectrum_samples)}
+               if spectrum_samples is not None else {}),
+            **({"cuts": [{"spectrum_selected": candidates[0][0],
+                          "gap_ratio": candidates[0][1]}, *tried]}
+               if cuts > 1 else {})}
+    sig, G = principal_generators(refit.generators())  # the selected quantities
+    res = (conservation_residuals(result, G, x_states, key=k_spec)
+           if G.shape[0] else np.zeros(0))
+    kept_generators = None
+    if not kept_refit and before.model.learns_conserved:
+        # what the returned fit is symmetrised over by construction (``B``, its principal
+        # generators), against the selection
+        res_b = conservation_residuals(before, B, x_states, key=k_spec)
+        kept_generators = [{"sigma": float(a), "share": float(b), "residual": float(c)}
+                           for a, b, c in zip(sig_before, span_shares(B, G), res_b,
+                                              strict=True)]
+    return Completion(result, refit_steps_taken if kept_refit else 0, step, spectrum,
+                      gap_ratio, sig, G, res, kept_generators)
