@@ -517,17 +517,24 @@ def test_auto_selects_into_a_run_folder_and_resume_keeps_it(tmp_path, capsys):
 
 def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monkeypatch):
     """``inference.select_stop`` and ``inference.select_symmetrised_hnn`` reach
-    ``select_from_fits`` as ``stop`` and ``symmetrised_hnn`` (unset: the package's defaults,
+    ``select_from_fits`` as ``stop`` and ``symmetrised_hnn``, ``inference.select_<option>`` of
+    ``SELECT_FILE_OPTIONS`` as ``select_conserved``'s ``<option>`` (unset: the package's defaults,
     recorded with the run folder: ``test_auto_selects_into_a_run_folder_and_resume_keeps_it``)."""
     from noether_ppl.analysis import auto as auto_module
+    from noether_ppl.experiments.settings import EXPERIMENT_INFERENCE_KEYS, SELECT_FILE_OPTIONS
+    from noether_ppl.inference.select import SELECTION_OPTIONS
 
+    assert all(o in SELECTION_OPTIONS and f"select_{o}" in EXPERIMENT_INFERENCE_KEYS
+               for o in SELECT_FILE_OPTIONS)
     seen = {}
 
     class Stop(Exception):
         pass
 
     def select_from_fits(hnn, razor, data, *, select_kwargs, symmetrised_hnn, **kwargs):
-        seen.update(select={k: select_kwargs[k] for k in ("lr", "stop") if k in select_kwargs},
+        seen.update(select={k: select_kwargs[k] for k in ("lr", "stop", "refit_steps",
+                                                          "extend", "spectrum_samples")
+                            if k in select_kwargs},
                     symmetrised=symmetrised_hnn)
         raise Stop
 
@@ -539,6 +546,16 @@ def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monk
                            "--no-progress", "--no-analysis", "--out", str(tmp_path / "auto"))
     assert code != 0 and "Stop" in err  # the stand-in ended the run once it had its arguments
     assert seen == {"select": {"lr": 1e-3, "stop": "conserved"}, "symmetrised": False}
+    # select_conserved's options under measurement: unset, not passed (its defaults); set,
+    # passed by their own names
+    code, _, err = run_cli(capsys, "fit", "sho-cpu", "--variant", "learned", "--auto",
+                           *tiny("sho-cpu"), "--set", "inference.select_refit_steps=7",
+                           "--set", "inference.select_extend=true",
+                           "--set", "inference.select_spectrum_samples=64",
+                           "--no-progress", "--no-analysis", "--out", str(tmp_path / "opts"))
+    assert code != 0 and "Stop" in err
+    assert {k: v for k, v in seen["select"].items() if k != "lr"} == {
+        "stop": "spectrum", "refit_steps": 7, "extend": True, "spectrum_samples": 64}
 
 
 def learned_train(out):

@@ -15,6 +15,7 @@ import jax
 from .._io import atomic_write_json
 from ..runs.files import is_run_folder, read_run_info
 from ..runs.lock import folder_lock
+from .settings import SELECT_FILE_OPTIONS
 
 __all__ = ["VariantFits", "SELECTION_FILE"]
 
@@ -205,7 +206,10 @@ class VariantFits:
             stop = DEFAULT_STOP if inf.select_stop is None else inf.select_stop
             symmetrised = (DEFAULT_SYMMETRISED_HNN if inf.select_symmetrised_hnn is None
                            else inf.select_symmetrised_hnn)
-            select_kwargs = {**kwargs, "stop": stop,
+            # the selection's options an experiment sets (``select_<option>``; unset: off)
+            options = {name: value for name in SELECT_FILE_OPTIONS
+                       if (value := getattr(inf, f"select_{name}")) is not None}
+            select_kwargs = {**kwargs, "stop": stop, **options,
                              **({} if inf.select_lr is None else {"lr": inf.select_lr})}
             auto = select_from_fits(hnn.result, runs[v.slug].result, self.train, key=key,
                                     num_steps=num_steps, select_steps=steps,
@@ -224,6 +228,7 @@ class VariantFits:
                                    **({} if inf.select_lr is None
                                       else {"select_lr": inf.select_lr}),
                                    "select_stop": stop,
-                                   "select_symmetrised_hnn": symmetrised})
+                                   "select_symmetrised_hnn": symmetrised,
+                                   **{f"select_{k}": v for k, v in options.items()}})
                 atomic_write_json(os.path.join(folder, SELECTION_FILE), auto.to_dict())
                 runs[slug] = self.analysed(open_run(folder, result=auto.result))
