@@ -206,7 +206,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         can fall inside it: from fits holding the true symmetry of two bodies in 2-D it read 6
         of the 7 directions on 5 of 5 keys, and the refit at 7 had the higher ELBO on each
         (``benchmarks/records/two-body-spectrum-refits/``); after the razor's own search it
-        refused the next direction on both keys run, an eighth and a seventh
+        refused the next direction on 5 of 5 keys, a seventh on two, and where the directions
+        were recorded the refused ones lay mostly outside the true span
         (``benchmarks/records/discovery-two-body-extend/``). Off by default: an alternative
         under measurement (``benchmarks/discovery.py --extend``), not the package's rule. The
         last step records each refit tried (``extended``).
@@ -216,7 +217,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         conserved only up to its noise, which blurs the spectrum's leading directions (with
         S = 16 the two-body spectrum's leading 7 were at parallelness 0.36–0.64 to the true
         span, with 256 at 0.984 or more: ``benchmarks/records/two-body-spectrum-samples/``;
-        at 256 the razor's own selection read all 7 on one of the two keys run,
+        at 256 the razor's own selection read the true 7 on two of five keys,
         ``benchmarks/records/discovery-two-body-extend/``). None (default): the model's S.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
