@@ -212,6 +212,9 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"spectrum_samples": args.spectrum_samples}
                                                if getattr(args, "spectrum_samples", None)
                                                else {}),
+                                            **({"evidence_samples": args.evidence_samples}
+                                               if getattr(args, "evidence_samples", None)
+                                               else {}),
                                             "stop": args.stop},
                              criterion=args.criterion,
                              start_directions=args.start_directions,
@@ -356,6 +359,8 @@ def table(rows, args) -> str:
               if getattr(args, "grow", False) else "")
            + (f", the completion's spectra read with {args.spectrum_samples} symmetry samples"
               if getattr(args, "spectrum_samples", None) else "")
+           + (f", the selection's and step 4's ELBO comparisons with {args.evidence_samples} "
+              "symmetry samples" if getattr(args, "evidence_samples", None) else "")
            + (", refitted at one direction more while the ELBO rises (extend)"
               if getattr(args, "extend", False) else "")
            + (", step 4 also continues the HNN with the selected symmetry fixed"
@@ -530,6 +535,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", action="store_true",
                    help="select_conserved(extend=True): after the spectrum's cut, refit at one "
                    "direction more while the ELBO rises (an alternative under measurement)")
+    p.add_argument("--evidence-samples", type=int, default=None,
+                   help="select_conserved(evidence_samples=S'): estimate the selection's ELBO "
+                        "comparisons, and step 4's, with S' symmetry samples (default: the "
+                        "model's S)")
     p.add_argument("--spectrum-samples", type=int, default=None,
                    help="select_conserved(spectrum_samples=S'): read the completion's spectra "
                    "with the fitted H estimated from S' symmetry samples")
@@ -577,6 +586,8 @@ def main(argv=None) -> int:
         p.error(f"--refit-steps: expected a positive int, got {args.refit_steps}")
     if args.spectrum_samples is not None and args.spectrum_samples < 1:
         p.error(f"--spectrum-samples: expected a positive int, got {args.spectrum_samples}")
+    if args.evidence_samples is not None and args.evidence_samples < 1:
+        p.error(f"--evidence-samples: expected a positive int, got {args.evidence_samples}")
     if args.substeps < 1:
         p.error(f"--substeps: expected a positive int, got {args.substeps}")
     if args.dt is not None and not args.dt > 0:

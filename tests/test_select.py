@@ -366,7 +366,7 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
     deltas = iter([(10.0, 1.0), (2.0, 1.0), (0.0, 1.0)])  # at 2, at 3, refit vs before
     calls = []
 
-    def by_hand(a, b, data, *, key, num_repeats):
+    def by_hand(a, b, data, *, key, num_repeats, sym_samples=None):
         calls.append((a.model.n_conserved, b.model.n_conserved))
         d, se = next(deltas)
         return d, se, SimpleNamespace(neg_elbo_per_n=-d), SimpleNamespace(neg_elbo_per_n=0.0)
@@ -422,6 +422,59 @@ def test_with_sym_samples_changes_only_the_number_of_symmetry_samples(fitted):
     for bad in (0, True, 2.0):
         with pytest.raises(ValueError, match="sym_samples"):
             fitted.with_sym_samples(bad)
+
+
+def test_elbo_difference_estimates_symmetric_fits_at_the_given_symmetry_samples(fitted,
+                                                                              tiny_sho):
+    """``sym_samples``: the symmetric fit is estimated as ``with_sym_samples`` would give it
+    (to the bit), the plain HNN as it is; another S is another estimate; bad S is refused."""
+    hnn = inference.fit(NoetherRazor(ModelSpec(hidden=(8,), n_conserved=0, dtype="float64"),
+                                     phase_dim=2), tiny_sho, key=jax.random.key(1),
+                        num_steps=3, progress_bar=False)
+    k = jax.random.key(4)
+    got = elbo_difference(fitted, hnn, tiny_sho, key=k, num_repeats=3, sym_samples=32)
+    want = elbo_difference(fitted.with_sym_samples(32), hnn, tiny_sho, key=k, num_repeats=3)
+    assert got[:2] == want[:2] and got[3] == want[3]
+    at_s = elbo_difference(fitted, hnn, tiny_sho, key=k, num_repeats=3)
+    assert got[0] != at_s[0] and got[3] == at_s[3]  # the HNN's estimate unchanged
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="sym_samples"):
+            elbo_difference(fitted, hnn, tiny_sho, key=k, num_repeats=3, sym_samples=bad)
+
+
+def test_evidence_samples_reach_every_comparison_of_the_selection_and_step_four(
+        fitted, tiny_sho, monkeypatch):
+    """``evidence_samples``: each ELBO comparison of the selection (here the refit against
+    the fit before it) and both of step 4's get ``sym_samples``; the step records it."""
+    from noether_ppl.analysis import auto as auto_module
+    from noether_ppl.inference import complete as complete_module
+
+    seen = []
+
+    def recorded(real):
+        def difference(a, b, data, **kwargs):
+            seen.append(kwargs.get("sym_samples"))
+            return real(a, b, data, **kwargs)
+        return difference
+
+    for module in (complete_module, auto_module):
+        monkeypatch.setattr(module, "elbo_difference", recorded(module.elbo_difference))
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=2, lr=1e-3,
+                           evidence_samples=9)
+    assert seen == [9] and sel.steps[-1]["evidence_samples"] == 9
+    seen.clear()
+    hnn = inference.fit(NoetherRazor(ModelSpec(hidden=(8,), n_conserved=0, dtype="float64"),
+                                     phase_dim=2), tiny_sho, key=jax.random.key(1),
+                        num_steps=3, progress_bar=False)
+    auto = analysis.select_from_fits(hnn, fitted, tiny_sho, key=jax.random.key(3),
+                                     num_steps=3, select_steps=2, num_repeats=2,
+                                     select_kwargs={"lr": 1e-3, "evidence_samples": 9})
+    # the discovered start's comparison at the model's S; the selection's and step 4's at 9
+    assert seen[0] is None and seen[1:] == [9] * (len(seen) - 1) and len(seen) >= 3
+    assert auto.selection.steps[-1]["evidence_samples"] == 9
+    with pytest.raises(ValueError, match="evidence_samples"):
+        select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=2,
+                         evidence_samples=0)
 
 
 def test_spectrum_dimension_cuts_at_the_largest_gap_below_the_bound():
@@ -481,8 +534,9 @@ def test_cuts_refit_the_next_gap_and_keep_it_only_on_a_higher_elbo(fitted, tiny_
     assert kept.dimension == 4 == kept.result.model.n_conserved
     calls = []
 
-    def favour_the_second(a, b, data, *, key, num_repeats):
-        out = real_difference(a, b, data, key=key, num_repeats=num_repeats)
+    def favour_the_second(a, b, data, *, key, num_repeats, sym_samples=None):
+        out = real_difference(a, b, data, key=key, num_repeats=num_repeats,
+                              sym_samples=sym_samples)
         calls.append(a.model.n_conserved)
         return (1e13, *out[1:]) if len(calls) == 1 else out
 

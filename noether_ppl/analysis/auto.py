@@ -272,7 +272,8 @@ def fit_auto(model: NoetherRazor, data: Trajectories, *, key: jax.Array, num_ste
     num_steps : steps of the HNN fit and of each razor fit (``fit_kwargs`` go to all three).
     select_steps : steps of each continuation fit of the selection (default
         ``num_steps // 4``); ``select_kwargs`` replace ``fit_kwargs`` there (e.g. a lower
-        ``lr``).
+        ``lr``) and hold the options of the selection (``SELECTION_OPTIONS``); its
+        ``evidence_samples`` also sets the symmetry samples of step 4's ELBO comparisons.
     num_repeats, tolerance, max_residual, criterion : of the ELBO comparisons and the selection
         (:func:`~noether_ppl.inference.select_conserved`).
     discover_points : training states (at most) at which the HNN's Hamiltonian is examined.
@@ -346,6 +347,9 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
     model = razor.model
     select_steps = max(1, int(num_steps) // 4) if select_steps is None else select_steps
     select_kwargs = dict(fit_kwargs) if select_kwargs is None else dict(select_kwargs)
+    # the selection's ``evidence_samples`` also sets step 4's comparisons
+    evidence = {"sym_samples": select_kwargs["evidence_samples"]} \
+        if select_kwargs.get("evidence_samples") is not None else {}
     fit_kwargs = {"progress_bar": False, **fit_kwargs}
     k_pts, k_disc, k_fit, k_init, k_cmp, k_sel = keys
     wall = {}
@@ -396,14 +400,14 @@ def _select(hnn, razor, data, keys, *, num_steps, select_steps, select_kwargs, n
         if sym_stop is None:
             d_sym, se_sym, _, _ = elbo_difference(symmetrised, selection.result, data,
                                                   key=jax.random.fold_in(k_cmp, 4),
-                                                  num_repeats=num_repeats)
+                                                  num_repeats=num_repeats, **evidence)
             sym = {"delta": d_sym, "se": se_sym}
             chosen = symmetrised if d_sym > 0 else chosen
         else:
             symmetrised, sym = None, {"stopped": sym_stop}
     hnn_delta, hnn_se, est_sym, est_hnn = elbo_difference(chosen, compared, data,
                                                           key=jax.random.fold_in(k_cmp, 1),
-                                                          num_repeats=num_repeats)
+                                                          num_repeats=num_repeats, **evidence)
     runaway = None
     if ran_away(est_sym.neg_elbo_per_n, est_hnn.neg_elbo_per_n):
         runaway = {"neg_elbo_per_n": est_sym.neg_elbo_per_n,

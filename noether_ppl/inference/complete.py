@@ -4,8 +4,8 @@ conserves over the *whole* quadratic space (:func:`conservation_spectrum`, the l
 among the residuals up to ``max_residual``, :func:`spectrum_cuts`), F is refitted with the
 symmetry fixed at those quantities, and the ELBO decides between that refit and the fit the
 quantities were read from. The options (``cuts``, ``extend``, ``grow``, ``built_in``,
-``refit_learns``, ``refit_steps``, ``spectrum_samples``) are documented at
-:func:`~noether_ppl.inference.select_conserved`."""
+``refit_learns``, ``refit_steps``, ``spectrum_samples``, ``evidence_samples``) are documented
+at :func:`~noether_ppl.inference.select_conserved`."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                        tolerance: float, num_repeats: int, built_in: bool = False,
                        refit_learns: bool = False, cuts: int = 1,
                        refit_steps: int | None = None, grow: bool = False,
-                       extend: bool = False, spectrum_samples: int | None = None
-                       ) -> Completion:
+                       extend: bool = False, spectrum_samples: int | None = None,
+                       evidence_samples: int | None = None) -> Completion:
     """Read the dimension off the spectrum of ``before``'s Ĥ on ``x_states (N, M)`` and refit
     at it (module docstring; the options as at
     :func:`~noether_ppl.inference.select_conserved`). Continuation fits take ``fit_kwargs``;
@@ -77,6 +77,11 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
         if spectrum_samples is not None and fitted.model.n_conserved:
             fitted = fitted.with_sym_samples(spectrum_samples)
         return conservation_spectrum(fitted, x_states, key=k)
+
+    def compare(a, b, k):
+        """The paired ELBO difference a − b (``evidence_samples`` symmetry samples)."""
+        return elbo_difference(a, b, data, key=k, num_repeats=num_repeats,
+                               sym_samples=evidence_samples)
 
     spectrum, S = read(before, k_spec)
     candidates = spectrum_cuts(spectrum, max_residual, cuts)
@@ -120,9 +125,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
     tried = []
     for i, (D_c, ratio_c) in enumerate(candidates[1:], start=1):
         other, D_o, added_o = refit_at(D_c, jax.random.fold_in(k_done, i))
-        d_c, se_c, est_c, _ = elbo_difference(other, refit, data,
-                                              key=jax.random.fold_in(k_cmp, i),
-                                              num_repeats=num_repeats)
+        d_c, se_c, est_c, _ = compare(other, refit, jax.random.fold_in(k_cmp, i))
         better = bool(d_c > tolerance + 2.0 * se_c)
         tried.append({"spectrum_selected": D_c, "selected": D_o, "gap_ratio": ratio_c,
                       "delta_vs_chosen": d_c, "se": se_c,
@@ -134,9 +137,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
         # One direction more than the cut, kept where the ELBO sees it (``extend``).
         k_e = jax.random.fold_in(k_done, 2000 + D_spectrum)
         other, D_o, added_o = refit_at(D_spectrum + 1, k_e)
-        d_e, se_e, est_e, _ = elbo_difference(other, refit, data,
-                                              key=jax.random.fold_in(k_cmp, 2000 + D_o),
-                                              num_repeats=num_repeats)
+        d_e, se_e, est_e, _ = compare(other, refit, jax.random.fold_in(k_cmp, 2000 + D_o))
         better = bool(d_e > tolerance + 2.0 * se_e)
         extended.append({"spectrum_selected": D_spectrum + 1, "selected": D_o,
                          "delta_vs_chosen": d_e, "se": se_e,
@@ -158,8 +159,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
             grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g})
             break
         other, D_o, added_o = refit_at(D_g, k_r, S=S_g, start=refit)
-        d_g, se_g, est_g, _ = elbo_difference(other, refit, data, key=k_c,
-                                              num_repeats=num_repeats)
+        d_g, se_g, est_g, _ = compare(other, refit, k_c)
         taken = bool(d_g >= -(tolerance + 2.0 * se_g))
         grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g, "selected": D_o,
                       "delta": d_g, "se": se_g, "neg_elbo_per_n": est_g.neg_elbo_per_n,
@@ -168,8 +168,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
             break
         refit, D, added, refit_steps_taken = other, D_o, added_o, (refit_steps_taken
                                                                    + other.steps)
-    delta, se, est_new, est_old = elbo_difference(refit, before, data, key=k_cmp,
-                                                  num_repeats=num_repeats)
+    delta, se, est_new, est_old = compare(refit, before, k_cmp)
     # The ELBO arbitrates which fit is returned: with non-compact directions at that size the
     # refit can fit far worse than the fit whose Ĥ the quantities were read from.
     kept_refit = bool(delta >= -(tolerance + 2.0 * se))
@@ -192,6 +191,8 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
             **({"extended": extended} if extend else {}),
             **({"spectrum_samples": int(spectrum_samples)}
                if spectrum_samples is not None else {}),
+            **({"evidence_samples": int(evidence_samples)}
+               if evidence_samples is not None else {}),
             **({"cuts": [{"spectrum_selected": candidates[0][0],
                           "gap_ratio": candidates[0][1]}, *tried]}
                if cuts > 1 else {})}

@@ -129,16 +129,23 @@ def elbo_estimate(result: FitResult, data: Trajectories, *, key: jax.Array,
 
 
 def elbo_difference(a: FitResult, b: FitResult, data: Trajectories, *, key: jax.Array,
-                    num_repeats: int = DEFAULT_REPEATS,
-                    chunk: int = 8192) -> tuple[float, float, ElboEstimate, ElboEstimate]:
+                    num_repeats: int = DEFAULT_REPEATS, chunk: int = 8192,
+                    sym_samples: int | None = None
+                    ) -> tuple[float, float, ElboEstimate, ElboEstimate]:
     """``(d, se, est_a, est_b)``: the total ELBO of ``a`` minus that of ``b`` in nats on the
     pairs of ``data`` (positive: ``a`` has the higher evidence bound), the standard error of
     that difference over ``num_repeats`` paired evaluations on the same keys, and the two
-    estimates."""
+    estimates. With ``sym_samples``, each fit with conserved quantities is estimated with Ĥ
+    from that many symmetry samples instead of its model's S (Eq. 14;
+    :meth:`FitResult.with_sym_samples`: the same parameters, another Monte-Carlo estimate of
+    the same symmetrised Ĥ); a fit without them (the plain HNN) is unchanged."""
     _check(a, data, key)
     _check(b, data, key)
     num_repeats = _check_count("num_repeats", num_repeats)
     chunk = _check_count("chunk", chunk)
+    if sym_samples is not None:
+        sym_samples = _check_count("sym_samples", sym_samples)
+        a, b = (f.with_sym_samples(sym_samples) if f.model.n_conserved else f for f in (a, b))
     keys = jax.random.split(key, num_repeats)
     nll_a, kl_a, N = _repeats(a, data, keys, chunk)
     nll_b, kl_b, _ = _repeats(b, data, keys, chunk)

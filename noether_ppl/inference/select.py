@@ -103,7 +103,7 @@ run with K = true + 1 (``discovery-stop-symmetrised/`` against ``discovery-true-
 
 SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts", "stop",
                      "max_residual", "tolerance", "num_repeats", "refit_steps", "grow",
-                     "extend", "spectrum_samples")
+                     "extend", "spectrum_samples", "evidence_samples")
 """The keyword arguments of :func:`select_conserved` that are its own, not
 :func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
 fit)."""
@@ -116,7 +116,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      built_in: bool = False, refit_learns: bool = False, cuts: int = 1,
                      stop: str = DEFAULT_STOP, refit_steps: int | None = None,
                      grow: bool = False, extend: bool = False,
-                     spectrum_samples: int | None = None, **fit_kwargs) -> Selection:
+                     spectrum_samples: int | None = None,
+                     evidence_samples: int | None = None, **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
     supported by the ELBO (module docstring).
@@ -219,6 +220,17 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         span, with 256 at 0.984 or more: ``benchmarks/records/two-body-spectrum-samples/``;
         at 256 the razor's own selection read the true 7 on two of five keys,
         ``benchmarks/records/discovery-two-body-extend/``). None (default): the model's S.
+    evidence_samples : every ELBO comparison of the selection (the removals' with
+        ``criterion="elbo"``, the refit against the fit before it, ``cuts``, ``extend``,
+        ``grow``) estimates each symmetric fit with Ĥ from this many symmetry samples instead
+        of the model's S (:func:`~noether_ppl.inference.elbo_difference`'s ``sym_samples``;
+        the fits themselves are unchanged); :func:`~noether_ppl.analysis.fit_auto` also
+        compares the selection with the plain HNN so. With S = 16 the Monte-Carlo Ĥ's
+        estimate can rank a fit whose Ĥ conserves the true span below the plain HNN where
+        256 samples rank it above (two bodies, key 4:
+        ``benchmarks/records/discovery-two-body-extend/``). None (default): the model's S.
+        Not yet measured in the selection itself: an alternative under measurement
+        (``benchmarks/discovery.py --evidence-samples``), not the package's rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
         does not end the selection: it goes on from that fit's last good state
@@ -236,7 +248,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     if stop not in STOPS:
         raise ValueError(f"Unknown `stop` {stop!r}; expected one of {STOPS}.")
     check_int("cuts", cuts)
-    for name, value in (("refit_steps", refit_steps), ("spectrum_samples", spectrum_samples)):
+    for name, value in (("refit_steps", refit_steps), ("spectrum_samples", spectrum_samples),
+                        ("evidence_samples", evidence_samples)):
         if value is not None:
             check_int(name, value)
     if isinstance(max_residual, bool) or not isinstance(max_residual, (int, float)) or not (
@@ -290,7 +303,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         keep = continue_fit(current.model, current.params, G, data,
                             jax.random.fold_in(k_keep, 1), fit_kwargs, stopped, "kept")
         delta, se, est_drop, est_keep = elbo_difference(drop, keep, data, key=k_eval,
-                                                        num_repeats=num_repeats)
+                                                        num_repeats=num_repeats,
+                                                        sym_samples=evidence_samples)
         accepted = bool(delta >= -(tolerance + 2.0 * se))
         step.update(reason="ELBO", delta=delta, se=se,
                     neg_elbo_per_n_without=est_drop.neg_elbo_per_n,
@@ -310,7 +324,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                                   tolerance=tolerance, num_repeats=num_repeats,
                                   built_in=built_in, refit_learns=refit_learns, cuts=cuts,
                                   refit_steps=refit_steps, grow=grow, extend=extend,
-                                  spectrum_samples=spectrum_samples)
+                                  spectrum_samples=spectrum_samples,
+                                  evidence_samples=evidence_samples)
         current, continued = done.result, continued + done.continued
         steps.append(done.step)
         spectrum, gap_ratio, kept_generators = done.spectrum, done.gap_ratio, done.built_in
