@@ -52,8 +52,6 @@ from record import add_rebuild_argument, read_record, rewrite_record, write_reco
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
-from noether_ppl.geometry import span_basis
-from noether_ppl.inference.conservation import span_shares
 from noether_ppl.inference.select import (
     DEFAULT_MAX_RESIDUAL,
     DEFAULT_STOP,
@@ -126,25 +124,20 @@ def spectrum_scores(steps, truth) -> dict:
     """Scoring only: where the directions of the completion's spectrum lie against the true
     span ``truth (L, M+1, M+1)``. From the last selection step's ``spectrum_directions`` (the
     spectrum's first D + 2 directions, D its selected cut): ``spectrum_true_shares``, each
-    direction's share in the true span (``span_shares``: 1 inside it, 0 orthogonal), and
-    ``spectrum_first_true_par``, the cosine of the largest principal angle between the span of
-    the spectrum's first L directions and the true span (1: they are the true span; None where
-    fewer than L were recorded). {} where no spectrum was read (or L = 0)."""
+    direction's parallelness to the true span (``analysis.parallelness``: 1 inside it, 0
+    orthogonal), and ``spectrum_first_true_par``, the smallest cosine of the principal angles
+    between the span of the spectrum's first L directions and the true span
+    (``analysis.subspace_cosines``; 1: they are the true span; None where fewer than L
+    independent directions were recorded). {} where no spectrum was read (or L = 0)."""
     last = steps[-1] if steps else {}
     directions = last.get("spectrum_directions")
     L = truth.shape[0]
     if directions is None or L == 0:
         return {}
     S = np.asarray(directions, np.float64)
-    out = {"spectrum_true_shares": span_shares(S, truth).tolist(),
-           "spectrum_first_true_par": None}
-    if S.shape[0] >= L:
-        Q_s = span_basis(S[:L]).reshape(-1, S[0].size)
-        Q_t = span_basis(truth).reshape(-1, S[0].size)
-        if Q_s.shape[0] == L:  # the first L directions independent
-            out["spectrum_first_true_par"] = float(np.linalg.svd(Q_s @ Q_t.T,
-                                                                 compute_uv=False)[-1])
-    return out
+    cosines = analysis.subspace_cosines(S[:L], truth)
+    return {"spectrum_true_shares": analysis.parallelness(S, truth).tolist(),
+            "spectrum_first_true_par": float(cosines[-1]) if cosines.size == L else None}
 
 
 def n_conserved_of(args, L: int, M: int) -> int:
