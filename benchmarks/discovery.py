@@ -353,7 +353,8 @@ def table(rows, args) -> str:
            + (f", the completion's spectra read with {args.spectrum_samples} symmetry samples"
               if getattr(args, "spectrum_samples", None) else "")
            + (f", the selection's and step 4's ELBO comparisons with {args.evidence_samples} "
-              "symmetry samples" if getattr(args, "evidence_samples", None) else "")
+              f"symmetry samples (the −ELBO/N columns at the models' S = {args.sym_samples})"
+              if getattr(args, "evidence_samples", None) else "")
            + (", refitted at one direction more while the ELBO rises (extend)"
               if getattr(args, "extend", False) else "")
            + (", step 4 also continues the HNN with the selected symmetry fixed"

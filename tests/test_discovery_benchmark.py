@@ -74,6 +74,11 @@ def test_the_table_scores_step_four_with_more_symmetry_samples_per_key():
     # without the option the table has no such section
     del args.eval_sym_samples
     assert "| S |" not in discovery.table([flipped], args)
+    # with the selection's comparisons at S' the caption says at which S the columns are
+    assert "comparisons with" not in discovery.table([flipped], args)
+    args.evidence_samples = 256
+    assert ("the selection's and step 4's ELBO comparisons with 256 symmetry samples (the "
+            "−ELBO/N columns at the models' S = 16)") in discovery.table([flipped], args)
 
 
 def test_the_benchmark_runs_the_packages_rule_and_reads_older_records_as_theirs():
