@@ -209,9 +209,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         (``benchmarks/records/two-body-spectrum-refits/``); after the razor's own search it
         refused the next direction on 5 of 5 keys
         (``benchmarks/records/discovery-two-body-extend/``): an eighth on keys 0 and 4 and a
-        ninth on key 3 (shares 0.49, 0.25, 0.16 in the true span, recorded with ``evidence_samples=256`` on
-        the same fits), a seventh that is a true direction
-        (share 0.988) on keys 1 and 2, whose refit lost to the refit at six
+        ninth on key 3 (shares 0.49, 0.25, 0.16 in the true span, recorded with
+        ``evidence_samples=256`` on the same fits), a seventh that is a true direction (share
+        0.988) on keys 1 and 2, whose refit lost to the refit at six
         (``benchmarks/records/discovery-two-body-evidence/``). Off by default: an alternative
         under measurement (``benchmarks/discovery.py --extend``), not the package's rule. The
         last step records each refit tried (``extended``).
