@@ -1,0 +1,112 @@
+"""``benchmarks/fresh_refits.py``: the extension's refits at D and D + 1 fitted from a fresh
+start at the directions a discovery record read."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import discovery  # noqa: E402
+import fresh_refits  # noqa: E402
+
+from noether_ppl import inference, models, systems  # noqa: E402
+from noether_ppl.geometry import span_basis  # noqa: E402
+
+SETTINGS = {"trajectories": 3, "points": 3, "dt": 0.2, "hidden": [8], "sym_samples": 4,
+            "noise_variance": 1e-3, "integrator": "rk4", "substeps": 1,
+            "mc_likelihood": "plug-in", "mc_groups": 2, "lr": 3e-3, "batch_size": 3,
+            "steps": 3, "refit_steps": 2, "extend": True}
+
+
+def sho_row(key: int = 0) -> dict:
+    """A discovery row of the oscillator whose completion cut at 1 and refused a 2nd
+    direction: its first three spectrum directions are unit quadratic generators
+    ``[[J A, J b], [0, 0]]`` (Eq. 4) of random symmetric A and b."""
+    rng = np.random.default_rng(key)
+    J = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    directions = np.zeros((3, 3, 3))
+    for G in directions:
+        A = rng.normal(size=(2, 2))
+        G[:2, :2], G[:2, 2] = J @ (A + A.T), J @ rng.normal(size=2)
+    directions /= np.linalg.norm(directions.reshape(3, -1), axis=1)[:, None, None]
+    step = {"reason": "spectrum", "spectrum_directions": directions.tolist(), "size": 0.8,
+            "kept": "before", "neg_elbo_per_n_selected": -1.5,
+            "extended": [{"spectrum_selected": 2, "selected": 2, "delta_vs_chosen": -40.0,
+                          "se": 5.0, "neg_elbo_per_n": -1.2, "chosen": False}]}
+    return {"system": "sho", "key": key, "selection": {"steps": [step]},
+            "spectrum_true_shares": [0.99, 0.30, 0.10]}
+
+
+def test_read_cut_is_the_records_cut_its_directions_and_its_continued_refits():
+    got = fresh_refits.read_cut(sho_row())
+    assert got["cut"] == 1 and got["directions"].shape == (3, 3, 3) and got["size"] == 0.8
+    # the completion's refit at the cut is recorded whichever fit it kept
+    assert got["at_cut"] == {"neg_elbo_per_n": -1.5}
+    assert got["one_more"] == {"neg_elbo_per_n": -1.2, "delta": -40.0, "se": 5.0}
+    plain = sho_row()
+    del plain["selection"]["steps"][0]["extended"]
+    with pytest.raises(ValueError, match="no extension"):
+        fresh_refits.read_cut(plain)
+    shifted = sho_row()
+    shifted["selection"]["steps"][0]["extended"][0]["spectrum_selected"] = 3
+    with pytest.raises(ValueError, match="not one past the cut 1"):
+        fresh_refits.read_cut(shifted)
+
+
+def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_difference():
+    """By hand: the same data, fit key and fixed generators give the same fits, so the row's
+    difference is the paired ELBO difference of fits made here."""
+    row = sho_row()
+    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2)
+    got = fresh_refits.run_one(row, SETTINGS, args)
+    system = systems.PAPER["sho"]()
+    train = discovery.train_data(system, 0, trajectories=3, points=3, dt=0.2)
+    spec = models.ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, measure="ball",
+                            measure_scale=float(np.pi), noise_variance=1e-3, integrator="rk4",
+                            substeps=1)
+    S = np.asarray(row["selection"]["steps"][0]["spectrum_directions"])
+    k_fit = jax.random.fold_in(jax.random.key(0), fresh_refits.FIT_FOLD)
+    fits = {}
+    for d in (1, 2):
+        G = 0.8 * span_basis(S[:d]).reshape(-1, 3, 3)
+        fits[d] = inference.fit(fresh_refits.fixed_model(spec, G, 2), train, key=k_fit,
+                                num_steps=3, lr=3e-3, batch_size=3, progress_bar=False)
+        np.testing.assert_allclose(fits[d].generators(), G, atol=1e-6)  # held fixed
+    d, se, est_2, est_1 = inference.elbo_difference(fits[2], fits[1], train,
+                                                    key=jax.random.key(9), num_repeats=2,
+                                                    sym_samples=8)
+    fresh = got["fresh"]
+    assert fresh["one_more"]["delta"] == pytest.approx(d, rel=1e-5)
+    assert fresh["one_more"]["se"] == pytest.approx(se, rel=1e-5)
+    assert fresh["at_cut"]["neg_elbo_per_n"] == pytest.approx(est_1.neg_elbo_per_n, rel=1e-5)
+    assert fresh["one_more"]["chosen"] == bool(d > 1.0 + 2.0 * se)
+    assert got["cut"] == 1 and got["share_one_more"] == 0.30
+    assert got["continuation"]["one_more"]["delta"] == -40.0
+
+
+def test_table_counts_kept_directions_inside_and_outside_the_true_span():
+    args = argparse.Namespace(source="discovery-x", source_settings={**SETTINGS, "steps": 16},
+                              steps=16, num_repeats=32, evidence_samples=256, par=0.95)
+
+    def row(key, share, delta, se):
+        return {"key": key, "cut": 6, "share_one_more": share, "stopped": [],
+                "fit_s_6": 10.0, "fit_s_7": 12.0, "test_mse_6": 1e-2, "test_mse_7": 2e-2,
+                "fresh": {"at_cut": {"neg_elbo_per_n": -2.0},
+                          "one_more": {"neg_elbo_per_n": -2.5, "delta": delta, "se": se,
+                                       "chosen": delta > 1.0 + 2.0 * se}},
+                "continuation": {"at_cut": {"neg_elbo_per_n": -1.0},
+                                 "one_more": {"neg_elbo_per_n": -0.5, "delta": -379.0,
+                                              "se": 36.0}}}
+
+    rows = [row(1, 0.99, 120.0, 20.0), row(2, 0.99, 10.0, 20.0), row(4, 0.25, -50.0, 10.0)]
+    text = fresh_refits.table(rows, args)
+    assert ("| 1 | 6 | 0.99 | -2.00 / -1.00 | -2.50 / -0.50 | +120 ± 20 ✓ | -379 ± 36 | "
+            "1.000e-02 / 2.000e-02 | 22 | – |") in text
+    assert "+10 ± 20 ✗" in text
+    assert ("kept on 1/2 keys where it lies in the true span (share > 0.95) and on 0/1 "
+            "where it does not.") in text
