@@ -62,7 +62,7 @@ def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_d
     """By hand: the same data, fit key and fixed generators give the same fits, so the row's
     difference is the paired ELBO difference of fits made here."""
     row = sho_row()
-    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2)
+    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=False)
     got = fresh_refits.run_one(row, SETTINGS, args)
     system = systems.PAPER["sho"]()
     train = discovery.train_data(system, 0, trajectories=3, points=3, dt=0.2)
