@@ -60,9 +60,10 @@ def test_read_cut_is_the_records_cut_its_directions_and_its_continued_refits():
 
 def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_difference():
     """By hand: the same data, fit key and fixed generators give the same fits, so the row's
-    difference is the paired ELBO difference of fits made here."""
+    differences are the paired ELBO differences of fits made here (with ``true``, also the
+    fit at the oscillator's SO(2) at the same size)."""
     row = sho_row()
-    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=False)
+    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=True)
     got = fresh_refits.run_one(row, SETTINGS, args)
     system = systems.PAPER["sho"]()
     train = discovery.train_data(system, 0, trajectories=3, points=3, dt=0.2)
@@ -72,8 +73,8 @@ def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_d
     S = np.asarray(row["selection"]["steps"][0]["spectrum_directions"])
     k_fit = jax.random.fold_in(jax.random.key(0), fresh_refits.FIT_FOLD)
     fits = {}
-    for d in (1, 2):
-        G = 0.8 * span_basis(S[:d]).reshape(-1, 3, 3)
+    for d, directions in ((1, S[:1]), (2, S[:2]), ("true", system.generators())):
+        G = 0.8 * span_basis(np.asarray(directions)).reshape(-1, 3, 3)
         fits[d] = inference.fit(fresh_refits.fixed_model(spec, G, 2), train, key=k_fit,
                                 num_steps=3, lr=3e-3, batch_size=3, progress_bar=False)
         np.testing.assert_allclose(fits[d].generators(), G, atol=1e-6)  # held fixed
@@ -85,7 +86,12 @@ def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_d
     assert fresh["one_more"]["se"] == pytest.approx(se, rel=1e-5)
     assert fresh["at_cut"]["neg_elbo_per_n"] == pytest.approx(est_1.neg_elbo_per_n, rel=1e-5)
     assert fresh["one_more"]["chosen"] == bool(d > 1.0 + 2.0 * se)
-    assert got["cut"] == 1 and got["share_one_more"] == 0.30
+    d_t, se_t, est_t, _ = inference.elbo_difference(fits["true"], fits[1], train,
+                                                    key=jax.random.key(9), num_repeats=2,
+                                                    sym_samples=8)
+    assert fresh["true"]["delta"] == pytest.approx(d_t, rel=1e-5)
+    assert fresh["true"]["neg_elbo_per_n"] == pytest.approx(est_t.neg_elbo_per_n, rel=1e-5)
+    assert got["cut"] == 1 and got["share_one_more"] == 0.30 and got["true_dim"] == 1
     assert got["continuation"]["one_more"]["delta"] == -40.0
 
 
@@ -110,3 +116,10 @@ def test_table_counts_kept_directions_inside_and_outside_the_true_span():
     assert "+10 ± 20 ✗" in text
     assert ("kept on 1/2 keys where it lies in the true span (share > 0.95) and on 0/1 "
             "where it does not.") in text
+    assert "true span" not in text.split("does not.")[1]  # no diagnostic without --true
+    rows[0]["true_dim"], rows[0]["test_mse_true"] = 7, 3e-2
+    rows[0]["fresh"]["true"] = {"neg_elbo_per_n": -2.3, "delta": 135.0, "se": 30.0,
+                                "chosen": True}
+    text = fresh_refits.table(rows, args)
+    assert "| 1 | 7 | -2.30 | +135 ± 30 ✓ | 3.000e-02 |" in text
+    assert text.count("| 7 | -2.") == 1  # only the row with the diagnostic
