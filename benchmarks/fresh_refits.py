@@ -23,17 +23,27 @@ record's continuation refits' (same S'; another evaluation key). The (D+1)-th di
 share in the true span (from the record) and the fits' one-step test MSE only score: no
 ground truth enters a fit or a comparison.
 
-``--true`` adds a diagnostic that ground truth fixes: a third fresh fit, the symmetry held
-fixed at an orthonormal basis of the *true* span (``system.generators()``) at the same size,
-and its paired ELBO difference against the fit at D. Where the spectrum's D + 1 directions lose
-to its D but the true span wins, the (D+1)-th direction read is not accurate enough; where the
-true span loses too, the evidence at this size prefers fewer directions than the system
-conserves.
+``--fits`` chooses the fresh fits set against the fit at D (each from the same fresh start,
+its paired ELBO difference against that fit):
+
+- ``one-more`` (the default): at the record's first D + 1 directions, as above;
+- ``true`` (or ``--true``): a diagnostic that ground truth fixes, at an orthonormal basis of
+  the *true* span (``system.generators()``) at the same size. Where the record's D + 1
+  directions lose to its D but the true span wins, the (D+1)-th direction read is not accurate
+  enough; where the true span loses too, the evidence at this size prefers fewer directions
+  than the system conserves;
+- ``reread``: the spectrum read again from the fresh fit at D's own Ĥ (``--spectrum-samples``,
+  the source's by default; the selection's rule, as ``select_conserved(grow=True)`` reads a
+  refit) and a fit at its first D + 1 directions: does a fit symmetrised over the first D,
+  not the learned fit, point at a more accurate (D+1)-th direction? Scoring records that
+  direction's share in the true span and its span's parallelness.
 
 Usage::
 
     python fresh_refits.py --source discovery-two-body-evidence --keys 1 2 --true \\
         --topic two-body-fresh-refits
+    python fresh_refits.py --source discovery-two-body-evidence --keys 1 2 --fits reread \\
+        --topic two-body-fresh-reread
 
 The record is written after every key (``--resume`` continues it with the same settings).
 """
@@ -54,8 +64,9 @@ from noether_ppl import analysis, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.geometry import span_basis
 from noether_ppl.inference import DivergenceError, elbo_difference, fit
+from noether_ppl.inference.conservation import conservation_spectrum, spectrum_cuts
 from noether_ppl.inference.evidence import DEFAULT_REPEATS
-from noether_ppl.inference.select import DEFAULT_TOLERANCE
+from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL, DEFAULT_TOLERANCE
 
 FIT_FOLD = 17
 """The fresh fits' key: ``fold_in(key(k), FIT_FOLD)`` for data-and-fit key k."""
@@ -106,71 +117,115 @@ def run_one(row: dict, settings: dict, args) -> dict:
                             mc_groups=settings.get("mc_groups", models.ModelSpec().mc_groups))
     read = read_cut(row)
     D, S = read["cut"], read["directions"]
+    truth = np.asarray(system.generators(), np.float64)
     k_fit = jax.random.fold_in(jax.random.key(key), FIT_FOLD)
     fits, out = {}, {"system": row["system"], "key": key, "cut": D, "stopped": [],
-                     "true_dim": int(system.generators().shape[0]),
+                     "true_dim": int(truth.shape[0]),
+                     "size": args.size_scale * read["size"],
                      "share_one_more": row["spectrum_true_shares"][D],
+                     "record_first_par": (row.get("spectrum_first_true_par")
+                                          if D + 1 == truth.shape[0] else None),
                      "continuation": {"at_cut": read["at_cut"], "one_more": read["one_more"]}}
-    bases = {D: S[:D], D + 1: S[:D + 1]}
-    if args.true:  # scoring's diagnostic: the true span at the same size
-        bases["true"] = np.asarray(system.generators(), np.float64)
-    for d, directions in bases.items():
-        G = read["size"] * span_basis(directions).reshape(-1, M + 1, M + 1)
+    states = np.asarray(train.states, np.float64).reshape(-1, M)
+
+    def fit_at(name, directions):
+        """The fresh fit at ``size`` times an orthonormal basis of ``directions``."""
+        G = out["size"] * span_basis(directions).reshape(-1, M + 1, M + 1)
         t = time.perf_counter()
         try:
-            fits[d] = fit(fixed_model(spec, G, M), train, key=k_fit, num_steps=args.steps,
-                          lr=settings["lr"], batch_size=settings["batch_size"],
-                          progress_bar=False)
+            fits[name] = fit(fixed_model(spec, G, M), train, key=k_fit, num_steps=args.steps,
+                             lr=settings["lr"], batch_size=settings["batch_size"],
+                             progress_bar=False)
         except DivergenceError as err:  # its last good state, noted
-            out["stopped"].append({"dimension": d, "step": int(err.step)})
-            fits[d] = err.result
-        out[f"fit_s_{d}"] = time.perf_counter() - t
-        out[f"test_mse_{d}"] = analysis.one_step_mse(fits[d], test, key=jax.random.key(7))
-    delta, se, est_more, est_cut = elbo_difference(fits[D + 1], fits[D], train,
-                                                   key=jax.random.key(9),
-                                                   num_repeats=args.num_repeats,
-                                                   sym_samples=args.evidence_samples)
-    out["fresh"] = {"at_cut": {"neg_elbo_per_n": est_cut.neg_elbo_per_n},
-                    "one_more": {"neg_elbo_per_n": est_more.neg_elbo_per_n,
-                                 "delta": delta, "se": se,
-                                 "chosen": bool(delta > DEFAULT_TOLERANCE + 2.0 * se)}}
-    if args.true:
-        delta, se, est_true, _ = elbo_difference(fits["true"], fits[D], train,
-                                                 key=jax.random.key(9),
-                                                 num_repeats=args.num_repeats,
-                                                 sym_samples=args.evidence_samples)
-        out["fresh"]["true"] = {"neg_elbo_per_n": est_true.neg_elbo_per_n,
-                                "delta": delta, "se": se,
-                                "chosen": bool(delta > DEFAULT_TOLERANCE + 2.0 * se)}
+            out["stopped"].append({"dimension": name, "step": int(err.step)})
+            fits[name] = err.result
+        out[f"fit_s_{name}"] = time.perf_counter() - t
+        out[f"test_mse_{name}"] = analysis.one_step_mse(fits[name], test,
+                                                        key=jax.random.key(7))
+        return fits[name]
+
+    def against_cut(other) -> dict:
+        """``other`` against the fit at D: the extension's paired comparison."""
+        delta, se, est, est_cut = elbo_difference(other, fits[D], train, key=jax.random.key(9),
+                                                  num_repeats=args.num_repeats,
+                                                  sym_samples=args.evidence_samples)
+        out["fresh"]["at_cut"] = {"neg_elbo_per_n": est_cut.neg_elbo_per_n}
+        return {"neg_elbo_per_n": est.neg_elbo_per_n, "delta": delta, "se": se,
+                "chosen": bool(delta > DEFAULT_TOLERANCE + 2.0 * se)}
+
+    out["fresh"] = {}
+    fit_at(D, S[:D])
+    for kind in fit_kinds(args):
+        if kind == "one-more":
+            out["fresh"]["one_more"] = against_cut(fit_at(D + 1, S[:D + 1]))
+        elif kind == "true":  # scoring's diagnostic: the true span at the same size
+            out["fresh"]["true"] = against_cut(fit_at("true", truth))
+        else:  # "reread": the (D+1)-th direction read off the fresh fit at D's own Ĥ
+            spectrum, S2 = conservation_spectrum(
+                fits[D].with_sym_samples(args.spectrum_samples), states, key=jax.random.key(11))
+            (D2, ratio2), = spectrum_cuts(spectrum, DEFAULT_MAX_RESIDUAL)
+            cosines = analysis.subspace_cosines(np.asarray(S2[:D + 1]), truth)
+            out["fresh"]["reread"] = {
+                **against_cut(fit_at("reread", np.asarray(S2[:D + 1]))),
+                "cut": int(D2), "gap_ratio": float(ratio2),
+                "spectrum_head": spectrum[:D + 3].tolist(),
+                # scoring only
+                "share": float(analysis.parallelness(np.asarray(S2[D:D + 1]), truth)[0]),
+                "first_par": float(cosines[-1]) if cosines.size == D + 1 else None}
     return out
+
+
+FIT_KINDS = ("one-more", "true", "reread")
+"""The fresh fits besides the one at the cut D (``--fits``; module docstring)."""
+
+
+def fit_kinds(args) -> list[str]:
+    """``args.fits`` in order, with ``true`` where ``--true`` was given."""
+    kinds = list(getattr(args, "fits", None) or ["one-more"])
+    return kinds + ["true"] if getattr(args, "true", False) and "true" not in kinds else kinds
+
+
+def _par(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
 
 
 def _per_n(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
+def _size_words(args) -> str:
+    scale = getattr(args, "size_scale", 1.0)
+    return ("its refits' size" if scale == 1.0
+            else f"{scale:g} times its refits' size")
+
+
 def table(rows: list[dict], args) -> str:
     s = args.source_settings
     out = [f"The extension's comparison from a fresh start: for each key of `{args.source}`, "
-           f"F fitted from a fresh initial state with the symmetry held fixed at the first D "
-           f"(the record's cut) and D + 1 directions the record's completion read (at its "
-           f"refits' size), {args.steps} steps each (the record's learned fit: "
-           f"{s['steps']}; its refits continued the learned fit for {s['refit_steps']}), "
-           f"the record's data and model ({s['trajectories']} trajectories x {s['points']} "
-           f"steps, Δt = {s['dt']}, MLP {' x '.join(map(str, s['hidden']))}, S = "
-           f"{s['sym_samples']}, likelihood mean {s['substeps']} x {s['integrator']}, lr "
-           f"{s['lr']}, batch {s['batch_size']}). ELBO (D+1) − D in nats ± standard error "
-           f"({args.num_repeats} paired evaluations, Ĥ with {args.evidence_samples} symmetry "
-           f"samples; ✓ where above {DEFAULT_TOLERANCE:g} plus twice the standard error, the "
-           f"extension's rule); −ELBO/N at the same S'. \"continued\": the record's refits "
-           f"from the learned fit (the completion's refit at the cut and the extension's at "
-           f"D + 1; their −ELBO/N at the same S', another evaluation key). Share: the "
-           f"(D+1)-th direction's parallelness to the true span (scoring only).", "",
-           "| key | D | share of D+1 | −ELBO/N at D: fresh / continued | −ELBO/N at D+1: "
-           "fresh / continued | ELBO (D+1) − D: fresh | continued | test MSE D / D+1 | "
-           "fits (s) | diverged |",
-           "|---:|---:|---:|---|---|---|---|---|---:|---|"]
-    for r in rows:
+           f"F fitted from a fresh initial state with the symmetry held fixed at directions "
+           f"that record's completion read or that these fits read (at "
+           f"{_size_words(args)}, orthonormal), {args.steps} steps each (the record's learned "
+           f"fit: {s['steps']}; its refits continued the learned fit for "
+           f"{s['refit_steps']}), the record's data and model ({s['trajectories']} "
+           f"trajectories x {s['points']} steps, Δt = {s['dt']}, MLP "
+           f"{' x '.join(map(str, s['hidden']))}, S = {s['sym_samples']}, likelihood mean "
+           f"{s['substeps']} x {s['integrator']}, lr {s['lr']}, batch {s['batch_size']}). "
+           f"Each is set against the fit at the record's first D directions (D: its cut): "
+           f"the paired ELBO difference in nats ± standard error ({args.num_repeats} paired "
+           f"evaluations, Ĥ with {args.evidence_samples} symmetry samples; ✓ where above "
+           f"{DEFAULT_TOLERANCE:g} plus twice the standard error, the extension's rule); "
+           f"−ELBO/N at the same S'."]
+    one_more = [r for r in rows if "one_more" in r["fresh"]]
+    if one_more:
+        out += ["", "At the record's first D + 1 directions. \"continued\": the record's refits "
+                "from the learned fit (the completion's refit at the cut and the extension's at "
+                "D + 1; their −ELBO/N at the same S', another evaluation key). Share: the "
+                "(D+1)-th direction's parallelness to the true span (scoring only).", "",
+                "| key | D | share of D+1 | −ELBO/N at D: fresh / continued | −ELBO/N at D+1: "
+                "fresh / continued | ELBO (D+1) − D: fresh | continued | test MSE D / D+1 | "
+                "fits (s) | diverged |",
+                "|---:|---:|---:|---|---|---|---|---|---:|---|"]
+    for r in one_more:
         f, c = r["fresh"], r["continuation"]
         D = r["cut"]
         mark = "✓" if f["one_more"]["chosen"] else "✗"
@@ -185,13 +240,14 @@ def table(rows: list[dict], args) -> str:
             f"{r[f'test_mse_{D}']:.3e} / {r[f'test_mse_{D + 1}']:.3e} | "
             f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} | "
             f"{', '.join(str(s['dimension']) for s in r['stopped']) or '–'} |")
-    true_dir = [r for r in rows if r["share_one_more"] > args.par]
-    other = [r for r in rows if r["share_one_more"] <= args.par]
-    out += ["", f"From the fresh start the (D+1)-th direction is kept on "
-            f"{sum(r['fresh']['one_more']['chosen'] for r in true_dir)}/{len(true_dir)} keys "
-            f"where it lies in the true span (share > {args.par:g}) and on "
-            f"{sum(r['fresh']['one_more']['chosen'] for r in other)}/{len(other)} where it "
-            f"does not."]
+    true_dir = [r for r in one_more if r["share_one_more"] > args.par]
+    other = [r for r in one_more if r["share_one_more"] <= args.par]
+    if one_more:
+        out += ["", f"From the fresh start the (D+1)-th direction is kept on "
+                f"{sum(r['fresh']['one_more']['chosen'] for r in true_dir)}/{len(true_dir)} "
+                f"keys where it lies in the true span (share > {args.par:g}) and on "
+                f"{sum(r['fresh']['one_more']['chosen'] for r in other)}/{len(other)} where "
+                f"it does not."]
     with_true = [r for r in rows if "true" in r["fresh"]]
     if with_true:
         out += ["", "A diagnostic ground truth fixes: the same fresh fit with the symmetry held "
@@ -204,6 +260,29 @@ def table(rows: list[dict], args) -> str:
             out.append(f"| {r['key']} | {r['true_dim']} | {_per_n(t['neg_elbo_per_n'])} | "
                        f"{t['delta']:+.0f} ± {t['se']:.0f} {'✓' if t['chosen'] else '✗'} | "
                        f"{r['test_mse_true']:.3e} |")
+    reread = [r for r in rows if "reread" in r["fresh"]]
+    if reread:
+        out += ["", f"Read again: the spectrum of the fresh fit at D's own Ĥ (its "
+                f"{args.spectrum_samples} symmetry samples, the selection's rule), and the "
+                f"fresh fit at its first D + 1 directions against the fit at D (nats ± "
+                f"standard error, the same evaluation; ✓ as above). Scoring only: its "
+                f"(D+1)-th direction's share in the true span, and the smallest cosine between "
+                f"the span of its first D + 1 and the true span (the record's reading: that of "
+                f"its first D + 1 where D + 1 is the true dimension).", "",
+                "| key | D | cut read again (gap) | share of D+1 | first D+1: par (record's) | "
+                "−ELBO/N at D / again | ELBO again − D | test MSE D / again | fits (s) |",
+                "|---:|---:|---|---:|---|---|---|---|---:|"]
+        for r in reread:
+            g, D = r["fresh"]["reread"], r["cut"]
+            before = r.get("record_first_par")
+            out.append(
+                f"| {r['key']} | {D} | {g['cut']} ({g['gap_ratio']:.3g}) | {g['share']:.3f} | "
+                f"{_par(g['first_par'])} ({_par(before)}) | "
+                f"{_per_n(r['fresh']['at_cut']['neg_elbo_per_n'])} / "
+                f"{_per_n(g['neg_elbo_per_n'])} | "
+                f"{g['delta']:+.0f} ± {g['se']:.0f} {'✓' if g['chosen'] else '✗'} | "
+                f"{r[f'test_mse_{D}']:.3e} / {r['test_mse_reread']:.3e} | "
+                f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} |")
     return "\n".join(out) + "\n"
 
 
@@ -219,8 +298,15 @@ def parser() -> argparse.ArgumentParser:
                    help="symmetry samples of the ELBO comparison (default: the source's)")
     p.add_argument("--num-repeats", type=int, default=DEFAULT_REPEATS,
                    help="paired Monte-Carlo evaluations of each ELBO difference")
-    p.add_argument("--true", action="store_true",
-                   help="also fit at the true span (a diagnostic ground truth fixes)")
+    p.add_argument("--size-scale", type=float, default=1.0,
+                   help="the fits' generators at this multiple of the record's refit size")
+    p.add_argument("--fits", nargs="+", choices=FIT_KINDS, default=["one-more"],
+                   help="the fresh fits besides the one at the cut: at its D + 1 directions "
+                        "(one-more), at the true span (true; a diagnostic ground truth fixes), "
+                        "at the first D + 1 directions read again from the fit at D (reread)")
+    p.add_argument("--true", action="store_true", help="the same as adding true to --fits")
+    p.add_argument("--spectrum-samples", type=int, default=None,
+                   help="symmetry samples of --fits reread's spectrum (default: the source's)")
     p.add_argument("--par", type=float, default=0.95,
                    help="scoring: a direction at a larger share lies in the true span")
     p.add_argument("--resume", action="store_true",
@@ -249,9 +335,13 @@ def main(argv=None) -> int:
     args.steps = settings["steps"] if args.steps is None else args.steps
     args.evidence_samples = (settings.get("evidence_samples") or settings["sym_samples"]
                              if args.evidence_samples is None else args.evidence_samples)
-    for name in ("steps", "evidence_samples"):
+    args.spectrum_samples = (settings.get("spectrum_samples") or settings["sym_samples"]
+                             if args.spectrum_samples is None else args.spectrum_samples)
+    for name in ("steps", "evidence_samples", "spectrum_samples"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')}: expected a positive int")
+    if not args.size_scale > 0:
+        p.error(f"--size-scale: expected a positive number, got {args.size_scale}")
     if args.num_repeats < 2:
         p.error(f"--num-repeats: expected an int >= 2, got {args.num_repeats}")
     args.source_settings = settings
@@ -260,10 +350,12 @@ def main(argv=None) -> int:
         if args.topic is None:
             p.error("--resume needs --topic")
         _, done, meta = read_record(args.topic)
-        for name in ("source", "steps", "evidence_samples", "num_repeats", "true"):
-            if done["settings"][name] != getattr(args, name):
-                p.error(f"--resume: the record's {name} is {done['settings'][name]!r}, "
-                        f"not {getattr(args, name)!r}")
+        for name in ("source", "steps", "evidence_samples", "num_repeats", "true",
+                     "size_scale", "fits", "spectrum_samples"):
+            was = done["settings"].get(name, p.get_default(name))
+            if was != getattr(args, name):
+                p.error(f"--resume: the record's {name} is {was!r}, not "
+                        f"{getattr(args, name)!r}")
         rows, wall = done["rows"], meta["wall_s"]
         commands = [*meta.get("commands", [meta["command"]]), shlex.join(["python", *sys.argv])]
         keys = [k for k in keys if k not in {r["key"] for r in rows}]

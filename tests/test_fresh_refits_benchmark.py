@@ -61,9 +61,11 @@ def test_read_cut_is_the_records_cut_its_directions_and_its_continued_refits():
 def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_difference():
     """By hand: the same data, fit key and fixed generators give the same fits, so the row's
     differences are the paired ELBO differences of fits made here (with ``true``, also the
-    fit at the oscillator's SO(2) at the same size)."""
+    fit at the oscillator's SO(2) at the same size; with ``reread``, the fit at the first two
+    directions of the spectrum of the fit at D)."""
     row = sho_row()
-    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=True)
+    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=True,
+                              size_scale=2.0, fits=["one-more", "reread"], spectrum_samples=8)
     got = fresh_refits.run_one(row, SETTINGS, args)
     system = systems.PAPER["sho"]()
     train = discovery.train_data(system, 0, trajectories=3, points=3, dt=0.2)
@@ -74,7 +76,7 @@ def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_d
     k_fit = jax.random.fold_in(jax.random.key(0), fresh_refits.FIT_FOLD)
     fits = {}
     for d, directions in ((1, S[:1]), (2, S[:2]), ("true", system.generators())):
-        G = 0.8 * span_basis(np.asarray(directions)).reshape(-1, 3, 3)
+        G = 1.6 * span_basis(np.asarray(directions)).reshape(-1, 3, 3)  # 2 x size
         fits[d] = inference.fit(fresh_refits.fixed_model(spec, G, 2), train, key=k_fit,
                                 num_steps=3, lr=3e-3, batch_size=3, progress_bar=False)
         np.testing.assert_allclose(fits[d].generators(), G, atol=1e-6)  # held fixed
@@ -91,7 +93,20 @@ def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_d
                                                     sym_samples=8)
     assert fresh["true"]["delta"] == pytest.approx(d_t, rel=1e-5)
     assert fresh["true"]["neg_elbo_per_n"] == pytest.approx(est_t.neg_elbo_per_n, rel=1e-5)
+    x = np.asarray(train.states, np.float64).reshape(-1, 2)
+    _, S2 = inference.conservation_spectrum(fits[1].with_sym_samples(8), x,
+                                            key=jax.random.key(11))
+    G2 = 1.6 * span_basis(np.asarray(S2[:2])).reshape(-1, 3, 3)
+    again = inference.fit(fresh_refits.fixed_model(spec, G2, 2), train, key=k_fit,
+                          num_steps=3, lr=3e-3, batch_size=3, progress_bar=False)
+    d_r, _, _, _ = inference.elbo_difference(again, fits[1], train, key=jax.random.key(9),
+                                             num_repeats=2, sym_samples=8)
+    assert fresh["reread"]["delta"] == pytest.approx(d_r, rel=1e-5)
+    assert 0.0 <= fresh["reread"]["share"] <= 1.0 + 1e-9
+    assert got["record_first_par"] is None  # D + 1 = 2 is not the true dimension 1
+    assert list(fresh) == ["at_cut", "one_more", "reread", "true"]  # --fits, then --true
     assert got["cut"] == 1 and got["share_one_more"] == 0.30 and got["true_dim"] == 1
+    assert got["size"] == pytest.approx(1.6)
     assert got["continuation"]["one_more"]["delta"] == -40.0
 
 
@@ -114,6 +129,9 @@ def test_table_counts_kept_directions_inside_and_outside_the_true_span():
     assert ("| 1 | 6 | 0.99 | -2.00 / -1.00 | -2.50 / -0.50 | +120 ± 20 ✓ | -379 ± 36 | "
             "1.000e-02 / 2.000e-02 | 22 | – |") in text
     assert "+10 ± 20 ✗" in text
+    assert "or that these fits read (at its refits' size, orthonormal)" in text
+    args.size_scale = 3.0
+    assert "(at 3 times its refits' size, orthonormal)" in fresh_refits.table(rows, args)
     assert ("kept on 1/2 keys where it lies in the true span (share > 0.95) and on 0/1 "
             "where it does not.") in text
     assert "true span" not in text.split("does not.")[1]  # no diagnostic without --true
@@ -123,3 +141,14 @@ def test_table_counts_kept_directions_inside_and_outside_the_true_span():
     text = fresh_refits.table(rows, args)
     assert "| 1 | 7 | -2.30 | +135 ± 30 ✓ | 3.000e-02 |" in text
     assert text.count("| 7 | -2.") == 1  # only the row with the diagnostic
+    # read again from the fit at D: its own table, the first one only for rows that have it
+    args.spectrum_samples = 256
+    rows[2]["fresh"] = {"at_cut": {"neg_elbo_per_n": -2.0},
+                        "reread": {"neg_elbo_per_n": -2.6, "delta": 60.0, "se": 10.0,
+                                   "chosen": True, "cut": 7, "gap_ratio": 3.5,
+                                   "share": 0.991, "first_par": 0.993}}
+    rows[2]["test_mse_reread"], rows[2]["record_first_par"] = 1.5e-2, 0.965
+    text = fresh_refits.table(rows, args)
+    assert ("| 4 | 6 | 7 (3.5) | 0.991 | 0.993 (0.965) | -2.00 / -2.60 | +60 ± 10 ✓ | "
+            "1.000e-02 / 1.500e-02 | 22 |") in text
+    assert "| 4 | 6 | 0.25 |" not in text and "on 0/0 where it does not" in text
