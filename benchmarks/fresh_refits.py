@@ -363,8 +363,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for k in keys:
         rows.append(run_one(by_key[k], settings, args))
-        r = rows[-1]["fresh"]["one_more"]
-        print(f"key {k}: D+1 − D {r['delta']:+.0f} ± {r['se']:.0f}", flush=True)
+        print(f"key {k}: " + ", ".join(f"{name} − D {r['delta']:+.0f} ± {r['se']:.0f}"
+                                       for name, r in rows[-1]["fresh"].items()
+                                       if name != "at_cut"), flush=True)
         if args.topic is not None:
             write_record(args.topic, table=table(rows, args),
                          metrics={"settings": vars(args), "rows": rows},
