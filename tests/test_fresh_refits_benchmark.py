@@ -152,3 +152,34 @@ def test_table_counts_kept_directions_inside_and_outside_the_true_span():
     assert ("| 4 | 6 | 7 (3.5) | 0.991 | 0.993 (0.965) | -2.00 / -2.60 | +60 ± 10 ✓ | "
             "1.000e-02 / 1.500e-02 | 22 |") in text
     assert "| 4 | 6 | 0.25 |" not in text and "on 0/0 where it does not" in text
+
+
+@pytest.mark.slow  # the command line end to end, twice (four tiny fits and their compilations)
+def test_main_reads_the_source_record_and_writes_its_own_after_each_key(tmp_path,
+                                                                         monkeypatch, capsys):
+    """The command line end to end on a source record of tiny settings: ``--fits reread``
+    alone (no fit at D + 1), the progress line per key, the record, and ``--resume``."""
+    import json
+
+    import record
+
+    monkeypatch.setattr(record, "RECORDS", tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "metrics.json").write_text(
+        json.dumps({"settings": {**SETTINGS, "spectrum_samples": 8, "evidence_samples": 8},
+                    "rows": [sho_row(0)]}))
+    (tmp_path / "src" / "table.md").write_text("")
+    (tmp_path / "src" / "record.json").write_text(json.dumps({"command": "x", "wall_s": 1}))
+    argv = ["--source", "src", "--fits", "reread", "--num-repeats", "2", "--topic", "out"]
+    assert fresh_refits.main(argv) == 0
+    assert "key 0: reread − D " in capsys.readouterr().out
+    rows = json.loads((tmp_path / "out" / "metrics.json").read_text())["rows"]
+    assert [r["key"] for r in rows] == [0] and set(rows[0]["fresh"]) == {"at_cut", "reread"}
+    assert "Read again" in (tmp_path / "out" / "table.md").read_text()
+    before = (tmp_path / "out" / "record.json").read_text()
+    assert fresh_refits.main([*argv, "--resume"]) == 0  # nothing left to fit: no rewrite
+    assert (tmp_path / "out" / "record.json").read_text() == before
+    with pytest.raises(SystemExit):  # another setting than the record's
+        fresh_refits.main([*argv, "--resume", "--steps", "5"])
+    with pytest.raises(SystemExit):
+        fresh_refits.main(["--source", "missing", "--topic", "out"])
