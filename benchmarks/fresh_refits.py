@@ -225,24 +225,23 @@ def table(rows: list[dict], args) -> str:
                 "fresh / continued | ELBO (D+1) − D: fresh | continued | test MSE D / D+1 | "
                 "fits (s) | diverged |",
                 "|---:|---:|---:|---|---|---|---|---|---:|---|"]
-    for r in one_more:
-        f, c = r["fresh"], r["continuation"]
-        D = r["cut"]
-        mark = "✓" if f["one_more"]["chosen"] else "✗"
-        cm = c["one_more"]
-        out.append(
-            f"| {r['key']} | {D} | {r['share_one_more']:.2f} | "
-            f"{_per_n(f['at_cut']['neg_elbo_per_n'])} / "
-            f"{_per_n(c['at_cut']['neg_elbo_per_n'])} | "
-            f"{_per_n(f['one_more']['neg_elbo_per_n'])} / {_per_n(cm['neg_elbo_per_n'])} | "
-            f"{f['one_more']['delta']:+.0f} ± {f['one_more']['se']:.0f} {mark} | "
-            f"{cm['delta']:+.0f} ± {cm['se']:.0f} | "
-            f"{r[f'test_mse_{D}']:.3e} / {r[f'test_mse_{D + 1}']:.3e} | "
-            f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} | "
-            f"{', '.join(str(s['dimension']) for s in r['stopped']) or '–'} |")
-    true_dir = [r for r in one_more if r["share_one_more"] > args.par]
-    other = [r for r in one_more if r["share_one_more"] <= args.par]
-    if one_more:
+        for r in one_more:
+            f, c = r["fresh"], r["continuation"]
+            D = r["cut"]
+            mark = "✓" if f["one_more"]["chosen"] else "✗"
+            cm = c["one_more"]
+            out.append(
+                f"| {r['key']} | {D} | {r['share_one_more']:.2f} | "
+                f"{_per_n(f['at_cut']['neg_elbo_per_n'])} / "
+                f"{_per_n(c['at_cut']['neg_elbo_per_n'])} | "
+                f"{_per_n(f['one_more']['neg_elbo_per_n'])} / {_per_n(cm['neg_elbo_per_n'])} | "
+                f"{f['one_more']['delta']:+.0f} ± {f['one_more']['se']:.0f} {mark} | "
+                f"{cm['delta']:+.0f} ± {cm['se']:.0f} | "
+                f"{r[f'test_mse_{D}']:.3e} / {r[f'test_mse_{D + 1}']:.3e} | "
+                f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} | "
+                f"{', '.join(str(s['dimension']) for s in r['stopped']) or '–'} |")
+        true_dir = [r for r in one_more if r["share_one_more"] > args.par]
+        other = [r for r in one_more if r["share_one_more"] <= args.par]
         out += ["", f"From the fresh start the (D+1)-th direction is kept on "
                 f"{sum(r['fresh']['one_more']['chosen'] for r in true_dir)}/{len(true_dir)} "
                 f"keys where it lies in the true span (share > {args.par:g}) and on "
