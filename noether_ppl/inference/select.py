@@ -212,7 +212,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         ninth on key 3 (shares 0.49, 0.25, 0.16 in the true span, recorded with
         ``evidence_samples=256`` on the same fits), a seventh that is a true direction (share
         0.988) on keys 1 and 2, whose refit lost to the refit at six
-        (``benchmarks/records/discovery-two-body-evidence/``). Off by default: an alternative
+        (``benchmarks/records/discovery-two-body-evidence/``); fitted from a fresh start
+        instead, it still lost or tied, while the exact true span won on key 1
+        (``benchmarks/records/two-body-fresh-refits/``). Off by default: an alternative
         under measurement (``benchmarks/discovery.py --extend``), not the package's rule. The
         last step records each refit tried (``extended``).
     spectrum_samples : with ``complete``: read the completion's spectra with Ĥ estimated
