@@ -96,6 +96,19 @@ LEGACY_SETTINGS = {"start_directions": "gap", "n_conserved": "true", "stop": "co
 """Settings whose default changed: their value in records written before they were recorded."""
 
 
+def model_spec(settings: dict, n_conserved: int) -> models.ModelSpec:
+    """The benchmark's model at a run's ``settings`` (``vars(args)``, or a record's
+    ``settings``; one recorded before ``mc_likelihood`` and ``mc_groups`` existed used the
+    plug-in likelihood): ball measure of scale π, ``n_conserved`` conserved quantities."""
+    return models.ModelSpec(hidden=tuple(settings["hidden"]), n_conserved=n_conserved,
+                            sym_samples=settings["sym_samples"], measure="ball",
+                            measure_scale=float(np.pi),
+                            noise_variance=settings["noise_variance"],
+                            integrator=settings["integrator"], substeps=settings["substeps"],
+                            mc_likelihood=settings.get("mc_likelihood", "plug-in"),
+                            mc_groups=settings.get("mc_groups", 2))
+
+
 def train_data(system, key: int, *, trajectories: int, points: int, dt: float | None = None):
     """The training trajectories of ``key``: the system's ``"train"`` split from data key
     ``1000 + key``, ``trajectories`` x ``points`` steps (also ``identifiability.py``'s) of the
@@ -180,11 +193,7 @@ def run_one(name: str, key: int, args) -> dict:
     train = train_data(system, key, trajectories=args.trajectories, points=args.points,
                        dt=args.dt)
     test = test_data(system, key, dt=args.dt)
-    spec = models.ModelSpec(hidden=tuple(args.hidden), n_conserved=n_conserved_of(args, L, M),
-                            sym_samples=args.sym_samples, measure="ball",
-                            measure_scale=float(np.pi), noise_variance=args.noise_variance,
-                            integrator=args.integrator, substeps=args.substeps,
-                            mc_likelihood=args.mc_likelihood, mc_groups=args.mc_groups)
+    spec = model_spec(vars(args), n_conserved_of(args, L, M))
     razor = models.NoetherRazor(spec, phase_dim=M)
     steps, select_steps = steps_of(name, args)
     t = time.perf_counter()

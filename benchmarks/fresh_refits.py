@@ -57,7 +57,7 @@ import time
 
 import jax
 import numpy as np
-from discovery import test_data, train_data
+from discovery import model_spec, test_data, train_data
 from record import add_topic_arguments, read_record, rebuild, write_record
 
 from noether_ppl import analysis, models, systems
@@ -101,20 +101,15 @@ def fixed_model(spec: models.ModelSpec, generators: np.ndarray, M: int) -> model
 
 
 def run_one(row: dict, settings: dict, args) -> dict:
-    """The fresh fits at the cut and one past it for the source record's ``row``."""
+    """The source record's ``row`` fitted from a fresh start at its cut D and at each of
+    ``fit_kinds(args)``, each compared with the fit at D (module docstring)."""
     system = {**systems.PAPER, **systems.SUITE}[row["system"]]()
     M = system.phase_dim
     key = row["key"]
     train = train_data(system, key, trajectories=settings["trajectories"],
                        points=settings["points"], dt=settings["dt"])
     test = test_data(system, key, dt=settings["dt"])
-    spec = models.ModelSpec(hidden=tuple(settings["hidden"]), n_conserved=1,
-                            sym_samples=settings["sym_samples"], measure="ball",
-                            measure_scale=float(np.pi),
-                            noise_variance=settings["noise_variance"],
-                            integrator=settings["integrator"], substeps=settings["substeps"],
-                            mc_likelihood=settings.get("mc_likelihood", "plug-in"),
-                            mc_groups=settings.get("mc_groups", models.ModelSpec().mc_groups))
+    spec = model_spec(settings, 1)  # the fits set n_conserved to their generators'
     read = read_cut(row)
     D, S = read["cut"], read["directions"]
     truth = np.asarray(system.generators(), np.float64)
@@ -149,6 +144,7 @@ def run_one(row: dict, settings: dict, args) -> dict:
         delta, se, est, est_cut = elbo_difference(other, fits[D], train, key=jax.random.key(9),
                                                   num_repeats=args.num_repeats,
                                                   sym_samples=args.evidence_samples)
+        # the same keys every time: the fit at D's estimate is the same in each comparison
         out["fresh"]["at_cut"] = {"neg_elbo_per_n": est_cut.neg_elbo_per_n}
         return {"neg_elbo_per_n": est.neg_elbo_per_n, "delta": delta, "se": se,
                 "chosen": bool(delta > DEFAULT_TOLERANCE + 2.0 * se)}
