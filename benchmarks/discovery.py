@@ -52,6 +52,7 @@ from record import add_rebuild_argument, read_record, rewrite_record, write_reco
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
+from noether_ppl.inference.complete import REFIT_FROM
 from noether_ppl.inference.select import (
     DEFAULT_MAX_RESIDUAL,
     DEFAULT_STOP,
@@ -141,7 +142,10 @@ def spectrum_scores(steps, truth) -> dict:
     orthogonal), and ``spectrum_first_true_par``, the smallest cosine of the principal angles
     between the span of the spectrum's first L directions and the true span
     (``analysis.subspace_cosines``; 1: they are the true span; None where fewer than L
-    independent directions were recorded). {} where no spectrum was read (or L = 0)."""
+    independent directions were recorded). Where the extension read each next direction off
+    the refit it extends (``refit_from="fresh"``: an ``extended`` entry with directions of its
+    own), ``extended_true_shares``: each candidate direction's parallelness to the true span.
+    {} where no spectrum was read (or L = 0)."""
     last = steps[-1] if steps else {}
     directions = last.get("spectrum_directions")
     L = truth.shape[0]
@@ -149,8 +153,15 @@ def spectrum_scores(steps, truth) -> dict:
         return {}
     S = np.asarray(directions, np.float64)
     cosines = analysis.subspace_cosines(S[:L], truth)
-    return {"spectrum_true_shares": analysis.parallelness(S, truth).tolist(),
-            "spectrum_first_true_par": float(cosines[-1]) if cosines.size == L else None}
+    out = {"spectrum_true_shares": analysis.parallelness(S, truth).tolist(),
+           "spectrum_first_true_par": float(cosines[-1]) if cosines.size == L else None}
+    ext = last.get("extended") or []
+    if any("spectrum_directions" in e for e in ext):
+        out["extended_true_shares"] = [
+            float(analysis.parallelness(np.asarray(
+                e["spectrum_directions"], np.float64)[e["spectrum_selected"] - 1][None],
+                truth)[0]) for e in ext]
+    return out
 
 
 def n_conserved_of(args, L: int, M: int) -> int:
@@ -217,6 +228,9 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"evidence_samples": args.evidence_samples}
                                                if getattr(args, "evidence_samples", None)
                                                else {}),
+                                            **({"refit_from": args.refit_from}
+                                               if getattr(args, "refit_from", "continue")
+                                               != "continue" else {}),
                                             "stop": args.stop},
                              criterion=args.criterion,
                              start_directions=args.start_directions,
@@ -366,6 +380,9 @@ def table(rows, args) -> str:
               if getattr(args, "evidence_samples", None) else "")
            + (", refitted at one direction more while the ELBO rises (extend)"
               if getattr(args, "extend", False) else "")
+           + (", every refit from a fresh initial state for the learned fit's steps, the "
+              "extension's next direction read off the refit's own spectrum (refit_from "
+              "fresh)" if getattr(args, "refit_from", "continue") == "fresh" else "")
            + (", step 4 also continues the HNN with the selected symmetry fixed"
               if getattr(args, "symmetrised_hnn", LEGACY_SETTINGS["symmetrised_hnn"]) else "")
            + (", removals stop where the fitted H's spectrum reads as many directions as are "
@@ -449,10 +466,13 @@ def table(rows, args) -> str:
                 continue
             first = ext[0]["spectrum_selected"] - 1 if ext else last["selected"]
             shares = r.get("spectrum_true_shares")
+            # each candidate's share: from its own spectrum where the extension read one
+            own = r.get("extended_true_shares") or [None] * len(ext)
             cells = ", ".join(f"{e['spectrum_selected']}: {e['delta_vs_chosen']:+.0f} ± "
                               f"{e['se']:.0f} {'✓' if e['chosen'] else '✗'}"
-                              + (f" ({shares[e['spectrum_selected'] - 1]:.2f})"
-                                 if shares else "") for e in ext)
+                              + (f" ({o:.2f})" if o is not None else
+                                 f" ({shares[e['spectrum_selected'] - 1]:.2f})"
+                                 if shares else "") for e, o in zip(ext, own, strict=True))
             out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {first} | "
                        f"{cells or '–'} | {last['selected']} | "
                        f"{_fmt(r.get('spectrum_first_true_par'), '.3f')} |")
@@ -538,6 +558,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", action="store_true",
                    help="select_conserved(extend=True): after the spectrum's cut, refit at one "
                    "direction more while the ELBO rises (an alternative under measurement)")
+    p.add_argument("--refit-from", default="continue", choices=REFIT_FROM,
+                   help="select_conserved(refit_from=...): 'fresh' fits each refit at the "
+                   "selected quantities from a fresh initial state for the learned fit's "
+                   "steps (or --refit-steps) and reads the extension's next direction off "
+                   "the refit's own spectrum (an alternative under measurement; 'continue': "
+                   "the package's)")
     p.add_argument("--evidence-samples", type=int, default=None,
                    help="select_conserved(evidence_samples=S'): estimate the selection's ELBO "
                         "comparisons, and step 4's, with S' symmetry samples (default: the "

@@ -533,7 +533,8 @@ def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monk
 
     def select_from_fits(hnn, razor, data, *, select_kwargs, symmetrised_hnn, **kwargs):
         seen.update(select={k: select_kwargs[k] for k in ("lr", "stop", "refit_steps",
-                                                          "extend", "spectrum_samples")
+                                                          "extend", "spectrum_samples",
+                                                          "refit_from")
                             if k in select_kwargs},
                     symmetrised=symmetrised_hnn)
         raise Stop
@@ -552,10 +553,12 @@ def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monk
                            *tiny("sho-cpu"), "--set", "inference.select_refit_steps=7",
                            "--set", "inference.select_extend=true",
                            "--set", "inference.select_spectrum_samples=64",
+                           "--set", 'inference.select_refit_from="fresh"',
                            "--no-progress", "--no-analysis", "--out", str(tmp_path / "opts"))
     assert code != 0 and "Stop" in err
     assert {k: v for k, v in seen["select"].items() if k != "lr"} == {
-        "stop": "spectrum", "refit_steps": 7, "extend": True, "spectrum_samples": 64}
+        "stop": "spectrum", "refit_steps": 7, "extend": True, "spectrum_samples": 64,
+        "refit_from": "fresh"}
 
 
 def learned_train(out):

@@ -312,3 +312,41 @@ def test_the_spectrum_directions_are_scored_against_the_true_span():
                 "chosen": False}]}]}}
     line = discovery.table([row], args).rstrip().splitlines()[-1]
     assert line == "| sho | 0 | 2 | 1 | 2: -50 ± 5 ✗ (0.00) | 1 | 0.000 |"
+
+
+def test_a_direction_the_extension_read_off_its_refit_is_scored_from_that_spectrum():
+    """``refit_from="fresh"``: each ``extended`` entry records the spectrum it read; the
+    candidate (its ``spectrum_selected``-th direction) is scored from that spectrum, not from
+    the first one, and the extension's section prints that share."""
+    import numpy as np
+
+    truth = systems.SUITE["anisotropic-1-2"]().generators()  # L = 2, M = 4
+    T = truth.reshape(2, -1) / np.linalg.norm(truth.reshape(2, -1), axis=1, keepdims=True)
+    outside = np.random.default_rng(1).normal(size=T.shape[1])
+    outside -= T.T @ np.linalg.lstsq(T.T, outside, rcond=None)[0]
+    outside /= np.linalg.norm(outside)
+    first = np.stack([T[0], outside, T[1]]).reshape(3, 5, 5)  # its 2nd is not in the span
+    again = np.stack([T[0], T[1], outside]).reshape(3, 5, 5)  # its 2nd is
+    steps = [{"selected": 2, "spectrum_directions": first.tolist(), "extended": [
+        {"spectrum_selected": 2, "selected": 2, "delta_vs_chosen": 40.0, "se": 5.0,
+         "chosen": True, "spectrum_directions": again.tolist()},
+        {"spectrum_selected": 3, "selected": 3, "delta_vs_chosen": -9.0, "se": 5.0,
+         "chosen": False, "spectrum_directions": again.tolist()}]}]
+    got = discovery.spectrum_scores(steps, truth)
+    np.testing.assert_allclose(got["spectrum_true_shares"], [1.0, 0.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(got["extended_true_shares"], [1.0, 0.0], atol=1e-12)
+    args = argparse.Namespace(trajectories=50, points=10, hidden=[64, 64], sym_samples=16,
+                              extra=1, steps=2000, select_steps=500, criterion="conserved",
+                              built_in=False, refit_learns=False,
+                              start_directions="most-conserved", par=0.95, extend=True,
+                              refit_from="fresh")
+    row = {**_row("selected", True), "true_dim": 2, **got, "selection": {"steps": steps}}
+    text = discovery.table([row], args)
+    assert "refit_from fresh" in text
+    assert text.rstrip().splitlines()[-1] == (
+        "| sho | 0 | 2 | 1 | 2: +40 ± 5 ✓ (1.00), 3: -9 ± 5 ✗ (0.00) | 2 | 0.000 |")
+    # without directions of their own, the shares are the first spectrum's, as before
+    plain = discovery.spectrum_scores([{**steps[0], "extended": [
+        {k: v for k, v in e.items() if k != "spectrum_directions"}
+        for e in steps[0]["extended"]]}], truth)
+    assert "extended_true_shares" not in plain

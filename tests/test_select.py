@@ -407,6 +407,77 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
     assert capped.dimension == 2 and calls == [(2, 1), (2, 1)]
 
 
+@pytest.mark.slow  # an alternative under measurement (REPRODUCTION.md); three 30-step fits
+def test_refit_from_fresh_fits_every_refit_from_one_fresh_state(fitted, tiny_sho,
+                                                                monkeypatch):
+    """``refit_from="fresh"``: the refit at the cut (set by hand at 1) and the extension's
+    refit at 2 are each a fit from the initial state of key ``fold_in(k_done, FRESH_FOLD)``
+    for the steps ``result`` took (30, not the selection's 3), with η held at ``size`` times
+    an orthonormal basis of the spectrum's first directions: equal, parameter for parameter,
+    to :func:`~noether_ppl.inference.fit` from that key by hand. The extension's next
+    direction is read off the refit's own spectrum (the second read), recorded with its
+    head and directions; the fresh refit kept counts its own steps in ``continued_steps``."""
+    from types import SimpleNamespace
+
+    from noether_ppl.inference import complete as complete_module
+    from noether_ppl.models.conserved_init import conserved_params_from_generators
+
+    spectra = []
+    measured = complete_module.conservation_spectrum
+
+    def recorded(result, x, *, key=None):
+        spectra.append(measured(result, x, key=key))
+        return spectra[-1]
+
+    # at 2 vs at 1 (taken), at 3 vs at 2 (refused), the refit vs the fit before it
+    deltas = iter([(10.0, 1.0), (2.0, 1.0), (0.0, 1.0)])
+
+    def by_hand(a, b, data, *, key, num_repeats, sym_samples=None):
+        d, se = next(deltas)
+        return d, se, SimpleNamespace(neg_elbo_per_n=-d), SimpleNamespace(neg_elbo_per_n=0.0)
+
+    monkeypatch.setattr(complete_module, "spectrum_cuts", lambda r, m, n=1: [(1, 3.0)])
+    monkeypatch.setattr(complete_module, "conservation_spectrum", recorded)
+    monkeypatch.setattr(complete_module, "elbo_difference", by_hand)
+    refits = []  # (K, parameters it starts from, steps) of each of the completion's fits
+    continued = complete_module.continue_fit
+
+    def noted(model, params, generators, data, key, fit_kwargs, stopped, what):
+        refits.append((model.n_conserved, len(params), fit_kwargs["num_steps"]))
+        return continued(model, params, generators, data, key, fit_kwargs, stopped, what)
+
+    monkeypatch.setattr(complete_module, "continue_fit", noted)
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                           max_residual=1e6, lr=1e-3, tolerance=1.0, extend=True,
+                           refit_from="fresh")
+    last = sel.steps[-1]
+    assert last["refit_from"] == "fresh" and last["fresh_steps"] == fitted.steps == 30
+    # the completion's refits at 1, 2 and 3 start from none of the fitted parameters, each for
+    # the fitted steps
+    assert refits == [(1, 0, 30), (2, 0, 30), (3, 0, 30)]
+    assert len(spectra) == 3  # the first fit's spectrum, then the refit at 1's and at 2's own
+    first, refused = last["extended"]
+    assert (first["spectrum_selected"], first["selected"], first["chosen"]) == (2, 2, True)
+    assert (refused["spectrum_selected"], refused["chosen"]) == (3, False)
+    for e, (r, S) in zip((first, refused), spectra[1:], strict=True):
+        head = e["spectrum_selected"] + 1
+        np.testing.assert_array_equal(np.asarray(e["spectrum_directions"]), S[:head])
+        assert e["spectrum_head"] == pytest.approx(r[:head].tolist())
+    assert sel.dimension == 2 and sel.continued_steps == 3 + 30  # settling, the fresh refit
+    # the returned refit by hand: a fit of 30 steps from the fresh key at the refit's own
+    # first two directions
+    _, k_final = jax.random.split(jax.random.key(2))
+    k_fresh = jax.random.fold_in(jax.random.split(k_final, 3)[1], complete_module.FRESH_FOLD)
+    G = last["size"] * span_basis(spectra[1][1][:2]).reshape(-1, 3, 3)
+    model = NoetherRazor(fitted.model.spec.replace(n_conserved=2), phase_dim=2)
+    init = conserved_params_from_generators(G, 2, key=k_fresh, scale=1.0, dtype=model.dtype)
+    ref = inference.fit(model, tiny_sho, key=k_fresh, num_steps=30, lr=1e-3, lr_conserved=0.0,
+                        init_params=init, progress_bar=False)
+    for name, value in ref.params.items():
+        np.testing.assert_allclose(np.asarray(sel.result.params[name]), np.asarray(value),
+                                   rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 def test_with_sym_samples_changes_only_the_number_of_symmetry_samples(fitted):
     """The same parameters and model otherwise: with the fit's own S the Ĥ is the same to the
     bit; with another S it is another estimate of the same Ĥ (Eq. 14)."""
@@ -633,6 +704,7 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"refit_steps": True}, "refit_steps"),
     ({"grow": "yes"}, "grow"),
     ({"extend": 1}, "extend"),
+    ({"refit_from": "scratch"}, "refit_from"),
     ({"spectrum_samples": 0}, "spectrum_samples"),
     ({"spectrum_samples": 2.5}, "spectrum_samples"),
 ])

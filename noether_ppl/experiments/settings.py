@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
+from ..inference.complete import REFIT_FROM
 from ..inference.select import STOPS
 from ..inference.settings import SettingRule, setting_rules
 from ..models.spec import MC_LIKELIHOODS
@@ -189,7 +190,8 @@ def _fit_key(rule: SettingRule) -> Spec:
 FIT_KEYS: dict[str, Spec] = {rule.name: _fit_key(rule) for rule in setting_rules()}
 """The ``[inference]`` keys of the fields of :class:`~noether_ppl.inference.FitSettings`."""
 
-SELECT_FILE_OPTIONS = ("refit_steps", "extend", "spectrum_samples", "evidence_samples")
+SELECT_FILE_OPTIONS = ("refit_steps", "extend", "spectrum_samples", "evidence_samples",
+                       "refit_from")
 """The options of :func:`~noether_ppl.inference.select_conserved` that an experiment file sets
 as ``[inference] select_<option>`` (each one of its ``SELECTION_OPTIONS``)."""
 
@@ -206,6 +208,7 @@ _EXPERIMENT_ONLY: dict[str, tuple[Spec, type]] = {
     "select_extend": (BOOL, bool),
     "select_spectrum_samples": (POS_INT, int),
     "select_evidence_samples": (POS_INT, int),
+    "select_refit_from": (_one_of(*REFIT_FROM), str),
     "checkpoint_every": (POS_INT, int),
 }
 """The ``[inference]`` keys of experiments only (not settings of ``fit``): their key type and
@@ -314,9 +317,10 @@ _INFERENCE_DOC = """Arguments of :func:`~noether_ppl.inference.fit` (App. C), pl
     continues the plain HNN with the selected symmetry fixed (``select_from_fits``'
     ``symmetrised_hnn``, None: its default, true). ``select_stop = "conserved"`` with
     ``select_symmetrised_hnn = false`` is the earlier rule. ``select_refit_steps``,
-    ``select_extend``, ``select_spectrum_samples``, ``select_evidence_samples``:
-    ``select_conserved``'s ``refit_steps``, ``extend``, ``spectrum_samples`` and
-    ``evidence_samples`` (alternatives under measurement; None: its defaults, off).
+    ``select_extend``, ``select_spectrum_samples``, ``select_evidence_samples``,
+    ``select_refit_from``: ``select_conserved``'s ``refit_steps``, ``extend``,
+    ``spectrum_samples``, ``evidence_samples`` and ``refit_from`` (alternatives under
+    measurement; None: its defaults, off, ``"continue"``).
     """
 
 InferenceSettings = dataclasses.make_dataclass(

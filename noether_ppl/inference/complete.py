@@ -4,8 +4,8 @@ conserves over the *whole* quadratic space (:func:`conservation_spectrum`, the l
 among the residuals up to ``max_residual``, :func:`spectrum_cuts`), F is refitted with the
 symmetry fixed at those quantities, and the ELBO decides between that refit and the fit the
 quantities were read from. The options (``cuts``, ``extend``, ``grow``, ``built_in``,
-``refit_learns``, ``refit_steps``, ``spectrum_samples``, ``evidence_samples``) are documented
-at :func:`~noether_ppl.inference.select_conserved`."""
+``refit_learns``, ``refit_steps``, ``refit_from``, ``spectrum_samples``, ``evidence_samples``)
+are documented at :func:`~noether_ppl.inference.select_conserved`."""
 
 from __future__ import annotations
 
@@ -28,7 +28,16 @@ from .continuation import continue_fit, model_with
 from .evidence import elbo_difference
 from .result import FitResult
 
-__all__ = ["Completion", "complete_selection"]
+__all__ = ["Completion", "complete_selection", "REFIT_FROM", "FRESH_FOLD"]
+
+REFIT_FROM = ("continue", "fresh")
+"""Where the completion's refits start (``select_conserved``'s ``refit_from``): the fit the
+quantities were read from, or a fresh initial state."""
+
+FRESH_FOLD = 17
+"""The fresh refits' key: ``fold_in(k, FRESH_FOLD)`` of the completion's refit key ``k``, one
+initial state for every refit of a selection (their ELBO differences are then paired in the
+start too)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +46,8 @@ class Completion:
 
     result : the fit returned: the refit at the selected quantities, or, where its ELBO was
         lower by more than the tolerance, the fit they were read from (``before``).
-    continued : optimisation steps of ``result`` beyond ``before`` (0 where ``before`` is kept).
+    continued : optimisation steps of ``result`` beyond ``before`` (0 where ``before`` is kept);
+        a refit from a fresh start (``refit_from="fresh"``) counts its own steps.
     step : the selection step that records it (``reason="spectrum"``;
         :class:`~noether_ppl.inference.selection.Selection`'s ``steps``).
     spectrum : ``(P,)`` the residuals of the spectrum the dimension was read from, ascending.
@@ -65,12 +75,22 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                        refit_learns: bool = False, cuts: int = 1,
                        refit_steps: int | None = None, grow: bool = False,
                        extend: bool = False, spectrum_samples: int | None = None,
-                       evidence_samples: int | None = None) -> Completion:
+                       evidence_samples: int | None = None, refit_from: str = "continue",
+                       fresh_steps: int | None = None) -> Completion:
     """Read the dimension off the spectrum of ``before``'s Ĥ on ``x_states (N, M)`` and refit
     at it (module docstring; the options as at
     :func:`~noether_ppl.inference.select_conserved`). Continuation fits take ``fit_kwargs``;
-    one that diverges or runs away is noted in ``stopped`` and its last good state used."""
+    one that diverges or runs away is noted in ``stopped`` and its last good state used.
+    With ``refit_from="fresh"`` every refit starts from the same fresh initial state and takes
+    ``fresh_steps`` steps (required then), and the extension reads its next direction off the
+    spectrum of the refit it would extend."""
+    if refit_from not in REFIT_FROM:
+        raise ValueError(f"Unknown `refit_from` {refit_from!r}; expected one of {REFIT_FROM}.")
+    fresh = refit_from == "fresh"
+    if fresh and fresh_steps is None:
+        raise ValueError("`refit_from='fresh'` needs `fresh_steps`, the steps of each refit.")
     k_spec, k_done, k_cmp = jax.random.split(key, 3)
+    k_fresh = jax.random.fold_in(k_done, FRESH_FOLD)
 
     def read(fitted, k):
         """The spectrum of ``fitted``'s Ĥ, with ``spectrum_samples`` symmetry samples."""
@@ -93,11 +113,14 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
     M = data.phase_dim
     refit_kwargs = {**fit_kwargs, **({} if refit_steps is None
                                      else {"num_steps": int(refit_steps)})}
+    if fresh:
+        refit_kwargs["num_steps"] = int(fresh_steps)
 
     def refit_at(D, k, S=S, start=before):
-        """The refit from ``start`` with the symmetry fixed at the first ``D`` directions of
-        the spectrum ``S`` (and, with ``built_in``, the learned ones outside them):
-        ``(fit, D, residuals of the built-in parts added)``."""
+        """The refit from ``start`` (from the fresh state, ``refit_from="fresh"``) with the
+        symmetry fixed at the first ``D`` directions of the spectrum ``S`` (and, with
+        ``built_in``, the learned ones outside them): ``(fit, D, residuals of the built-in
+        parts added)``."""
         basis = (span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D
                  else np.zeros((0, (M + 1) ** 2)))
         added = []
@@ -110,8 +133,8 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                 extra = extra[np.asarray(r_extra) <= max_residual]
                 basis = np.concatenate([basis, extra])
         G_sel = size * basis.reshape(-1, M + 1, M + 1)
-        fitted = continue_fit(model_with(before.model, basis.shape[0]), start.params, G_sel,
-                              data, k,
+        params, k = ({}, k_fresh) if fresh else (start.params, k)
+        fitted = continue_fit(model_with(before.model, basis.shape[0]), params, G_sel, data, k,
                               refit_kwargs if refit_learns else {**refit_kwargs,
                                                                  "lr_conserved": 0.0},
                               stopped, "refit")
@@ -133,20 +156,32 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
         if better:
             refit, D, added, D_spectrum, gap_ratio = other, D_o, added_o, D_c, ratio_c
     extended = []
-    while extend and D_spectrum < spectrum.size and spectrum[D_spectrum] <= max_residual:
-        # One direction more than the cut, kept where the ELBO sees it (``extend``).
+    while extend:
+        # One direction more than the cut, kept where the ELBO sees it (``extend``). From a
+        # fresh start, the next direction is read off the refit's own Ĥ, symmetrised over the
+        # quantities chosen so far (the fit they were read from is not refitted).
+        if fresh:
+            spec_e, S_e = read(refit, jax.random.fold_in(k_spec, 2000 + D_spectrum))
+        else:
+            spec_e, S_e = spectrum, S
+        if D_spectrum >= spec_e.size or spec_e[D_spectrum] > max_residual:
+            break
         k_e = jax.random.fold_in(k_done, 2000 + D_spectrum)
-        other, D_o, added_o = refit_at(D_spectrum + 1, k_e)
+        other, D_o, added_o = refit_at(D_spectrum + 1, k_e, S=S_e)
         d_e, se_e, est_e, _ = compare(other, refit, jax.random.fold_in(k_cmp, 2000 + D_o))
         better = bool(d_e > tolerance + 2.0 * se_e)
         extended.append({"spectrum_selected": D_spectrum + 1, "selected": D_o,
                          "delta_vs_chosen": d_e, "se": se_e,
-                         "neg_elbo_per_n": est_e.neg_elbo_per_n, "chosen": better})
+                         "neg_elbo_per_n": est_e.neg_elbo_per_n, "chosen": better,
+                         # the spectrum read again and its directions (what a reference scores)
+                         **({"spectrum_head": spec_e[:D_spectrum + 2].tolist(),
+                             "spectrum_directions": S_e[:D_spectrum + 2].tolist()}
+                            if fresh else {})})
         if not better:
             break
         refit, D, added, D_spectrum = other, D_o, added_o, D_spectrum + 1
-        gap_ratio = (float(spectrum[D_spectrum] / spectrum[D_spectrum - 1])
-                     if D_spectrum < spectrum.size else None)
+        gap_ratio = (float(spec_e[D_spectrum] / spec_e[D_spectrum - 1])
+                     if D_spectrum < spec_e.size else None)
     refit_steps_taken = refit.steps
     grown = []
     for i in range(M * (M + 1) if grow else 0):  # the dimension grows at most that often
@@ -166,8 +201,8 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                       "kept": taken})
         if not taken:
             break
-        refit, D, added, refit_steps_taken = other, D_o, added_o, (refit_steps_taken
-                                                                   + other.steps)
+        refit, D, added, refit_steps_taken = other, D_o, added_o, (
+            other.steps if fresh else refit_steps_taken + other.steps)
     delta, se, est_new, est_old = compare(refit, before, k_cmp)
     # The ELBO arbitrates which fit is returned: with non-compact directions at that size the
     # refit can fit far worse than the fit whose Ĥ the quantities were read from.
@@ -187,6 +222,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                if built_in else {}),
             **({"refit_learns": True} if refit_learns else {}),
             **({"refit_steps": int(refit_steps)} if refit_steps is not None else {}),
+            **({"refit_from": "fresh", "fresh_steps": int(fresh_steps)} if fresh else {}),
             **({"grown": grown} if grow else {}),
             **({"extended": extended} if extend else {}),
             **({"spectrum_samples": int(spectrum_samples)}

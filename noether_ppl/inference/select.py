@@ -52,7 +52,7 @@ import jax
 import numpy as np
 
 from ..data import Trajectories, check_int
-from .complete import complete_selection
+from .complete import REFIT_FROM, complete_selection
 from .conservation import (
     conservation_eigen,
     conservation_residuals,
@@ -103,7 +103,7 @@ run with K = true + 1 (``discovery-stop-symmetrised/`` against ``discovery-true-
 
 SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts", "stop",
                      "max_residual", "tolerance", "num_repeats", "refit_steps", "grow",
-                     "extend", "spectrum_samples", "evidence_samples")
+                     "extend", "spectrum_samples", "evidence_samples", "refit_from")
 """The keyword arguments of :func:`select_conserved` that are its own, not
 :func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
 fit)."""
@@ -117,7 +117,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      stop: str = DEFAULT_STOP, refit_steps: int | None = None,
                      grow: bool = False, extend: bool = False,
                      spectrum_samples: int | None = None,
-                     evidence_samples: int | None = None, **fit_kwargs) -> Selection:
+                     evidence_samples: int | None = None, refit_from: str = "continue",
+                     **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
     supported by the ELBO (module docstring).
@@ -239,6 +240,22 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         (``benchmarks/records/discovery-two-body-evidence/``). None (default): the model's S.
         An alternative under measurement (``benchmarks/discovery.py --evidence-samples``), not
         the package's rule.
+    refit_from : with ``complete``: where each refit at selected quantities starts.
+        ``"continue"`` (default): from the fit they were read from, for ``refit_steps``.
+        ``"fresh"``: from one fresh initial state (the same for every refit of the selection:
+        key ``fold_in(k, FRESH_FOLD)``, :data:`~noether_ppl.inference.complete.FRESH_FOLD`),
+        for ``refit_steps`` or, by default, the steps ``result`` took; and ``extend`` reads
+        each next direction off the spectrum of the refit it extends (the first ``D + 1``
+        directions of what the refit at ``D``'s own Ĥ conserves, each ``extended`` entry
+        recording that spectrum's head and directions) instead of off the first fit's. A
+        continued refit starts from a network trained under other generators, and on two
+        bodies in 2-D the continued refits at the cut reached a far worse −ELBO/N than fresh
+        fits of the learned fit's budget at the same directions
+        (``benchmarks/records/two-body-fresh-refits/``). Grown refits start fresh too, and a
+        fresh refit kept counts its own steps in ``continued_steps`` (so
+        :func:`~noether_ppl.analysis.fit_auto` continues the plain HNN as long). An
+        alternative under measurement (``benchmarks/discovery.py --refit-from fresh``), not
+        the package's rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
         does not end the selection: it goes on from that fit's last good state
@@ -255,6 +272,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
             raise ValueError(f"Expected `{name}` to be True or False, got {flag!r}.")
     if stop not in STOPS:
         raise ValueError(f"Unknown `stop` {stop!r}; expected one of {STOPS}.")
+    if refit_from not in REFIT_FROM:
+        raise ValueError(f"Unknown `refit_from` {refit_from!r}; expected one of {REFIT_FROM}.")
     check_int("cuts", cuts)
     for name, value in (("refit_steps", refit_steps), ("spectrum_samples", spectrum_samples),
                         ("evidence_samples", evidence_samples)):
@@ -333,7 +352,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                                   built_in=built_in, refit_learns=refit_learns, cuts=cuts,
                                   refit_steps=refit_steps, grow=grow, extend=extend,
                                   spectrum_samples=spectrum_samples,
-                                  evidence_samples=evidence_samples)
+                                  evidence_samples=evidence_samples, refit_from=refit_from,
+                                  fresh_steps=(result.steps if refit_steps is None
+                                               else refit_steps))
         current, continued = done.result, continued + done.continued
         steps.append(done.step)
         spectrum, gap_ratio, kept_generators = done.spectrum, done.gap_ratio, done.built_in
