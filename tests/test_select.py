@@ -416,7 +416,8 @@ def test_refit_from_fresh_fits_every_refit_from_one_fresh_state(fitted, tiny_sho
     an orthonormal basis of the spectrum's first directions: equal, parameter for parameter,
     to :func:`~noether_ppl.inference.fit` from that key by hand. The extension's next
     direction is read off the refit's own spectrum (the second read), recorded with its
-    head and directions; the fresh refit kept counts its own steps in ``continued_steps``."""
+    head and directions; ``continued_steps`` counts only the fresh refit's steps beyond the
+    fitted ones (none)."""
     from types import SimpleNamespace
 
     from noether_ppl.inference import complete as complete_module
@@ -463,7 +464,9 @@ def test_refit_from_fresh_fits_every_refit_from_one_fresh_state(fitted, tiny_sho
         head = e["spectrum_selected"] + 1
         np.testing.assert_array_equal(np.asarray(e["spectrum_directions"]), S[:head])
         assert e["spectrum_head"] == pytest.approx(r[:head].tolist())
-    assert sel.dimension == 2 and sel.continued_steps == 3 + 30  # settling, the fresh refit
+    # the fresh refit kept took the fitted steps (30) from a fresh start: no continuation (the
+    # settling's 3 steps are not in its history)
+    assert sel.dimension == 2 and sel.continued_steps == 0
     # the returned refit by hand: a fit of 30 steps from the fresh key at the refit's own
     # first two directions
     _, k_final = jax.random.split(jax.random.key(2))

@@ -252,8 +252,10 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         bodies in 2-D the continued refits at the cut reached a far worse −ELBO/N than fresh
         fits of the learned fit's budget at the same directions
         (``benchmarks/records/two-body-fresh-refits/``). Grown refits start fresh too, and a
-        fresh refit kept counts its own steps in ``continued_steps`` (so
-        :func:`~noether_ppl.analysis.fit_auto` continues the plain HNN as long). An
+        fresh refit kept has been optimised for its own steps only, so ``continued_steps``
+        counts only those beyond the steps ``result`` took (none by default:
+        :func:`~noether_ppl.analysis.fit_auto` then compares the plain HNN as fitted, both
+        fitted for the same steps from a fresh start). An
         alternative under measurement (``benchmarks/discovery.py --refit-from fresh``), not
         the package's rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
@@ -355,7 +357,11 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                                   evidence_samples=evidence_samples, refit_from=refit_from,
                                   fresh_steps=(result.steps if refit_steps is None
                                                else refit_steps))
-        current, continued = done.result, continued + done.continued
+        # a fresh refit kept is ``result``'s budget over again, not a continuation: only the
+        # steps it takes beyond ``result``'s count (step 4's equal budget)
+        continued = (max(0, done.continued - result.steps)
+                     if refit_from == "fresh" and done.continued else continued + done.continued)
+        current = done.result
         steps.append(done.step)
         spectrum, gap_ratio, kept_generators = done.spectrum, done.gap_ratio, done.built_in
         sig, G, res = done.singular_values, done.generators, done.residuals

@@ -59,7 +59,9 @@ class Selection:
     gap_ratio : ``r_{L+1} / r_L`` of that spectrum at the selected dimension (None at 0 or P).
     continued_steps : optimisation steps of the continuation fits between the starting fit and
         ``result`` (each continuation starts from the previous one's parameters): ``result``
-        has been optimised for the starting fit's steps plus these. A comparison with another
+        has been optimised for the starting fit's steps plus these (a refit from a fresh start,
+        ``refit_from="fresh"``: its steps beyond the starting fit's, at least 0; the removals'
+        continuations do not count, the refit not starting from them). A comparison with another
         fit at an equal budget continues that one as long
         (:func:`~noether_ppl.analysis.fit_auto`, step 4).
     built_in : where the ELBO kept the fit the quantities were read from (it learns its own
