@@ -255,9 +255,13 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         fresh refit kept has been optimised for its own steps only, so ``continued_steps``
         counts only those beyond the steps ``result`` took (none by default:
         :func:`~noether_ppl.analysis.fit_auto` then compares the plain HNN as fitted, both
-        fitted for the same steps from a fresh start). An
-        alternative under measurement (``benchmarks/discovery.py --refit-from fresh``), not
-        the package's rule.
+        fitted for the same steps from a fresh start). From fresh starts
+        at the learned fit's reading on two bodies, this path kept the seventh direction read
+        again on key 1 and refused it on key 2 (``benchmarks/records/two-body-fresh-reread/``)
+        and refused a wrong eighth on keys 4 and 0 (on key 0 by 11 nats under the bar:
+        ``benchmarks/records/two-body-fresh-reread-controls/``). An alternative under
+        measurement (``benchmarks/discovery.py --refit-from fresh``), not the package's
+        rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
         does not end the selection: it goes on from that fit's last good state
