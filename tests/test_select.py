@@ -411,10 +411,11 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
 def test_refit_from_fresh_fits_every_refit_from_one_fresh_state(fitted, tiny_sho,
                                                                 monkeypatch):
     """``refit_from="fresh"``: the refit at the cut (set by hand at 1) and the extension's
-    refit at 2 are each a fit from the initial state of key ``fold_in(k_done, FRESH_FOLD)``
-    for the steps ``result`` took (30, not the selection's 3), with η held at ``size`` times
-    an orthonormal basis of the spectrum's first directions: equal, parameter for parameter,
-    to :func:`~noether_ppl.inference.fit` from that key by hand. The extension's next
+    refits at 2 and 3 start from none of the fitted parameters and run for the steps
+    ``result`` took (30, not the selection's 3); the one returned (at 2) equals, parameter for
+    parameter, :func:`~noether_ppl.inference.fit` by hand from key
+    ``fold_in(k_done, FRESH_FOLD)`` with η held at ``size`` times an orthonormal basis of the
+    first two directions of the refit at 1's own spectrum. The extension's next
     direction is read off the refit's own spectrum (the second read), recorded with its
     head and directions; ``continued_steps`` counts only the fresh refit's steps beyond the
     fitted ones (none)."""

@@ -258,7 +258,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         fitted for the same steps from a fresh start). From fresh starts
         at the learned fit's reading on two bodies, this path kept the seventh direction read
         again on key 1 and refused it on key 2 (``benchmarks/records/two-body-fresh-reread/``)
-        and refused a wrong eighth on keys 4 and 0 (on key 0 by 11 nats under the bar:
+        and refused a wrong eighth on keys 4 and 0 (on key 0 by 10 nats under the bar:
         ``benchmarks/records/two-body-fresh-reread-controls/``). An alternative under
         measurement (``benchmarks/discovery.py --refit-from fresh``), not the package's
         rule.
