@@ -231,6 +231,9 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"refit_from": args.refit_from}
                                                if getattr(args, "refit_from", "continue")
                                                != "continue" else {}),
+                                            **({"refit_sizes": tuple(args.refit_sizes)}
+                                               if getattr(args, "refit_sizes", None)
+                                               else {}),
                                             "stop": args.stop},
                              criterion=args.criterion,
                              start_directions=args.start_directions,
@@ -383,6 +386,9 @@ def table(rows, args) -> str:
            + (", every refit from a fresh initial state for the learned fit's steps, the "
               "extension's next direction read off the refit's own spectrum (refit_from "
               "fresh)" if getattr(args, "refit_from", "continue") == "fresh" else "")
+           + (", each refit at " + ", ".join(f"{f:g}" for f in args.refit_sizes)
+              + " times the learned generators' median σ, the size chosen by the ELBO "
+              "(refit_sizes)" if getattr(args, "refit_sizes", None) else "")
            + (", step 4 also continues the HNN with the selected symmetry fixed"
               if getattr(args, "symmetrised_hnn", LEGACY_SETTINGS["symmetrised_hnn"]) else "")
            + (", removals stop where the fitted H's spectrum reads as many directions as are "
@@ -455,7 +461,10 @@ def table(rows, args) -> str:
                 "In parentheses (scoring only): the candidate direction's share in the true span; "
                 "last column: the parallelness of the span of the spectrum's first `true` "
                 "directions to the true span (– where the row did not record the spectrum's "
-                "directions).", "",
+                "directions)."
+                + (" ×f: the multiple of the learned generators' median σ the ELBO chose for "
+                   "that refit (refit_sizes)." if getattr(args, "refit_sizes", None) else ""),
+                "",
                 "| system | key | true | cut at the gap | refits at one more | selected | "
                 "spectrum's first `true`: par |",
                 "|---|---:|---:|---:|---|---:|---:|"]
@@ -469,14 +478,19 @@ def table(rows, args) -> str:
             # each candidate's share: from its own spectrum where the extension read one
             own = r.get("extended_true_shares") or [None] * len(ext)
             cells = ", ".join(f"{e['spectrum_selected']}: {e['delta_vs_chosen']:+.0f} ± "
-                              f"{e['se']:.0f} {'✓' if e['chosen'] else '✗'}"
+                              f"{e['se']:.0f} {'✓' if e['chosen'] else '✗'}" + _size(e)
                               + (f" ({o:.2f})" if o is not None else
                                  f" ({shares[e['spectrum_selected'] - 1]:.2f})"
                                  if shares else "") for e, o in zip(ext, own, strict=True))
-            out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {first} | "
+            out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {first}{_size(last)} | "
                        f"{cells or '–'} | {last['selected']} | "
                        f"{_fmt(r.get('spectrum_first_true_par'), '.3f')} |")
     return "\n".join(out) + "\n"
+
+
+def _size(entry: dict) -> str:
+    """`` ×f`` where the ELBO chose the refit's size among several (``refit_sizes``)."""
+    return f" ×{entry['size_factor']:g}" if "size_factor" in entry else ""
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -564,6 +578,10 @@ def parser() -> argparse.ArgumentParser:
                    "steps (or --refit-steps) and reads the extension's next direction off "
                    "the refit's own spectrum (an alternative under measurement; 'continue': "
                    "the package's)")
+    p.add_argument("--refit-sizes", type=float, nargs="+", default=None,
+                   help="select_conserved(refit_sizes=...): fit each refit at these multiples "
+                   "of the learned generators' median σ and let the ELBO choose (an "
+                   "alternative under measurement; default: the median σ alone)")
     p.add_argument("--evidence-samples", type=int, default=None,
                    help="select_conserved(evidence_samples=S'): estimate the selection's ELBO "
                         "comparisons, and step 4's, with S' symmetry samples (default: the "
@@ -617,6 +635,10 @@ def main(argv=None) -> int:
         p.error(f"--spectrum-samples: expected a positive int, got {args.spectrum_samples}")
     if args.evidence_samples is not None and args.evidence_samples < 1:
         p.error(f"--evidence-samples: expected a positive int, got {args.evidence_samples}")
+    if args.refit_sizes is not None and not (
+            all(0 < f < float("inf") for f in args.refit_sizes)
+            and len(set(args.refit_sizes)) == len(args.refit_sizes)):
+        p.error(f"--refit-sizes: expected distinct positive numbers, got {args.refit_sizes}")
     if args.substeps < 1:
         p.error(f"--substeps: expected a positive int, got {args.substeps}")
     if args.dt is not None and not args.dt > 0:

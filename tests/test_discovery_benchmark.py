@@ -350,3 +350,37 @@ def test_a_direction_the_extension_read_off_its_refit_is_scored_from_that_spectr
         {k: v for k, v in e.items() if k != "spectrum_directions"}
         for e in steps[0]["extended"]]}], truth)
     assert "extended_true_shares" not in plain
+
+
+def test_refit_sizes_reach_the_selection_and_the_table_names_each_refits_size(monkeypatch):
+    """``--refit-sizes 1 2``: ``select_conserved`` gets ``refit_sizes=(1.0, 2.0)``; the
+    extension's section prints the multiple the ELBO chose for the refit at the cut and for
+    each refit at one direction more; repeated or non-positive multiples are refused."""
+    from noether_ppl import analysis
+
+    p = discovery.parser()
+    args = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1", "--extend",
+                         "--refit-sizes", "1", "2"])
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fit_auto(*a, select_kwargs, **kw):
+        seen.update(select_kwargs)
+        raise Stop
+
+    monkeypatch.setattr(analysis, "fit_auto", fit_auto)
+    with pytest.raises(Stop):
+        discovery.run_one("sho", 0, args)
+    assert seen["refit_sizes"] == (1.0, 2.0) and seen["extend"] is True
+    steps = [{"selected": 1, "size_factor": 2.0, "extended": [
+        {"spectrum_selected": 2, "delta_vs_chosen": -50.0, "se": 5.0, "chosen": False,
+         "size_factor": 1.0}]}]
+    row = {**_row("selected", True), "selection": {"steps": steps}}
+    text = discovery.table([row], args)
+    assert "(refit_sizes)" in text
+    assert text.rstrip().splitlines()[-1] == "| sho | 0 | 1 | 1 ×2 | 2: -50 ± 5 ✗ ×1 | 1 | – |"
+    for bad in (["1", "1"], ["1", "0"]):
+        with pytest.raises(SystemExit):
+            discovery.main(["--systems", "sho", "--refit-sizes", *bad, "--topic", "x"])

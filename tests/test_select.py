@@ -482,6 +482,81 @@ def test_refit_from_fresh_fits_every_refit_from_one_fresh_state(fitted, tiny_sho
                                    rtol=1e-12, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.slow  # an alternative under measurement (REPRODUCTION.md); six refits, ~60 s
+def test_refit_sizes_fit_each_refit_at_each_multiple_and_keep_the_elbos_choice(
+        fitted, tiny_sho, monkeypatch):
+    """``refit_sizes=(1, 2, 0.5)``: the refit at the cut (set by hand at 1) and the
+    extension's refit at 2 are each fitted at the three multiples of the size, from the same
+    parameters and key; each next multiple replaces the chosen one only where its paired ELBO
+    difference (set by hand) is above the tolerance plus twice its standard error, compared
+    with key ``fold_in(k, SIZE_FOLD + j)`` of the refit's key ``k``. At 1: x2 beats x1
+    (+10 ± 1), x0.5 does not beat x2 (+2 ± 1); at 2: x2 does not beat x1 (0 ± 1), x0.5 does
+    (+5 ± 1). The extension then compares the refit at 2 at x0.5 with the one at 1 at x2
+    (+1.5 ± 1: refused), and the refit at 1 at twice the size is returned, its generators of
+    norm 2·size."""
+    from types import SimpleNamespace
+
+    from noether_ppl.inference import complete as complete_module
+
+    deltas = iter([(10.0, 1.0), (2.0, 1.0),  # the sizes at 1
+                   (0.0, 1.0), (5.0, 1.0),  # the sizes at 2
+                   (1.5, 1.0), (0.0, 1.0)])  # 2 against 1, the refit against the fit before
+    calls = []  # (K and generator norm of a, of b, comparison key) of each comparison
+
+    def norm(r):
+        return float(np.linalg.norm(np.asarray(r.generators())[0]))
+
+    def by_hand(a, b, data, *, key, num_repeats, sym_samples=None):
+        calls.append((a.model.n_conserved, norm(a), b.model.n_conserved, norm(b), key))
+        d, se = next(deltas)
+        return d, se, SimpleNamespace(neg_elbo_per_n=-d), SimpleNamespace(neg_elbo_per_n=0.0)
+
+    fits = []  # (K, generator norms, start parameters, key) of each refit
+    continued = complete_module.continue_fit
+
+    def noted(model, params, generators, data, key, fit_kwargs, stopped, what):
+        fits.append((model.n_conserved, np.linalg.norm(generators.reshape(len(generators), -1),
+                                                       axis=1), params, key))
+        return continued(model, params, generators, data, key, fit_kwargs, stopped, what)
+
+    monkeypatch.setattr(complete_module, "spectrum_cuts", lambda r, m, n=1: [(1, 3.0)])
+    monkeypatch.setattr(complete_module, "elbo_difference", by_hand)
+    monkeypatch.setattr(complete_module, "continue_fit", noted)
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                           max_residual=1e6, lr=1e-3, tolerance=1.0, refit_steps=1,
+                           extend=True, refit_sizes=(1.0, 2.0, 0.5))
+    last = sel.steps[-1]
+    size = last["size"]
+    assert [(K, len(n)) for K, n, _, _ in fits] == [(1, 1)] * 3 + [(2, 2)] * 3
+    for (_, n, params, key), factor in zip(fits, (1.0, 2.0, 0.5) * 2, strict=True):
+        np.testing.assert_allclose(n, factor * size, rtol=1e-12)  # orthonormal basis x size
+        assert params is fits[0][2]  # every refit from the fit before it; each size from
+        # the same start and the same key as the others of its refit
+        assert np.array_equal(jax.random.key_data(key), jax.random.key_data(fits[0][3] if
+                                                                             len(n) == 1
+                                                                             else fits[3][3]))
+    # the comparisons: each multiple against the one chosen before it, then the extension
+    # and the returned refit against the fit before it
+    assert [(a, round(na / size, 9), b, round(nb / size, 9)) for a, na, b, nb, _ in
+            calls[:5]] == [(1, 2.0, 1, 1.0), (1, 0.5, 1, 2.0), (2, 2.0, 2, 1.0),
+                           (2, 0.5, 2, 1.0), (2, 0.5, 1, 2.0)]
+    for i, (refit_key, j) in enumerate([(fits[0][3], 1), (fits[0][3], 2), (fits[3][3], 1),
+                                        (fits[3][3], 2)]):
+        expected = jax.random.fold_in(refit_key, complete_module.SIZE_FOLD + j)
+        assert np.array_equal(jax.random.key_data(calls[i][4]), jax.random.key_data(expected))
+    assert last["size_factor"] == last["refit_size_factor"] == 2.0
+    assert [(t["factor"], t.get("chosen")) for t in last["size_trials"]] == [
+        (1.0, None), (2.0, True), (0.5, False)]
+    assert last["size_trials"][0]["neg_elbo_per_n"] == 0.0
+    (refused,) = last["extended"]
+    assert refused["size_factor"] == 0.5 and not refused["chosen"]
+    assert [t.get("chosen") for t in refused["size_trials"]] == [None, False, True]
+    assert sel.dimension == 1 and norm(sel.result) == pytest.approx(2.0 * size, rel=1e-12)
+    text = str(sel)
+    assert "(size x2 of x1, x2, x0.5 by the ELBO, +10 ± 1 nats)" in text
+    assert "not taken (size x0.5 of x1, x2, x0.5 by the ELBO, +5 ± 1 nats)" in text
+
+
 def test_with_sym_samples_changes_only_the_number_of_symmetry_samples(fitted):
     """The same parameters and model otherwise: with the fit's own S the Ĥ is the same to the
     bit; with another S it is another estimate of the same Ĥ (Eq. 14)."""
@@ -709,6 +784,12 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"grow": "yes"}, "grow"),
     ({"extend": 1}, "extend"),
     ({"refit_from": "scratch"}, "refit_from"),
+    ({"refit_sizes": ()}, "refit_sizes"),
+    ({"refit_sizes": (1.0, 1)}, "refit_sizes"),
+    ({"refit_sizes": (1.0, 0.0)}, "refit_sizes"),
+    ({"refit_sizes": (1.0, float("inf"))}, "refit_sizes"),
+    ({"refit_sizes": (True,)}, "refit_sizes"),
+    ({"refit_sizes": 2.0}, "refit_sizes"),
     ({"spectrum_samples": 0}, "spectrum_samples"),
     ({"spectrum_samples": 2.5}, "spectrum_samples"),
 ])

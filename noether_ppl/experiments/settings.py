@@ -96,6 +96,13 @@ POS_REAL_LIST = _typed(
     lambda v: isinstance(v, list) and v and all(_is_real(x) and 0 < x < math.inf for x in v),
     lambda v: tuple(float(x) for x in v),
 )
+DISTINCT_POS_REAL_LIST = _typed(
+    "a non-empty array of distinct positive finite numbers",
+    lambda v: (isinstance(v, list) and v
+               and all(_is_real(x) and 0 < x < math.inf for x in v)
+               and len({float(x) for x in v}) == len(v)),
+    lambda v: tuple(float(x) for x in v),
+)
 NONZERO_REAL = _typed("a finite non-zero number",
                       lambda v: _is_real(v) and math.isfinite(v) and v != 0, float)
 REAL_OR_LIST = _typed(
@@ -191,7 +198,7 @@ FIT_KEYS: dict[str, Spec] = {rule.name: _fit_key(rule) for rule in setting_rules
 """The ``[inference]`` keys of the fields of :class:`~noether_ppl.inference.FitSettings`."""
 
 SELECT_FILE_OPTIONS = ("refit_steps", "extend", "spectrum_samples", "evidence_samples",
-                       "refit_from")
+                       "refit_from", "refit_sizes")
 """The options of :func:`~noether_ppl.inference.select_conserved` that an experiment file sets
 as ``[inference] select_<option>`` (each one of its ``SELECTION_OPTIONS``)."""
 
@@ -209,6 +216,7 @@ _EXPERIMENT_ONLY: dict[str, tuple[Spec, type]] = {
     "select_spectrum_samples": (POS_INT, int),
     "select_evidence_samples": (POS_INT, int),
     "select_refit_from": (_one_of(*REFIT_FROM), str),
+    "select_refit_sizes": (DISTINCT_POS_REAL_LIST, tuple),
     "checkpoint_every": (POS_INT, int),
 }
 """The ``[inference]`` keys of experiments only (not settings of ``fit``): their key type and
@@ -318,9 +326,10 @@ _INFERENCE_DOC = """Arguments of :func:`~noether_ppl.inference.fit` (App. C), pl
     ``symmetrised_hnn``, None: its default, true). ``select_stop = "conserved"`` with
     ``select_symmetrised_hnn = false`` is the earlier rule. ``select_refit_steps``,
     ``select_extend``, ``select_spectrum_samples``, ``select_evidence_samples``,
-    ``select_refit_from``: ``select_conserved``'s ``refit_steps``, ``extend``,
-    ``spectrum_samples``, ``evidence_samples`` and ``refit_from`` (alternatives under
-    measurement; None: its defaults, off, ``"continue"``).
+    ``select_refit_from``, ``select_refit_sizes``: ``select_conserved``'s ``refit_steps``,
+    ``extend``, ``spectrum_samples``, ``evidence_samples``, ``refit_from`` and
+    ``refit_sizes`` (alternatives under measurement; None: its defaults, off,
+    ``"continue"``, the median σ alone).
     """
 
 InferenceSettings = dataclasses.make_dataclass(

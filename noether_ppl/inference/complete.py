@@ -4,8 +4,8 @@ conserves over the *whole* quadratic space (:func:`conservation_spectrum`, the l
 among the residuals up to ``max_residual``, :func:`spectrum_cuts`), F is refitted with the
 symmetry fixed at those quantities, and the ELBO decides between that refit and the fit the
 quantities were read from. The options (``cuts``, ``extend``, ``grow``, ``built_in``,
-``refit_learns``, ``refit_steps``, ``refit_from``, ``spectrum_samples``, ``evidence_samples``)
-are documented at :func:`~noether_ppl.inference.select_conserved`."""
+``refit_learns``, ``refit_steps``, ``refit_from``, ``refit_sizes``, ``spectrum_samples``,
+``evidence_samples``) are documented at :func:`~noether_ppl.inference.select_conserved`."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from .continuation import continue_fit, model_with
 from .evidence import elbo_difference
 from .result import FitResult
 
-__all__ = ["Completion", "complete_selection", "REFIT_FROM", "FRESH_FOLD"]
+__all__ = ["Completion", "complete_selection", "check_sizes", "REFIT_FROM", "FRESH_FOLD",
+           "SIZE_FOLD"]
 
 REFIT_FROM = ("continue", "fresh")
 """Where the completion's refits start (``select_conserved``'s ``refit_from``): the fit the
@@ -38,6 +39,23 @@ FRESH_FOLD = 17
 """The fresh refits' key: ``fold_in(k, FRESH_FOLD)`` of the completion's refit key ``k``, one
 initial state for every refit of a selection (their ELBO differences are then paired in the
 start too)."""
+
+SIZE_FOLD = 4000
+"""The comparisons of one refit's sizes (``refit_sizes``): the j-th size against the one chosen
+before it with key ``fold_in(k, SIZE_FOLD + j)`` of that refit's key ``k``."""
+
+
+def check_sizes(refit_sizes) -> None:
+    """``refit_sizes`` is None or a non-empty sequence of distinct positive finite numbers
+    (``select_conserved``'s multiples of the refits' size); else a ValueError naming it."""
+    if refit_sizes is None:
+        return
+    ok = (isinstance(refit_sizes, (tuple, list)) and len(refit_sizes) > 0
+          and all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                  and np.isfinite(f) and f > 0 for f in refit_sizes))
+    if not ok or len(set(float(f) for f in refit_sizes)) != len(refit_sizes):
+        raise ValueError("Expected `refit_sizes` to be None or a non-empty sequence of distinct "
+                         f"positive finite numbers, got {refit_sizes!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +94,16 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                        refit_steps: int | None = None, grow: bool = False,
                        extend: bool = False, spectrum_samples: int | None = None,
                        evidence_samples: int | None = None, refit_from: str = "continue",
-                       fresh_steps: int | None = None) -> Completion:
+                       fresh_steps: int | None = None,
+                       refit_sizes: tuple[float, ...] | None = None) -> Completion:
     """Read the dimension off the spectrum of ``before``'s Ĥ on ``x_states (N, M)`` and refit
     at it (module docstring; the options as at
     :func:`~noether_ppl.inference.select_conserved`). Continuation fits take ``fit_kwargs``;
     one that diverges or runs away is noted in ``stopped`` and its last good state used.
     With ``refit_from="fresh"`` every refit starts from the same fresh initial state and takes
     ``fresh_steps`` steps (required then), and the extension reads its next direction off the
-    spectrum of the refit it would extend."""
+    spectrum of the refit it would extend. With ``refit_sizes`` every refit is fitted at each
+    of those multiples of the size and the ELBO chooses among them (:func:`_sized`)."""
     if refit_from not in REFIT_FROM:
         raise ValueError(f"Unknown `refit_from` {refit_from!r}; expected one of {REFIT_FROM}.")
     fresh = refit_from == "fresh"
@@ -116,11 +136,14 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
     if fresh:
         refit_kwargs["num_steps"] = int(fresh_steps)
 
+    factors = (1.0,) if refit_sizes is None else tuple(float(f) for f in refit_sizes)
+
     def refit_at(D, k, S=S, start=before):
         """The refit from ``start`` (from the fresh state, ``refit_from="fresh"``) with the
         symmetry fixed at the first ``D`` directions of the spectrum ``S`` (and, with
-        ``built_in``, the learned ones outside them): ``(fit, D, residuals of the built-in
-        parts added)``."""
+        ``built_in``, the learned ones outside them), at the size the ELBO chooses among
+        ``factors`` times ``size``: ``(fit, D, residuals of the built-in parts added, its
+        entries for the record)``."""
         basis = (span_basis(S[:D]).reshape(-1, (M + 1) ** 2) if D
                  else np.zeros((0, (M + 1) ** 2)))
         added = []
@@ -132,29 +155,35 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                 added = [float(r) for r in r_extra]
                 extra = extra[np.asarray(r_extra) <= max_residual]
                 basis = np.concatenate([basis, extra])
-        G_sel = size * basis.reshape(-1, M + 1, M + 1)
-        params, k = ({}, k_fresh) if fresh else (start.params, k)
-        fitted = continue_fit(model_with(before.model, basis.shape[0]), params, G_sel, data, k,
-                              refit_kwargs if refit_learns else {**refit_kwargs,
-                                                                 "lr_conserved": 0.0},
-                              stopped, "refit")
-        return fitted, basis.shape[0], added
+        params, k_fit = ({}, k_fresh) if fresh else (start.params, k)
+
+        def fitted_at(factor):
+            G_sel = factor * size * basis.reshape(-1, M + 1, M + 1)
+            return continue_fit(model_with(before.model, basis.shape[0]), params, G_sel, data,
+                                k_fit, refit_kwargs if refit_learns else {**refit_kwargs,
+                                                                          "lr_conserved": 0.0},
+                                stopped, "refit")
+
+        fitted, entries = _sized(fitted_at, factors, compare, k, tolerance)
+        return fitted, basis.shape[0], added, entries
 
     # The cut at the largest gap, then (``cuts`` > 1) each next-largest: a later cut's refit
     # replaces the chosen one only where its ELBO is higher by more than ``tolerance`` plus
     # twice the standard error of the paired difference.
     D_spectrum, gap_ratio = candidates[0]
-    refit, D, added = refit_at(D_spectrum, k_done)
+    refit, D, added, sized = refit_at(D_spectrum, k_done)
+    sized_cut = sized  # the refit at the gap's cut: its size (``refit_sizes``)
     tried = []
     for i, (D_c, ratio_c) in enumerate(candidates[1:], start=1):
-        other, D_o, added_o = refit_at(D_c, jax.random.fold_in(k_done, i))
+        other, D_o, added_o, sized_o = refit_at(D_c, jax.random.fold_in(k_done, i))
         d_c, se_c, est_c, _ = compare(other, refit, jax.random.fold_in(k_cmp, i))
         better = bool(d_c > tolerance + 2.0 * se_c)
         tried.append({"spectrum_selected": D_c, "selected": D_o, "gap_ratio": ratio_c,
                       "delta_vs_chosen": d_c, "se": se_c,
-                      "neg_elbo_per_n": est_c.neg_elbo_per_n, "chosen": better})
+                      "neg_elbo_per_n": est_c.neg_elbo_per_n, "chosen": better, **sized_o})
         if better:
-            refit, D, added, D_spectrum, gap_ratio = other, D_o, added_o, D_c, ratio_c
+            refit, D, added, D_spectrum, gap_ratio, sized = (other, D_o, added_o, D_c, ratio_c,
+                                                             sized_o)
     extended = []
     while extend:
         # One direction more than the cut, kept where the ELBO sees it (``extend``). From a
@@ -167,19 +196,19 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
         if D_spectrum >= spec_e.size or spec_e[D_spectrum] > max_residual:
             break
         k_e = jax.random.fold_in(k_done, 2000 + D_spectrum)
-        other, D_o, added_o = refit_at(D_spectrum + 1, k_e, S=S_e)
+        other, D_o, added_o, sized_o = refit_at(D_spectrum + 1, k_e, S=S_e)
         d_e, se_e, est_e, _ = compare(other, refit, jax.random.fold_in(k_cmp, 2000 + D_o))
         better = bool(d_e > tolerance + 2.0 * se_e)
         extended.append({"spectrum_selected": D_spectrum + 1, "selected": D_o,
                          "delta_vs_chosen": d_e, "se": se_e,
-                         "neg_elbo_per_n": est_e.neg_elbo_per_n, "chosen": better,
+                         "neg_elbo_per_n": est_e.neg_elbo_per_n, "chosen": better, **sized_o,
                          # the spectrum read again and its directions (what a reference scores)
                          **({"spectrum_head": spec_e[:D_spectrum + 2].tolist(),
                              "spectrum_directions": S_e[:D_spectrum + 2].tolist()}
                             if fresh else {})})
         if not better:
             break
-        refit, D, added, D_spectrum = other, D_o, added_o, D_spectrum + 1
+        refit, D, added, D_spectrum, sized = other, D_o, added_o, D_spectrum + 1, sized_o
         gap_ratio = (float(spec_e[D_spectrum] / spec_e[D_spectrum - 1])
                      if D_spectrum < spec_e.size else None)
     refit_steps_taken = refit.steps
@@ -193,15 +222,15 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
         if D_g <= refit.model.n_conserved:
             grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g})
             break
-        other, D_o, added_o = refit_at(D_g, k_r, S=S_g, start=refit)
+        other, D_o, added_o, sized_o = refit_at(D_g, k_r, S=S_g, start=refit)
         d_g, se_g, est_g, _ = compare(other, refit, k_c)
         taken = bool(d_g >= -(tolerance + 2.0 * se_g))
         grown.append({"spectrum_selected": D_g, "gap_ratio": ratio_g, "selected": D_o,
                       "delta": d_g, "se": se_g, "neg_elbo_per_n": est_g.neg_elbo_per_n,
-                      "kept": taken})
+                      "kept": taken, **sized_o})
         if not taken:
             break
-        refit, D, added, refit_steps_taken = other, D_o, added_o, (
+        refit, D, added, sized, refit_steps_taken = other, D_o, added_o, sized_o, (
             other.steps if fresh else refit_steps_taken + other.steps)
     delta, se, est_new, est_old = compare(refit, before, k_cmp)
     # The ELBO arbitrates which fit is returned: with non-compact directions at that size the
@@ -223,6 +252,9 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
             **({"refit_learns": True} if refit_learns else {}),
             **({"refit_steps": int(refit_steps)} if refit_steps is not None else {}),
             **({"refit_from": "fresh", "fresh_steps": int(fresh_steps)} if fresh else {}),
+            # ``refit_sizes``: the sizes of the refit at the gap's cut (each ``cuts``,
+            # ``extended`` and ``grown`` entry holds its own) and the returned refit's
+            **({**sized_cut, "refit_size_factor": sized["size_factor"]} if sized else {}),
             **({"grown": grown} if grow else {}),
             **({"extended": extended} if extend else {}),
             **({"spectrum_samples": int(spectrum_samples)}
@@ -245,3 +277,38 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                                               strict=True)]
     return Completion(result, refit_steps_taken if kept_refit else 0, step, spectrum,
                       gap_ratio, sig, G, res, kept_generators)
+
+
+def _sized(fitted_at, factors: tuple[float, ...], compare, k: jax.Array,
+           tolerance: float) -> tuple[FitResult, dict]:
+    """One refit at the size the ELBO chooses (``select_conserved``'s ``refit_sizes``).
+
+    ``fitted_at(factor)`` fits F with the symmetry fixed at ``factor`` times the selection's
+    size (every factor from the same start and key: the differences are paired in the start
+    too). The first factor is the chosen one to begin with; each next one replaces it where
+    its ELBO is higher by more than ``tolerance`` plus twice the standard error of the paired
+    difference (``compare(a, b, key)``, key ``fold_in(k, SIZE_FOLD + j)``), the rule of the
+    completion's other comparisons. The size is a hyperparameter of the measure μ (how far
+    it carries F along each orbit, Eq. 14) like η's scale, which the learned fit chooses by
+    the ELBO too (Sec. 4, empirical Bayes).
+
+    Returns the chosen fit and, with more than one factor, its record entries
+    ``{"size_factor": f, "size_trials": [{"factor", "delta_vs_chosen", "se",
+    "neg_elbo_per_n", "chosen"}, ...]}`` (the first trial: the first factor, with the
+    −ELBO/N the first comparison estimated for it); ``{}`` with one factor.
+    """
+    chosen, factor = fitted_at(factors[0]), factors[0]
+    if len(factors) == 1:
+        return chosen, {}
+    trials = [{"factor": factor}]
+    for j, f in enumerate(factors[1:], start=1):
+        other = fitted_at(f)
+        delta, se, est, est_chosen = compare(other, chosen, jax.random.fold_in(k, SIZE_FOLD + j))
+        if j == 1:
+            trials[0]["neg_elbo_per_n"] = est_chosen.neg_elbo_per_n
+        better = bool(delta > tolerance + 2.0 * se)
+        trials.append({"factor": f, "delta_vs_chosen": delta, "se": se,
+                       "neg_elbo_per_n": est.neg_elbo_per_n, "chosen": better})
+        if better:
+            chosen, factor = other, f
+    return chosen, {"size_factor": factor, "size_trials": trials}

@@ -122,10 +122,11 @@ class Selection:
                 lines.append(f"  spectrum of the fitted H over all quadratic quantities: "
                              f"{', '.join(f'{r:.3g}' for r in s['spectrum_head'])} ... -> "
                              f"{s['selected']}{gap}; refitted with them fixed: ELBO refit − "
-                             f"before = {s['delta']:+.3g} ± {s['se']:.2g} nats, {kept}")
+                             f"before = {s['delta']:+.3g} ± {s['se']:.2g} nats, {kept}"
+                             + _size_words(s))
                 lines += [f"    refit at one direction more, {e['spectrum_selected']}: ELBO − "
                           f"chosen = {e['delta_vs_chosen']:+.3g} ± {e['se']:.2g} nats -> "
-                          + ("taken" if e["chosen"] else "not taken")
+                          + ("taken" if e["chosen"] else "not taken") + _size_words(e)
                           for e in s.get("extended", ())]
                 continue
             head = (f"  {s['dimension']} -> {s['dimension'] - 1}: direction σ={s['sigma']:.3g}, "
@@ -153,6 +154,19 @@ class Selection:
                 + ", ".join(f"{b['share']:.2f}" for b in outside) + "; residual "
                 + ", ".join(f"{b['residual']:.3g}" for b in outside))
         return "\n".join(lines)
+
+
+def _size_words(entry: dict) -> str:
+    """Where a refit's size was chosen by the ELBO (``refit_sizes``): which multiple, among
+    which, and by how much it beat the multiple chosen before it."""
+    if "size_factor" not in entry:
+        return ""
+    trials = entry["size_trials"]
+    won = [t for t in trials[1:] if t["chosen"]]
+    by = (f", +{won[-1]['delta_vs_chosen']:.3g} ± {won[-1]['se']:.2g} nats"
+          if won else "")
+    return (f" (size x{entry['size_factor']:g} of "
+            + ", ".join(f"x{t['factor']:g}" for t in trials) + f" by the ELBO{by})")
 
 
 def check_select_args(result, data, key, num_steps, num_repeats, tolerance,
