@@ -38,6 +38,12 @@ its paired ELBO difference against that fit):
   not the learned fit, point at a more accurate (D+1)-th direction? Scoring records that
   direction's share in the true span and its span's parallelness.
 
+``--sizes F1 F2 ...`` fits each of them at these multiples of the size (times
+``--size-scale``), from the same start, and keeps the one the ELBO chooses with the package's
+rule (:func:`~noether_ppl.inference.complete.choose_size`, what
+``select_conserved(refit_sizes=...)`` does for each refit); the comparisons above are then
+between the fits chosen, and a table lists each fit's sizes.
+
 Usage::
 
     python fresh_refits.py --source discovery-two-body-evidence --keys 1 2 --true \\
@@ -64,6 +70,7 @@ from noether_ppl import analysis, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.geometry import span_basis
 from noether_ppl.inference import DivergenceError, elbo_difference, fit
+from noether_ppl.inference.complete import choose_size
 from noether_ppl.inference.conservation import conservation_spectrum, spectrum_cuts
 from noether_ppl.inference.evidence import DEFAULT_REPEATS
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL, DEFAULT_TOLERANCE
@@ -123,17 +130,35 @@ def run_one(row: dict, settings: dict, args) -> dict:
                      "continuation": {"at_cut": read["at_cut"], "one_more": read["one_more"]}}
     states = np.asarray(train.states, np.float64).reshape(-1, M)
 
+    def compare(a, b, k):
+        """The paired ELBO difference a − b, the extension's evaluation."""
+        return elbo_difference(a, b, train, key=k, num_repeats=args.num_repeats,
+                               sym_samples=args.evidence_samples)
+
     def fit_at(name, directions):
-        """The fresh fit at ``size`` times an orthonormal basis of ``directions``."""
-        G = out["size"] * span_basis(directions).reshape(-1, M + 1, M + 1)
+        """The fresh fit at ``size`` times an orthonormal basis of ``directions`` (with
+        ``--sizes``: at each multiple of it, the ELBO choosing as ``refit_sizes`` does)."""
+        basis = span_basis(directions).reshape(-1, M + 1, M + 1)
+
+        def fitted_at(factor):
+            G = factor * out["size"] * basis
+            try:
+                return fit(fixed_model(spec, G, M), train, key=k_fit, num_steps=args.steps,
+                           lr=settings["lr"], batch_size=settings["batch_size"],
+                           progress_bar=False)
+            except DivergenceError as err:  # its last good state, noted
+                out["stopped"].append({"dimension": name, "factor": factor,
+                                       "step": int(err.step)})
+                return err.result
+
         t = time.perf_counter()
-        try:
-            fits[name] = fit(fixed_model(spec, G, M), train, key=k_fit, num_steps=args.steps,
-                             lr=settings["lr"], batch_size=settings["batch_size"],
-                             progress_bar=False)
-        except DivergenceError as err:  # its last good state, noted
-            out["stopped"].append({"dimension": name, "step": int(err.step)})
-            fits[name] = err.result
+        if getattr(args, "sizes", None):
+            k_size = jax.random.fold_in(jax.random.key(13), len(fits))
+            fits[name], entries = choose_size(fitted_at, tuple(args.sizes), compare, k_size,
+                                              DEFAULT_TOLERANCE)
+            out[f"sizes_{name}"] = entries
+        else:
+            fits[name] = fitted_at(1.0)
         out[f"fit_s_{name}"] = time.perf_counter() - t
         out[f"test_mse_{name}"] = analysis.one_step_mse(fits[name], test,
                                                         key=jax.random.key(7))
@@ -141,9 +166,7 @@ def run_one(row: dict, settings: dict, args) -> dict:
 
     def against_cut(other) -> dict:
         """``other`` against the fit at D: the extension's paired comparison."""
-        delta, se, est, est_cut = elbo_difference(other, fits[D], train, key=jax.random.key(9),
-                                                  num_repeats=args.num_repeats,
-                                                  sym_samples=args.evidence_samples)
+        delta, se, est, est_cut = compare(other, fits[D], jax.random.key(9))
         # the same keys every time: the fit at D's estimate is the same in each comparison
         out["fresh"]["at_cut"] = {"neg_elbo_per_n": est_cut.neg_elbo_per_n}
         return {"neg_elbo_per_n": est.neg_elbo_per_n, "delta": delta, "se": se,
@@ -191,8 +214,13 @@ def _per_n(v) -> str:
 
 def _size_words(args) -> str:
     scale = getattr(args, "size_scale", 1.0)
-    return ("its refits' size" if scale == 1.0
-            else f"{scale:g} times its refits' size")
+    words = ("its refits' size" if scale == 1.0
+             else f"{scale:g} times its refits' size")
+    sizes = getattr(args, "sizes", None)
+    if sizes:
+        words = (f"{', '.join(f'{f:g}' for f in sizes)} times {words}, the ELBO choosing "
+                 "each fit's size as select_conserved(refit_sizes) does")
+    return words
 
 
 def table(rows: list[dict], args) -> str:
@@ -278,6 +306,23 @@ def table(rows: list[dict], args) -> str:
                 f"{g['delta']:+.0f} ± {g['se']:.0f} {'✓' if g['chosen'] else '✗'} | "
                 f"{r[f'test_mse_{D}']:.3e} / {r['test_mse_reread']:.3e} | "
                 f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} |")
+    sized = [r for r in rows if any(k.startswith("sizes_") for k in r)]
+    if sized:
+        out += ["", "The sizes (--sizes): each fit above is the one the ELBO chose among its "
+                "fits at these multiples of the size, from the same start (each next multiple "
+                "kept where its paired difference against the one chosen before it is above "
+                f"{DEFAULT_TOLERANCE:g} plus twice its standard error). −ELBO/N of each; "
+                "Δ: against the multiple chosen before it (nats ± standard error).", "",
+                "| key | fit | chosen | ×f: −ELBO/N (Δ) |", "|---:|---|---:|---|"]
+        for r in sized:
+            for name in [k[len("sizes_"):] for k in r if k.startswith("sizes_")]:
+                e = r[f"sizes_{name}"]
+                cells = ", ".join(
+                    f"×{t['factor']:g}: {_per_n(t.get('neg_elbo_per_n'))}"
+                    + (f" ({t['delta_vs_chosen']:+.0f} ± {t['se']:.0f} "
+                       f"{'✓' if t['chosen'] else '✗'})" if "delta_vs_chosen" in t else "")
+                    for t in e["size_trials"])
+                out.append(f"| {r['key']} | {name} | ×{e['size_factor']:g} | {cells} |")
     return "\n".join(out) + "\n"
 
 
@@ -295,6 +340,9 @@ def parser() -> argparse.ArgumentParser:
                    help="paired Monte-Carlo evaluations of each ELBO difference")
     p.add_argument("--size-scale", type=float, default=1.0,
                    help="the fits' generators at this multiple of the record's refit size")
+    p.add_argument("--sizes", type=float, nargs="+", default=None,
+                   help="fit each at these multiples of the size and keep the one the ELBO "
+                        "chooses (select_conserved(refit_sizes)'s rule; default: one size)")
     p.add_argument("--fits", nargs="+", choices=FIT_KINDS, default=["one-more"],
                    help="the fresh fits besides the one at the cut: at its D + 1 directions "
                         "(one-more), at the true span (true; a diagnostic ground truth fixes), "
@@ -337,6 +385,9 @@ def main(argv=None) -> int:
             p.error(f"--{name.replace('_', '-')}: expected a positive int")
     if not args.size_scale > 0:
         p.error(f"--size-scale: expected a positive number, got {args.size_scale}")
+    if args.sizes is not None and not (all(0 < f < float("inf") for f in args.sizes)
+                                       and len(set(args.sizes)) == len(args.sizes)):
+        p.error(f"--sizes: expected distinct positive numbers, got {args.sizes}")
     if args.num_repeats < 2:
         p.error(f"--num-repeats: expected an int >= 2, got {args.num_repeats}")
     args.source_settings = settings
@@ -346,7 +397,7 @@ def main(argv=None) -> int:
             p.error("--resume needs --topic")
         _, done, meta = read_record(args.topic)
         for name in ("source", "steps", "evidence_samples", "num_repeats", "true",
-                     "size_scale", "fits", "spectrum_samples"):
+                     "size_scale", "sizes", "fits", "spectrum_samples"):
             was = done["settings"].get(name, p.get_default(name))
             if was != getattr(args, name):
                 p.error(f"--resume: the record's {name} is {was!r}, not "

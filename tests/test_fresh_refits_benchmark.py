@@ -183,3 +183,46 @@ def test_main_reads_the_source_record_and_writes_its_own_after_each_key(tmp_path
         fresh_refits.main([*argv, "--resume", "--steps", "5"])
     with pytest.raises(SystemExit):
         fresh_refits.main(["--source", "missing", "--topic", "out"])
+
+
+def test_sizes_fit_each_at_each_multiple_and_keep_the_elbos_choice(monkeypatch):
+    """``--sizes 1 2``: each fresh fit (at D, at D + 1) is made at both multiples of the size
+    from the same fit key, and the one kept is the package's rule's choice
+    (``choose_size``: the second where its difference against the first is above 1 plus
+    twice its standard error, set here by hand); the comparison at D + 1 is between the fits
+    chosen, and the table names each choice."""
+    from types import SimpleNamespace
+
+    made = []  # (K, generator norm / size, key) of each fit
+
+    def stand_in_fit(model, train, *, key, **kwargs):
+        G = np.asarray(model.fixed_generators)
+        made.append((G.shape[0], float(np.linalg.norm(G[0])) / 0.8, key))
+        return SimpleNamespace(K=G.shape[0], factor=made[-1][1])
+
+    # the difference a − b: +10 ± 1 for x2 over x1 at D; +1 ± 1 at D + 1 (x1 kept); then the
+    # comparison of D + 1 (x1) with D (x2)
+    def stand_in_difference(a, b, data, *, key, num_repeats, sym_samples):
+        d = {(1, 2.0, 1, 1.0): 10.0, (2, 2.0, 2, 1.0): 1.0}.get(
+            (a.K, round(a.factor, 9), b.K, round(b.factor, 9)), -7.0)
+        est = SimpleNamespace(neg_elbo_per_n=-a.factor)
+        return d, 1.0, est, SimpleNamespace(neg_elbo_per_n=-b.factor)
+
+    monkeypatch.setattr(fresh_refits, "fit", stand_in_fit)
+    monkeypatch.setattr(fresh_refits, "elbo_difference", stand_in_difference)
+    monkeypatch.setattr(fresh_refits.analysis, "one_step_mse", lambda *a, **k: 1e-3)
+    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=False,
+                              size_scale=1.0, sizes=[1.0, 2.0], fits=["one-more"],
+                              spectrum_samples=8, par=0.95)
+    got = fresh_refits.run_one(sho_row(), SETTINGS, args)
+    assert [(K, round(f, 9)) for K, f, _ in made] == [(1, 1.0), (1, 2.0), (2, 1.0), (2, 2.0)]
+    assert len({str(jax.random.key_data(k)) for _, _, k in made}) == 1  # one fresh start
+    assert got["sizes_1"]["size_factor"] == 2.0 and got["sizes_2"]["size_factor"] == 1.0
+    assert [t.get("chosen") for t in got["sizes_2"]["size_trials"]] == [None, False]
+    assert got["fresh"]["one_more"]["delta"] == -7.0  # D + 1 at x1 against D at x2
+    assert got["fresh"]["at_cut"]["neg_elbo_per_n"] == pytest.approx(-2.0)
+    text = fresh_refits.table([got], argparse.Namespace(
+        **vars(args), source="discovery-x", source_settings=SETTINGS))
+    assert "1, 2 times its refits' size, the ELBO choosing" in text
+    assert "| 0 | 1 | ×2 | ×1: -1.00, ×2: -2.00 (+10 ± 1 ✓) |" in text
+    assert "| 0 | 2 | ×1 | ×1: -1.00, ×2: -2.00 (+1 ± 1 ✗) |" in text

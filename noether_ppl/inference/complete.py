@@ -28,8 +28,8 @@ from .continuation import continue_fit, model_with
 from .evidence import elbo_difference
 from .result import FitResult
 
-__all__ = ["Completion", "complete_selection", "check_sizes", "REFIT_FROM", "FRESH_FOLD",
-           "SIZE_FOLD"]
+__all__ = ["Completion", "complete_selection", "check_sizes", "choose_size", "REFIT_FROM",
+           "FRESH_FOLD", "SIZE_FOLD"]
 
 REFIT_FROM = ("continue", "fresh")
 """Where the completion's refits start (``select_conserved``'s ``refit_from``): the fit the
@@ -103,7 +103,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
     With ``refit_from="fresh"`` every refit starts from the same fresh initial state and takes
     ``fresh_steps`` steps (required then), and the extension reads its next direction off the
     spectrum of the refit it would extend. With ``refit_sizes`` every refit is fitted at each
-    of those multiples of the size and the ELBO chooses among them (:func:`_sized`)."""
+    of those multiples of the size and the ELBO chooses among them (:func:`choose_size`)."""
     if refit_from not in REFIT_FROM:
         raise ValueError(f"Unknown `refit_from` {refit_from!r}; expected one of {REFIT_FROM}.")
     fresh = refit_from == "fresh"
@@ -164,7 +164,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                                                                           "lr_conserved": 0.0},
                                 stopped, "refit")
 
-        fitted, entries = _sized(fitted_at, factors, compare, k, tolerance)
+        fitted, entries = choose_size(fitted_at, factors, compare, k, tolerance)
         return fitted, basis.shape[0], added, entries
 
     # The cut at the largest gap, then (``cuts`` > 1) each next-largest: a later cut's refit
@@ -279,7 +279,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                       gap_ratio, sig, G, res, kept_generators)
 
 
-def _sized(fitted_at, factors: tuple[float, ...], compare, k: jax.Array,
+def choose_size(fitted_at, factors: tuple[float, ...], compare, k: jax.Array,
            tolerance: float) -> tuple[FitResult, dict]:
     """One refit at the size the ELBO chooses (``select_conserved``'s ``refit_sizes``).
 
