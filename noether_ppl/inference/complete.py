@@ -280,7 +280,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
 
 
 def choose_size(fitted_at, factors: tuple[float, ...], compare, k: jax.Array,
-           tolerance: float) -> tuple[FitResult, dict]:
+                tolerance: float) -> tuple[FitResult, dict]:
     """One refit at the size the ELBO chooses (``select_conserved``'s ``refit_sizes``).
 
     ``fitted_at(factor)`` fits F with the symmetry fixed at ``factor`` times the selection's

@@ -270,11 +270,16 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         chooses: each next multiple replaces the chosen one where its paired ELBO difference
         is above ``tolerance`` plus twice its standard error (the first is the chosen one to
         begin with). Every comparison of the completion is then between refits at their own
-        chosen sizes; the completion's step records ``size_factor`` and ``size_trials`` (each
-        ``extended``, ``cuts`` and ``grown`` entry its own). The size sets how far the measure
+        chosen sizes; the completion's step records the refit at the cut's ``size_factor``
+        and ``size_trials`` (each ``extended``, ``cuts`` and ``grown`` entry its own) and the
+        returned refit's ``refit_size_factor``. The size sets how far the measure
         carries F along each orbit (Eq. 14): on two bodies in 2-D, key 2, the refit at the
         true span beat six directions by 54 ± 29 nats at the median σ and by 996 ± 33 at
-        twice it (``benchmarks/records/two-body-fresh-size/``). None (default): the median σ
+        twice it (``benchmarks/records/two-body-fresh-size/``); with ``(1, 2)`` from fresh
+        starts the seventh direction read again there still fell short of the bar (+47 ± 36,
+        ``benchmarks/records/two-body-fresh-sizes/``), and at twice the size a wrong eighth
+        direction on keys 0 and 4 lost by 1228 ± 38 and 4666 ± 61 nats
+        (``benchmarks/records/two-body-fresh-size-extend/``). None (default): the median σ
         alone. An alternative under measurement, not the package's rule.
     fit_kwargs : passed to every :func:`~noether_ppl.inference.fit` (``lr``,
         ``lr_conserved``, ``batch_size``, ...). A continuation fit that diverges or runs away
