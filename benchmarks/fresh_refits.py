@@ -311,8 +311,10 @@ def table(rows: list[dict], args) -> str:
         out += ["", "The sizes (--sizes): each fit above is the one the ELBO chose among its "
                 "fits at these multiples of the size, from the same start (each next multiple "
                 "kept where its paired difference against the one chosen before it is above "
-                f"{DEFAULT_TOLERANCE:g} plus twice its standard error). −ELBO/N of each; "
-                "Δ: against the multiple chosen before it (nats ± standard error).", "",
+                f"{DEFAULT_TOLERANCE:g} plus twice its standard error). −ELBO/N of each, from "
+                "these comparisons' own evaluation keys (so the chosen fit's differs from the "
+                "one above by the estimate's noise); Δ: against the multiple chosen before it "
+                "(nats ± standard error).", "",
                 "| key | fit | chosen | ×f: −ELBO/N (Δ) |", "|---:|---|---:|---|"]
         for r in sized:
             for name in [k[len("sizes_"):] for k in r if k.startswith("sizes_")]:
