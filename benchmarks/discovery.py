@@ -52,7 +52,7 @@ from record import add_rebuild_argument, read_record, rewrite_record, write_reco
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
-from noether_ppl.inference.complete import REFIT_FROM
+from noether_ppl.inference.complete import REFIT_FROM, valid_sizes
 from noether_ppl.inference.select import (
     DEFAULT_MAX_RESIDUAL,
     DEFAULT_STOP,
@@ -635,9 +635,7 @@ def main(argv=None) -> int:
         p.error(f"--spectrum-samples: expected a positive int, got {args.spectrum_samples}")
     if args.evidence_samples is not None and args.evidence_samples < 1:
         p.error(f"--evidence-samples: expected a positive int, got {args.evidence_samples}")
-    if args.refit_sizes is not None and not (
-            all(0 < f < float("inf") for f in args.refit_sizes)
-            and len(set(args.refit_sizes)) == len(args.refit_sizes)):
+    if args.refit_sizes is not None and not valid_sizes(args.refit_sizes):
         p.error(f"--refit-sizes: expected distinct positive numbers, got {args.refit_sizes}")
     if args.substeps < 1:
         p.error(f"--substeps: expected a positive int, got {args.substeps}")

@@ -70,7 +70,7 @@ from noether_ppl import analysis, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.geometry import span_basis
 from noether_ppl.inference import DivergenceError, elbo_difference, fit
-from noether_ppl.inference.complete import choose_size
+from noether_ppl.inference.complete import choose_size, valid_sizes
 from noether_ppl.inference.conservation import conservation_spectrum, spectrum_cuts
 from noether_ppl.inference.evidence import DEFAULT_REPEATS
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL, DEFAULT_TOLERANCE
@@ -387,8 +387,7 @@ def main(argv=None) -> int:
             p.error(f"--{name.replace('_', '-')}: expected a positive int")
     if not args.size_scale > 0:
         p.error(f"--size-scale: expected a positive number, got {args.size_scale}")
-    if args.sizes is not None and not (all(0 < f < float("inf") for f in args.sizes)
-                                       and len(set(args.sizes)) == len(args.sizes)):
+    if args.sizes is not None and not valid_sizes(args.sizes):
         p.error(f"--sizes: expected distinct positive numbers, got {args.sizes}")
     if args.num_repeats < 2:
         p.error(f"--num-repeats: expected an int >= 2, got {args.num_repeats}")

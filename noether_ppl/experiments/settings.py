@@ -10,7 +10,7 @@ import dataclasses
 import math
 
 from ..analysis.symmetry import DEFAULT_THRESHOLD
-from ..inference.complete import REFIT_FROM
+from ..inference.complete import REFIT_FROM, valid_sizes
 from ..inference.select import STOPS
 from ..inference.settings import SettingRule, setting_rules
 from ..models.spec import MC_LIKELIHOODS
@@ -98,9 +98,7 @@ POS_REAL_LIST = _typed(
 )
 DISTINCT_POS_REAL_LIST = _typed(
     "a non-empty array of distinct positive finite numbers",
-    lambda v: (isinstance(v, list) and v
-               and all(_is_real(x) and 0 < x < math.inf for x in v)
-               and len({float(x) for x in v}) == len(v)),
+    lambda v: isinstance(v, list) and valid_sizes(v),
     lambda v: tuple(float(x) for x in v),
 )
 NONZERO_REAL = _typed("a finite non-zero number",

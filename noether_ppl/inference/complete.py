@@ -28,8 +28,8 @@ from .continuation import continue_fit, model_with
 from .evidence import elbo_difference
 from .result import FitResult
 
-__all__ = ["Completion", "complete_selection", "check_sizes", "choose_size", "REFIT_FROM",
-           "FRESH_FOLD", "SIZE_FOLD"]
+__all__ = ["Completion", "complete_selection", "check_sizes", "choose_size", "valid_sizes",
+           "REFIT_FROM", "FRESH_FOLD", "SIZE_FOLD"]
 
 REFIT_FROM = ("continue", "fresh")
 """Where the completion's refits start (``select_conserved``'s ``refit_from``): the fit the
@@ -45,15 +45,20 @@ SIZE_FOLD = 4000
 before it with key ``fold_in(k, SIZE_FOLD + j)`` of that refit's key ``k``."""
 
 
+def valid_sizes(sizes) -> bool:
+    """Whether ``sizes`` is a non-empty sequence of distinct positive finite numbers, what
+    ``refit_sizes`` takes (the one check of the argument, the experiment files' key and the
+    benchmarks' flags)."""
+    return (isinstance(sizes, (tuple, list)) and len(sizes) > 0
+            and all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                    and np.isfinite(f) and f > 0 for f in sizes)
+            and len({float(f) for f in sizes}) == len(sizes))
+
+
 def check_sizes(refit_sizes) -> None:
-    """``refit_sizes`` is None or a non-empty sequence of distinct positive finite numbers
-    (``select_conserved``'s multiples of the refits' size); else a ValueError naming it."""
-    if refit_sizes is None:
-        return
-    ok = (isinstance(refit_sizes, (tuple, list)) and len(refit_sizes) > 0
-          and all(isinstance(f, (int, float)) and not isinstance(f, bool)
-                  and np.isfinite(f) and f > 0 for f in refit_sizes))
-    if not ok or len(set(float(f) for f in refit_sizes)) != len(refit_sizes):
+    """``refit_sizes`` is None or :func:`valid_sizes` (``select_conserved``'s multiples of the
+    refits' size); else a ValueError naming it."""
+    if refit_sizes is not None and not valid_sizes(refit_sizes):
         raise ValueError("Expected `refit_sizes` to be None or a non-empty sequence of distinct "
                          f"positive finite numbers, got {refit_sizes!r}.")
 
