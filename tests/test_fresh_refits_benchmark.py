@@ -58,6 +58,7 @@ def test_read_cut_is_the_records_cut_its_directions_and_its_continued_refits():
         fresh_refits.read_cut(shifted)
 
 
+@pytest.mark.slow
 def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_difference():
     """By hand: the same data, fit key and fixed generators give the same fits, so the row's
     differences are the paired ELBO differences of fits made here (with ``true``, also the

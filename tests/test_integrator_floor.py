@@ -20,6 +20,7 @@ def test_a_mean_is_an_integrator_and_its_steps():
             fl.mean(bad)
 
 
+@pytest.mark.slow
 def test_the_oscillator_reaches_the_floor_and_finer_means_do_no_worse():
     """The oscillator's flow is linear: RK4 over Δt = 0.05 is exact to ~1e-9 per step, so the
     true H predicts the pairs to the floor (M/2) log 2πσ², while predicting no motion is far

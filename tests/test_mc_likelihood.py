@@ -155,6 +155,7 @@ def test_nothing_changes_without_symmetry_samples_and_predictive_runs():
     assert pred["x_next"].shape == (2, 12, 2) and "symmetry_mc_correction" not in pred
 
 
+@pytest.mark.slow
 def test_a_fit_with_the_unbiased_estimate_runs_and_improves():
     data = systems.HarmonicOscillator().simulate(jax.random.key(0), n_trajectories=5,
                                                  n_steps=4, dt=0.2)

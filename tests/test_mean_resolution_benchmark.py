@@ -18,6 +18,7 @@ import record  # noqa: E402
 from noether_ppl import analysis, inference, models, systems  # noqa: E402
 
 
+@pytest.mark.slow
 def test_a_row_measures_the_true_h_and_fit_auto_s_own_hnn():
     """The row's HNN is the one ``fit_auto`` fits in step 1 (same data, key, settings): its
     measured error equals ``mean_resolution`` of that fit; the true H's equals ``mean_error``

@@ -57,6 +57,7 @@ def test_tiled_pointwise_input_cotangent():
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_two_devices_give_the_same_loss_and_gradients():
     """The pairs split across two (host) devices: the same log joint and gradients as one
     device, to 1e-5 relative (the issue's bound; float64 here gives far less)."""

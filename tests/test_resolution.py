@@ -68,6 +68,7 @@ def test_the_reference_itself_has_no_error_and_more_substeps_never_hurt():
     assert d["reference"] == ["rk4", 16] and d["resolved"] == coarse.resolved()
 
 
+@pytest.mark.slow
 def test_a_fitted_model_is_measured_through_its_own_mean(tiny_sho):
     """``mean_resolution`` is ``mean_error`` of the fitted Ĥ's field through the model's
     integrator, at its σ²; the oscillator's pairs at Δt = 0.2 are resolved by two RK2

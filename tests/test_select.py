@@ -596,6 +596,7 @@ def test_elbo_difference_estimates_symmetric_fits_at_the_given_symmetry_samples(
             elbo_difference(fitted, hnn, tiny_sho, key=k, num_repeats=3, sym_samples=bad)
 
 
+@pytest.mark.slow
 def test_evidence_samples_reach_every_comparison_of_the_selection_and_step_four(
         fitted, tiny_sho, monkeypatch):
     """``evidence_samples``: each ELBO comparison of the selection (here the refit against
@@ -704,6 +705,7 @@ def test_cuts_refit_the_next_gap_and_keep_it_only_on_a_higher_elbo(fitted, tiny_
     assert moved.continued_steps == kept.continued_steps
 
 
+@pytest.mark.slow
 def test_stop_at_the_spectrum_keeps_a_learned_direction_the_spectrum_accounts_for(
         fitted, tiny_sho, monkeypatch):
     """``stop="spectrum"``: a learned direction Ĥ does not conserve is not removed where the
@@ -942,6 +944,7 @@ def test_auto_fit_that_keeps_the_hnn_reports_dimension_zero():
     assert "symmetrised_vs_selected" not in continued.to_dict()["against_hnn"]
 
 
+@pytest.mark.slow
 def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
     """The equal budget of ``fit_auto``'s step 4: the plain HNN is continued from its fitted
     parameters (at a learning rate of 1e-30 they stay where the fit left them, to round-off)
@@ -977,6 +980,7 @@ def test_step_four_continues_the_plain_hnn_from_its_fitted_state(tiny_sho):
     assert 0 <= stopped["step"] <= 4
 
 
+@pytest.mark.slow
 def test_the_symmetrised_continuation_starts_at_the_hnn_and_holds_the_generators(tiny_sho):
     """``continue_hnn(..., generators=G)``: F and its posterior start where the plain HNN's
     are (at a learning rate of 1e-30 they stay there), the model is symmetrised over exactly
@@ -1081,6 +1085,7 @@ def test_ran_away_is_fits_runaway_rule_on_the_estimate():
     assert ran_away(30.0, 1.0, factor=10.0) and not ran_away(-40.0, 1.0)
 
 
+@pytest.mark.slow
 def test_step_four_keeps_the_plain_hnn_when_the_symmetric_estimate_ran_away(tiny_sho,
                                                                            monkeypatch):
     """Where the symmetric answer's ELBO estimate blows up, its standard error does too, and

@@ -23,6 +23,7 @@ from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL  # noqa: E402
 from noether_ppl.models import ModelSpec, NoetherRazor  # noqa: E402
 
 
+@pytest.mark.slow
 def test_read_spectrum_is_the_selections_rule_on_the_fit_at_that_many_samples(tiny_sho):
     truth = np.asarray(systems.HarmonicOscillator().generators())  # SO(2), (1, 3, 3)
     spec = ModelSpec(hidden=(8,), n_conserved=1, sym_samples=4, measure="ball")

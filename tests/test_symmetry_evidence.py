@@ -220,6 +220,7 @@ def test_the_henon_heiles_form_fills_in_its_system_and_topic(monkeypatch):
                      "0"], ["--system", "henon-heiles", "--topic", "other"]]
 
 
+@pytest.mark.slow
 def test_the_true_h_through_the_models_integrator_scores_against_the_likelihoods_floor():
     """``exact_h_nll``: where the integrator resolves the step (the oscillator's linear flow at
     a small Δt) the true H predicts the pairs to the likelihood's floor (M/2) log 2πσ²; on two
