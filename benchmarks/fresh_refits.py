@@ -36,7 +36,13 @@ its paired ELBO difference against that fit):
   the source's by default; the selection's rule, as ``select_conserved(grow=True)`` reads a
   refit) and a fit at its first D + 1 directions: does a fit symmetrised over the first D,
   not the learned fit, point at a more accurate (D+1)-th direction? Scoring records that
-  direction's share in the true span and its span's parallelness.
+  direction's share in the true span and its span's parallelness;
+- ``reread-learned``: the same D + 1 directions read again, but as the start of a fit that
+  goes on learning them (η initialised at them, Eq. 4 inverted, at the size; learned at the
+  source's ``lr_conserved``, or ``--lr-conserved``): does the ELBO's own gradient carry a
+  direction read near the true span closer to it? Scoring records the learned span's
+  parallelness to the true span, each learned direction's, and how far learning moved the
+  span from the one read (the smallest cosine between the two).
 
 ``--sizes F1 F2 ...`` fits each of them at these multiples of the size (times
 ``--size-scale``), from the same start, and keeps the one the ELBO chooses with the package's
@@ -71,9 +77,14 @@ from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.geometry import span_basis
 from noether_ppl.inference import DivergenceError, elbo_difference, fit
 from noether_ppl.inference.complete import choose_size, valid_sizes
-from noether_ppl.inference.conservation import conservation_spectrum, spectrum_cuts
+from noether_ppl.inference.conservation import (
+    conservation_spectrum,
+    principal_generators,
+    spectrum_cuts,
+)
 from noether_ppl.inference.evidence import DEFAULT_REPEATS
 from noether_ppl.inference.select import DEFAULT_MAX_RESIDUAL, DEFAULT_TOLERANCE
+from noether_ppl.models.conserved_init import conserved_params_from_generators
 
 FIT_FOLD = 17
 """The fresh fits' key: ``fold_in(key(k), FIT_FOLD)`` for data-and-fit key k."""
@@ -135,17 +146,24 @@ def run_one(row: dict, settings: dict, args) -> dict:
         return elbo_difference(a, b, train, key=k, num_repeats=args.num_repeats,
                                sym_samples=args.evidence_samples)
 
-    def fit_at(name, directions):
+    def fit_at(name, directions, learned=False):
         """The fresh fit at ``size`` times an orthonormal basis of ``directions`` (with
-        ``--sizes``: at each multiple of it, the ELBO choosing as ``refit_sizes`` does)."""
+        ``--sizes``: at each multiple of it, the ELBO choosing as ``refit_sizes`` does); with
+        ``learned``, η starts there and is learned at ``args.lr_conserved``."""
         basis = span_basis(directions).reshape(-1, M + 1, M + 1)
 
         def fitted_at(factor):
             G = factor * out["size"] * basis
+            if learned:
+                model = models.NoetherRazor(spec.replace(n_conserved=G.shape[0]), phase_dim=M)
+                how = {"init_params": conserved_params_from_generators(
+                    G, G.shape[0], key=k_fit, scale=1.0, dtype=model.dtype),
+                    "lr_conserved": args.lr_conserved}
+            else:
+                model, how = fixed_model(spec, G, M), {}
             try:
-                return fit(fixed_model(spec, G, M), train, key=k_fit, num_steps=args.steps,
-                           lr=settings["lr"], batch_size=settings["batch_size"],
-                           progress_bar=False)
+                return fit(model, train, key=k_fit, num_steps=args.steps, lr=settings["lr"],
+                           batch_size=settings["batch_size"], progress_bar=False, **how)
             except DivergenceError as err:  # its last good state, noted
                 out["stopped"].append({"dimension": name, "factor": factor,
                                        "step": int(err.step)})
@@ -172,6 +190,18 @@ def run_one(row: dict, settings: dict, args) -> dict:
         return {"neg_elbo_per_n": est.neg_elbo_per_n, "delta": delta, "se": se,
                 "chosen": bool(delta > DEFAULT_TOLERANCE + 2.0 * se)}
 
+    read_again = {}
+
+    def reread():
+        """The spectrum of the fresh fit at D's own Ĥ (once): its cut, gap and directions."""
+        if not read_again:
+            spectrum, S2 = conservation_spectrum(
+                fits[D].with_sym_samples(args.spectrum_samples), states, key=jax.random.key(11))
+            (D2, ratio2), = spectrum_cuts(spectrum, DEFAULT_MAX_RESIDUAL)
+            read_again.update(spectrum=spectrum, S2=np.asarray(S2), cut=int(D2),
+                              gap_ratio=None if ratio2 is None else float(ratio2))
+        return read_again
+
     out["fresh"] = {}
     fit_at(D, S[:D])
     for kind in fit_kinds(args):
@@ -179,22 +209,36 @@ def run_one(row: dict, settings: dict, args) -> dict:
             out["fresh"]["one_more"] = against_cut(fit_at(D + 1, S[:D + 1]))
         elif kind == "true":  # scoring's diagnostic: the true span at the same size
             out["fresh"]["true"] = against_cut(fit_at("true", truth))
-        else:  # "reread": the (D+1)-th direction read off the fresh fit at D's own Ĥ
-            spectrum, S2 = conservation_spectrum(
-                fits[D].with_sym_samples(args.spectrum_samples), states, key=jax.random.key(11))
-            (D2, ratio2), = spectrum_cuts(spectrum, DEFAULT_MAX_RESIDUAL)
-            cosines = analysis.subspace_cosines(np.asarray(S2[:D + 1]), truth)
+        elif kind == "reread":  # the (D+1)-th direction read off the fresh fit at D's Ĥ
+            r = reread()
+            S2 = r["S2"]
+            cosines = analysis.subspace_cosines(S2[:D + 1], truth)
             out["fresh"]["reread"] = {
-                **against_cut(fit_at("reread", np.asarray(S2[:D + 1]))),
-                "cut": int(D2), "gap_ratio": float(ratio2),
-                "spectrum_head": spectrum[:D + 3].tolist(),
+                **against_cut(fit_at("reread", S2[:D + 1])),
+                "cut": r["cut"], "gap_ratio": r["gap_ratio"],
+                "spectrum_head": r["spectrum"][:D + 3].tolist(),
                 # scoring only
-                "share": float(analysis.parallelness(np.asarray(S2[D:D + 1]), truth)[0]),
+                "share": float(analysis.parallelness(S2[D:D + 1], truth)[0]),
                 "first_par": float(cosines[-1]) if cosines.size == D + 1 else None}
+        else:  # "reread-learned": the same directions as the start of a learned fit
+            r = reread()
+            S2 = r["S2"]
+            learned = fit_at("reread-learned", S2[:D + 1], learned=True)
+            sigma, G = principal_generators(learned.generators())
+            cosines = analysis.subspace_cosines(G, truth)
+            out["fresh"]["reread_learned"] = {
+                **against_cut(learned), "cut": r["cut"], "gap_ratio": r["gap_ratio"],
+                "sigma": sigma.tolist(),
+                # scoring only: the learned directions against the true span and the read one
+                "pars": analysis.parallelness(G, truth).tolist(),
+                "first_par": float(cosines[-1]) if cosines.size == D + 1 else None,
+                "read_first_par": (float(analysis.subspace_cosines(S2[:D + 1], truth)[-1])
+                                   if D + 1 == truth.shape[0] else None),
+                "moved": float(analysis.subspace_cosines(G, S2[:D + 1])[-1])}
     return out
 
 
-FIT_KINDS = ("one-more", "true", "reread")
+FIT_KINDS = ("one-more", "true", "reread", "reread-learned")
 """The fresh fits besides the one at the cut D (``--fits``; module docstring)."""
 
 
@@ -206,6 +250,10 @@ def fit_kinds(args) -> list[str]:
 
 def _par(v) -> str:
     return "–" if v is None else f"{v:.3f}"
+
+
+def _gap(v) -> str:
+    return "no gap" if v is None else f"{v:.3g}"
 
 
 def _per_n(v) -> str:
@@ -299,12 +347,38 @@ def table(rows: list[dict], args) -> str:
             g, D = r["fresh"]["reread"], r["cut"]
             before = r.get("record_first_par")
             out.append(
-                f"| {r['key']} | {D} | {g['cut']} ({g['gap_ratio']:.3g}) | {g['share']:.3f} | "
+                f"| {r['key']} | {D} | {g['cut']} ({_gap(g['gap_ratio'])}) | {g['share']:.3f} | "
                 f"{_par(g['first_par'])} ({_par(before)}) | "
                 f"{_per_n(r['fresh']['at_cut']['neg_elbo_per_n'])} / "
                 f"{_per_n(g['neg_elbo_per_n'])} | "
                 f"{g['delta']:+.0f} ± {g['se']:.0f} {'✓' if g['chosen'] else '✗'} | "
                 f"{r[f'test_mse_{D}']:.3e} / {r['test_mse_reread']:.3e} | "
+                f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} |")
+    learned = [r for r in rows if "reread_learned" in r["fresh"]]
+    if learned:
+        out += ["", f"Read again and learned: a fresh fit that starts η at the first D + 1 "
+                f"directions read again (as above) and goes on learning them (lr_conserved "
+                f"{args.lr_conserved:g}, the same steps), against the fit at D (nats ± "
+                f"standard error, the same evaluation; ✓ as above). Scoring only: the "
+                f"smallest cosine between the learned span and the true span (and that of the "
+                f"span read, where D + 1 is the true dimension), the smallest parallelness of "
+                f"a learned principal direction, and the smallest cosine between the learned "
+                f"span and the span read (how far learning moved it); σ: the learned "
+                f"generators' singular values.", "",
+                "| key | D | span par: learned (read) | min direction par | moved | σ min–max "
+                "| −ELBO/N at D / learned | ELBO learned − D | test MSE D / learned | "
+                "fits (s) |",
+                "|---:|---:|---|---:|---:|---|---|---|---|---:|"]
+        for r in learned:
+            g, D = r["fresh"]["reread_learned"], r["cut"]
+            out.append(
+                f"| {r['key']} | {D} | {_par(g['first_par'])} ({_par(g['read_first_par'])}) | "
+                f"{min(g['pars']):.3f} | {g['moved']:.3f} | "
+                f"{min(g['sigma']):.3g}–{max(g['sigma']):.3g} | "
+                f"{_per_n(r['fresh']['at_cut']['neg_elbo_per_n'])} / "
+                f"{_per_n(g['neg_elbo_per_n'])} | "
+                f"{g['delta']:+.0f} ± {g['se']:.0f} {'✓' if g['chosen'] else '✗'} | "
+                f"{r[f'test_mse_{D}']:.3e} / {r['test_mse_reread-learned']:.3e} | "
                 f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} |")
     sized = [r for r in rows if any(k.startswith("sizes_") for k in r)]
     if sized:
@@ -348,7 +422,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fits", nargs="+", choices=FIT_KINDS, default=["one-more"],
                    help="the fresh fits besides the one at the cut: at its D + 1 directions "
                         "(one-more), at the true span (true; a diagnostic ground truth fixes), "
-                        "at the first D + 1 directions read again from the fit at D (reread)")
+                        "at the first D + 1 directions read again from the fit at D (reread), "
+                        "the same as the start of a fit that learns them (reread-learned)")
+    p.add_argument("--lr-conserved", type=float, default=None,
+                   help="learning rate of η in --fits reread-learned (default: the source's "
+                        "learned fit's)")
     p.add_argument("--true", action="store_true", help="the same as adding true to --fits")
     p.add_argument("--spectrum-samples", type=int, default=None,
                    help="symmetry samples of --fits reread's spectrum (default: the source's)")
@@ -382,6 +460,13 @@ def main(argv=None) -> int:
                              if args.evidence_samples is None else args.evidence_samples)
     args.spectrum_samples = (settings.get("spectrum_samples") or settings["sym_samples"]
                              if args.spectrum_samples is None else args.spectrum_samples)
+    if "reread-learned" in args.fits:
+        if args.lr_conserved is None:
+            args.lr_conserved = settings.get("lr_conserved")
+            if args.lr_conserved is None:
+                p.error("--lr-conserved: the source records no lr_conserved; give one")
+        if not (np.isfinite(args.lr_conserved) and args.lr_conserved > 0):
+            p.error(f"--lr-conserved: expected a positive number, got {args.lr_conserved}")
     for name in ("steps", "evidence_samples", "spectrum_samples"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')}: expected a positive int")
@@ -398,7 +483,9 @@ def main(argv=None) -> int:
             p.error("--resume needs --topic")
         _, done, meta = read_record(args.topic)
         for name in ("source", "steps", "evidence_samples", "num_repeats", "true",
-                     "size_scale", "sizes", "fits", "spectrum_samples"):
+                     "size_scale", "sizes", "fits", "spectrum_samples",
+                     # (records made before --lr-conserved: only without reread-learned)
+                     *(("lr_conserved",) if "reread-learned" in args.fits else ())):
             was = done["settings"].get(name, p.get_default(name))
             if was != getattr(args, name):
                 p.error(f"--resume: the record's {name} is {was!r}, not "

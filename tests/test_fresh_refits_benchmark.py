@@ -66,7 +66,8 @@ def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_d
     directions of the spectrum of the fit at D)."""
     row = sho_row()
     args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=True,
-                              size_scale=2.0, fits=["one-more", "reread"], spectrum_samples=8)
+                              size_scale=2.0, fits=["one-more", "reread", "reread-learned"],
+                              spectrum_samples=8, lr_conserved=1e-2)
     got = fresh_refits.run_one(row, SETTINGS, args)
     system = systems.PAPER["sho"]()
     train = discovery.train_data(system, 0, trajectories=3, points=3, dt=0.2)
@@ -104,8 +105,22 @@ def test_a_row_is_two_fresh_fits_at_the_first_directions_and_their_paired_elbo_d
                                              num_repeats=2, sym_samples=8)
     assert fresh["reread"]["delta"] == pytest.approx(d_r, rel=1e-5)
     assert 0.0 <= fresh["reread"]["share"] <= 1.0 + 1e-9
+    # the same two directions as the start of a fit that learns them
+    learner = models.NoetherRazor(spec.replace(n_conserved=2), phase_dim=2)
+    init = models.conserved_init.conserved_params_from_generators(
+        G2, 2, key=k_fit, scale=1.0, dtype=learner.dtype)
+    learned = inference.fit(learner, train, key=k_fit, num_steps=3, lr=3e-3, batch_size=3,
+                            progress_bar=False, init_params=init, lr_conserved=1e-2)
+    assert not np.allclose(learned.generators(), G2, atol=1e-6)  # η moved
+    d_l, _, _, _ = inference.elbo_difference(learned, fits[1], train, key=jax.random.key(9),
+                                             num_repeats=2, sym_samples=8)
+    assert fresh["reread_learned"]["delta"] == pytest.approx(d_l, rel=1e-5)
+    np.testing.assert_allclose(
+        fresh["reread_learned"]["sigma"],
+        np.linalg.svd(learned.generators().reshape(2, -1), compute_uv=False), rtol=1e-5)
     assert got["record_first_par"] is None  # D + 1 = 2 is not the true dimension 1
-    assert list(fresh) == ["at_cut", "one_more", "reread", "true"]  # --fits, then --true
+    # --fits in order, then --true
+    assert list(fresh) == ["at_cut", "one_more", "reread", "reread_learned", "true"]
     assert got["cut"] == 1 and got["share_one_more"] == 0.30 and got["true_dim"] == 1
     assert got["size"] == pytest.approx(1.6)
     assert got["continuation"]["one_more"]["delta"] == -40.0
@@ -227,3 +242,97 @@ def test_sizes_fit_each_at_each_multiple_and_keep_the_elbos_choice(monkeypatch):
     assert "1, 2 times its refits' size, the ELBO choosing" in text
     assert "| 0 | 1 | ×2 | ×1: -1.00, ×2: -2.00 (+10 ± 1 ✓) |" in text
     assert "| 0 | 2 | ×1 | ×1: -1.00, ×2: -2.00 (+1 ± 1 ✗) |" in text
+
+
+def test_reread_learned_starts_eta_at_the_directions_read_again_and_learns_them(monkeypatch):
+    """``--fits reread reread-learned``: the spectrum of the fit at D is read once; the
+    learned fit is the razor with K = D + 1 *learned* generators, η initialised (Eq. 4
+    inverted) at the size times an orthonormal basis of the first D + 1 directions read, at
+    ``--lr-conserved``, from the same fit key; the row scores the learned span (its
+    parallelness to the true span, each direction's, and its cosine to the span read) and the
+    table prints it."""
+    from types import SimpleNamespace
+
+    from noether_ppl.inference.conservation import principal_generators
+
+    made, read = [], []
+    S2 = np.asarray(sho_row(3)["selection"]["steps"][0]["spectrum_directions"])
+    moved = np.stack([S2[0], S2[1] + 0.3 * S2[2]])  # what "learning" gives: tilted to the third
+
+    def stand_in_fit(model, train, *, key, **kwargs):
+        learned = model.fixed_generators is None
+        init = kwargs.get("init_params")
+        made.append({"K": model.n_conserved, "learned": learned, "key": key,
+                     "lr_conserved": kwargs.get("lr_conserved"), "init": init})
+        G = 0.8 * span_basis(moved).reshape(-1, 3, 3) if learned else model.fixed_generators
+        fitted = SimpleNamespace(K=model.n_conserved, learned=learned,
+                                 generators=lambda: np.asarray(G))
+        fitted.with_sym_samples = lambda S: read.append(S) or fitted
+        return fitted
+
+    def stand_in_difference(a, b, data, *, key, num_repeats, sym_samples):
+        d = 30.0 if a.learned else -5.0
+        return (d, 10.0, SimpleNamespace(neg_elbo_per_n=-a.K - a.learned),
+                SimpleNamespace(neg_elbo_per_n=-b.K))
+
+    monkeypatch.setattr(fresh_refits, "fit", stand_in_fit)
+    monkeypatch.setattr(fresh_refits, "elbo_difference", stand_in_difference)
+    monkeypatch.setattr(fresh_refits, "conservation_spectrum",
+                        lambda fitted, x, *, key: (np.array([1e-4, 2e-4, 0.5]), S2))
+    monkeypatch.setattr(fresh_refits.analysis, "one_step_mse", lambda *a, **k: 1e-3)
+    args = argparse.Namespace(steps=3, evidence_samples=8, num_repeats=2, true=False,
+                              size_scale=1.0, fits=["reread", "reread-learned"],
+                              spectrum_samples=8, par=0.95, lr_conserved=2e-3)
+    got = fresh_refits.run_one(sho_row(), SETTINGS, args)
+    assert read == [8]  # the spectrum read once, for both
+    assert [(m["K"], m["learned"]) for m in made] == [(1, False), (2, False), (2, True)]
+    assert len({str(jax.random.key_data(m["key"])) for m in made}) == 1  # one fresh start
+    last = made[-1]
+    assert last["lr_conserved"] == 2e-3 and made[1]["lr_conserved"] is None
+    want = models.conserved_init.conserved_params_from_generators(
+        0.8 * span_basis(S2[:2]).reshape(-1, 3, 3), 2, key=last["key"], scale=1.0,
+        dtype=np.float32)
+    for name, value in want.items():
+        np.testing.assert_allclose(last["init"][name], value, atol=1e-6)
+    g = got["fresh"]["reread_learned"]
+    _, G = principal_generators(0.8 * span_basis(moved).reshape(-1, 3, 3))
+    truth = systems.PAPER["sho"]().generators()
+    assert g["pars"] == pytest.approx(
+        fresh_refits.analysis.parallelness(G, truth).tolist())
+    assert g["first_par"] is None and g["read_first_par"] is None  # true dimension 1, not 2
+    # the span learned against the one read: the smaller cosine of their principal angles
+    # (orthonormal bases by QR, the singular values of Q_aᵀ Q_b)
+    q_read, q_moved = (np.linalg.qr(v.reshape(2, -1).T)[0] for v in (S2[:2], moved))
+    assert g["moved"] == pytest.approx(
+        np.linalg.svd(q_read.T @ q_moved, compute_uv=False).min(), rel=1e-6)
+    assert g["moved"] < 0.99  # the tilt moved it
+    assert g["delta"] == 30.0 and g["chosen"] and not got["fresh"]["reread"]["chosen"]
+    assert g["sigma"] == pytest.approx([0.8, 0.8], rel=1e-6)
+    text = fresh_refits.table([got], argparse.Namespace(
+        **vars(args), source="discovery-x", source_settings=SETTINGS))
+    assert "lr_conserved 0.002" in text
+    assert (f"| 0 | 1 | – (–) | {min(g['pars']):.3f} | {g['moved']:.3f} | 0.8–0.8 | "
+            "-1.00 / -3.00 | +30 ± 10 ✓ | 1.000e-03 / 1.000e-03 |") in text
+
+
+def test_reread_learned_needs_a_positive_lr_conserved(tmp_path, monkeypatch, capsys):
+    """``--fits reread-learned`` takes the source's ``lr_conserved`` unless given; none in the
+    source and none given, or a rate that is not positive, is refused before any fit."""
+    import json
+
+    import record
+
+    monkeypatch.setattr(record, "RECORDS", tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "metrics.json").write_text(
+        json.dumps({"settings": SETTINGS, "rows": [sho_row(0)]}))
+    (tmp_path / "src" / "table.md").write_text("")
+    (tmp_path / "src" / "record.json").write_text(json.dumps({"command": "x", "wall_s": 1}))
+    monkeypatch.setattr(fresh_refits, "run_one", lambda *a: pytest.fail("fitted"))
+    argv = ["--source", "src", "--fits", "reread-learned"]
+    for extra, words in (([], "the source records no lr_conserved"),
+                         (["--lr-conserved", "0"], "expected a positive number, got 0.0"),
+                         (["--lr-conserved", "nan"], "expected a positive number, got nan")):
+        with pytest.raises(SystemExit):
+            fresh_refits.main([*argv, *extra])
+        assert words in capsys.readouterr().err
