@@ -39,10 +39,11 @@ its paired ELBO difference against that fit):
   direction's share in the true span and its span's parallelness;
 - ``reread-learned``: the same D + 1 directions read again, but as the start of a fit that
   goes on learning them (η initialised at them, Eq. 4 inverted, at the size; learned at the
-  source's ``lr_conserved``, or ``--lr-conserved``): does the ELBO's own gradient carry a
-  direction read near the true span closer to it? Scoring records the learned span's
-  parallelness to the true span, each learned direction's, and how far learning moved the
-  span from the one read (the smallest cosine between the two).
+  source's ``lr_conserved``, or ``--lr-conserved``; the fit
+  ``select_conserved(refit_from="fresh", refit_learns=True)`` makes at D + 1): does the
+  ELBO's own gradient carry a direction read near the true span closer to it? Scoring
+  records the learned span's parallelness to the true span, each learned direction's, and
+  how far learning moved the span from the one read (the smallest cosine between the two).
 
 ``--sizes F1 F2 ...`` fits each of them at these multiples of the size (times
 ``--size-scale``), from the same start, and keeps the one the ELBO chooses with the package's
@@ -256,6 +257,16 @@ def _gap(v) -> str:
     return "no gap" if v is None else f"{v:.3g}"
 
 
+def _against_cut_cells(r: dict, name: str) -> str:
+    """The cells of row ``r``'s fit ``name`` against its fit at D: −ELBO/N of both, the paired
+    difference with the rule's mark, both test MSEs, and the row's seconds of fitting."""
+    g, D = r["fresh"][name.replace("-", "_")], r["cut"]
+    return (f"{_per_n(r['fresh']['at_cut']['neg_elbo_per_n'])} / {_per_n(g['neg_elbo_per_n'])} | "
+            f"{g['delta']:+.0f} ± {g['se']:.0f} {'✓' if g['chosen'] else '✗'} | "
+            f"{r[f'test_mse_{D}']:.3e} / {r[f'test_mse_{name}']:.3e} | "
+            f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} |")
+
+
 def _per_n(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
@@ -348,12 +359,7 @@ def table(rows: list[dict], args) -> str:
             before = r.get("record_first_par")
             out.append(
                 f"| {r['key']} | {D} | {g['cut']} ({_gap(g['gap_ratio'])}) | {g['share']:.3f} | "
-                f"{_par(g['first_par'])} ({_par(before)}) | "
-                f"{_per_n(r['fresh']['at_cut']['neg_elbo_per_n'])} / "
-                f"{_per_n(g['neg_elbo_per_n'])} | "
-                f"{g['delta']:+.0f} ± {g['se']:.0f} {'✓' if g['chosen'] else '✗'} | "
-                f"{r[f'test_mse_{D}']:.3e} / {r['test_mse_reread']:.3e} | "
-                f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} |")
+                f"{_par(g['first_par'])} ({_par(before)}) | {_against_cut_cells(r, 'reread')}")
     learned = [r for r in rows if "reread_learned" in r["fresh"]]
     if learned:
         out += ["", f"Read again and learned: a fresh fit that starts η at the first D + 1 "
@@ -375,11 +381,7 @@ def table(rows: list[dict], args) -> str:
                 f"| {r['key']} | {D} | {_par(g['first_par'])} ({_par(g['read_first_par'])}) | "
                 f"{min(g['pars']):.3f} | {g['moved']:.3f} | "
                 f"{min(g['sigma']):.3g}–{max(g['sigma']):.3g} | "
-                f"{_per_n(r['fresh']['at_cut']['neg_elbo_per_n'])} / "
-                f"{_per_n(g['neg_elbo_per_n'])} | "
-                f"{g['delta']:+.0f} ± {g['se']:.0f} {'✓' if g['chosen'] else '✗'} | "
-                f"{r[f'test_mse_{D}']:.3e} / {r['test_mse_reread-learned']:.3e} | "
-                f"{sum(v for k, v in r.items() if k.startswith('fit_s_')):.0f} |")
+                f"{_against_cut_cells(r, 'reread-learned')}")
     sized = [r for r in rows if any(k.startswith("sizes_") for k in r)]
     if sized:
         out += ["", "The sizes (--sizes): each fit above is the one the ELBO chose among its "
