@@ -42,6 +42,7 @@ record lists every command that contributed rows and their summed wall time).
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -216,6 +217,10 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"built_in": True} if args.built_in else {}),
                                             **({"refit_learns": True}
                                                if args.refit_learns else {}),
+                                            **({"refit_lr_conserved":
+                                                args.refit_lr_conserved}
+                                               if getattr(args, "refit_lr_conserved", None)
+                                               is not None else {}),
                                             **({"cuts": args.cuts} if args.cuts > 1 else {}),
                                             **({"refit_steps": args.refit_steps}
                                                if args.refit_steps is not None else {}),
@@ -369,6 +374,8 @@ def table(rows, args) -> str:
            f"{args.criterion!r}" + (", built-in generators added to the spectrum's span"
                                      if args.built_in else "")
            + (", the refit goes on learning the selected quantities"
+              + (f" at lr_conserved {args.refit_lr_conserved:g}"
+                 if getattr(args, "refit_lr_conserved", None) is not None else "")
               if args.refit_learns else "")
            + (f", the refits of the spectrum's {args.cuts} largest gaps compared by the ELBO"
               if getattr(args, "cuts", 1) > 1 else "")  # (settings recorded before --cuts)
@@ -558,6 +565,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--refit-learns", action="store_true",
                    help="select_conserved(refit_learns=True): the refit at the selected "
                    "quantities goes on learning them (an alternative under measurement)")
+    p.add_argument("--refit-lr-conserved", type=float, default=None,
+                   help="select_conserved(refit_lr_conserved=R), with --refit-learns: η's rate "
+                   "in the refits that learn it (default: --lr-conserved)")
     p.add_argument("--cuts", type=int, default=1,
                    help="select_conserved(cuts=N): refit the spectrum's N largest gaps and "
                    "keep the cut whose refit has the highest ELBO (an alternative under "
@@ -637,6 +647,13 @@ def main(argv=None) -> int:
         p.error(f"--evidence-samples: expected a positive int, got {args.evidence_samples}")
     if args.refit_sizes is not None and not valid_sizes(args.refit_sizes):
         p.error(f"--refit-sizes: expected distinct positive numbers, got {args.refit_sizes}")
+    if args.refit_lr_conserved is not None:
+        if not (math.isfinite(args.refit_lr_conserved) and args.refit_lr_conserved > 0):
+            p.error("--refit-lr-conserved: expected a positive number, got "
+                    f"{args.refit_lr_conserved}")
+        if not args.refit_learns:
+            p.error("--refit-lr-conserved: η's rate in refits that learn it; it needs "
+                    "--refit-learns")
     if args.substeps < 1:
         p.error(f"--substeps: expected a positive int, got {args.substeps}")
     if args.dt is not None and not args.dt > 0:

@@ -534,7 +534,9 @@ def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monk
     def select_from_fits(hnn, razor, data, *, select_kwargs, symmetrised_hnn, **kwargs):
         seen.update(select={k: select_kwargs[k] for k in ("lr", "stop", "refit_steps",
                                                           "extend", "spectrum_samples",
-                                                          "refit_from", "refit_sizes")
+                                                          "refit_from", "refit_sizes",
+                                                          "refit_learns",
+                                                          "refit_lr_conserved")
                             if k in select_kwargs},
                     symmetrised=symmetrised_hnn)
         raise Stop
@@ -555,11 +557,14 @@ def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monk
                            "--set", "inference.select_spectrum_samples=64",
                            "--set", 'inference.select_refit_from="fresh"',
                            "--set", "inference.select_refit_sizes=[1, 2.5]",
+                           "--set", "inference.select_refit_learns=true",
+                           "--set", "inference.select_refit_lr_conserved=1e-4",
                            "--no-progress", "--no-analysis", "--out", str(tmp_path / "opts"))
     assert code != 0 and "Stop" in err
     assert {k: v for k, v in seen["select"].items() if k != "lr"} == {
         "stop": "spectrum", "refit_steps": 7, "extend": True, "spectrum_samples": 64,
-        "refit_from": "fresh", "refit_sizes": (1.0, 2.5)}
+        "refit_from": "fresh", "refit_sizes": (1.0, 2.5), "refit_learns": True,
+        "refit_lr_conserved": 1e-4}
 
 
 def learned_train(out):

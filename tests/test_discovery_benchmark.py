@@ -384,3 +384,39 @@ def test_refit_sizes_reach_the_selection_and_the_table_names_each_refits_size(mo
     for bad in (["1", "1"], ["1", "0"]):
         with pytest.raises(SystemExit):
             discovery.main(["--systems", "sho", "--refit-sizes", *bad, "--topic", "x"])
+
+
+def test_refit_lr_conserved_reaches_the_selection_and_needs_refit_learns(monkeypatch):
+    """``--refit-learns --refit-lr-conserved 1e-4``: ``select_conserved`` gets
+    ``refit_lr_conserved=1e-4`` beside the fit's own ``lr_conserved``, and the caption says the
+    rate; without ``--refit-learns``, or not positive, it is refused before any fit."""
+    from noether_ppl import analysis
+
+    p = discovery.parser()
+    args = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1", "--refit-learns",
+                         "--lr-conserved", "1e-3", "--refit-lr-conserved", "1e-4"])
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fit_auto(*a, select_kwargs, **kw):
+        seen.update(select_kwargs=select_kwargs, kw=kw)
+        raise Stop
+
+    monkeypatch.setattr(analysis, "fit_auto", fit_auto)
+    with pytest.raises(Stop):
+        discovery.run_one("sho", 0, args)
+    assert seen["select_kwargs"]["refit_learns"] is True
+    assert seen["select_kwargs"]["refit_lr_conserved"] == 1e-4
+    assert "the refit goes on learning the selected quantities at lr_conserved 0.0001" in (
+        discovery.table([_row("selected", True)], args))
+    without = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1"])
+    with pytest.raises(Stop):
+        discovery.run_one("sho", 0, without)
+    assert "refit_lr_conserved" not in seen["select_kwargs"]
+    for bad in (["--refit-lr-conserved", "1e-4"],
+                ["--refit-learns", "--refit-lr-conserved", "0"],
+                ["--refit-learns", "--refit-lr-conserved", "nan"]):
+        with pytest.raises(SystemExit):
+            discovery.main(["--systems", "sho", *bad, "--topic", "x"])

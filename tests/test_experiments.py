@@ -162,6 +162,9 @@ def test_any_path_works_and_epochs_become_steps(tmp_path):
         (("[inference]", "[inference]\nrefit_lr_offdiag = 0"), "inference.refit_lr_offdiag"),
         (("[inference]", "[inference]\nrunaway_factor = 0"), "inference.runaway_factor"),
         (("[inference]", "[inference]\nrunaway_factor = nan"), "inference.runaway_factor"),
+        # η's rate in refits that learn it, without refits that learn it
+        (("[inference]", "[inference]\nselect_refit_lr_conserved = 1e-4"),
+         "inference.select_refit_lr_conserved"),
         (("[data.train]", "[data.other]"), "data.train"),
     ],
 )

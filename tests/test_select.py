@@ -407,6 +407,40 @@ def test_extend_refits_one_direction_more_while_the_elbo_rises(fitted, tiny_sho,
     assert capped.dimension == 2 and calls == [(2, 1), (2, 1)]
 
 
+def test_refit_lr_conserved_is_the_rate_of_the_refits_that_learn_eta(fitted, tiny_sho,
+                                                                     monkeypatch):
+    """``refit_learns=True, refit_lr_conserved=r``: the completion's refit learns η at ``r``
+    while the settling continuation keeps the fit's own ``lr_conserved``; the step records
+    ``r``. Given without ``refit_learns`` it is refused before any fit (it would change
+    nothing)."""
+    from noether_ppl.inference import complete as complete_module
+    from noether_ppl.inference import select as select_module
+
+    rates = []  # (which fit, its lr_conserved)
+
+    def noting(module):
+        continued = module.continue_fit
+
+        def noted(model, params, generators, data, key, fit_kwargs, stopped, what):
+            rates.append((what, fit_kwargs["lr_conserved"]))
+            return continued(model, params, generators, data, key, fit_kwargs, stopped, what)
+        return noted
+
+    monkeypatch.setattr(select_module, "continue_fit", noting(select_module))
+    monkeypatch.setattr(complete_module, "continue_fit", noting(complete_module))
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=1,
+                           max_residual=1e6, lr=1e-3, lr_conserved=0.3, tolerance=1e12,
+                           refit_steps=1, refit_learns=True, refit_lr_conserved=0.05)
+    assert rates == [("settle", 0.3), ("refit", 0.05)]
+    assert sel.steps[-1]["refit_learns"] is True
+    assert sel.steps[-1]["refit_lr_conserved"] == 0.05
+    rates.clear()
+    with pytest.raises(ValueError, match="needs `refit_learns=True`"):
+        select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=1,
+                         refit_lr_conserved=0.05)
+    assert rates == []
+
+
 @pytest.mark.slow  # an alternative under measurement (REPRODUCTION.md); three 30-step fits
 def test_refit_from_fresh_fits_every_refit_from_one_fresh_state(fitted, tiny_sho,
                                                                 monkeypatch):
@@ -792,6 +826,10 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"refit_sizes": (1.0, float("inf"))}, "refit_sizes"),
     ({"refit_sizes": (True,)}, "refit_sizes"),
     ({"refit_sizes": 2.0}, "refit_sizes"),
+    ({"refit_lr_conserved": 0.0, "refit_learns": True}, "refit_lr_conserved"),
+    ({"refit_lr_conserved": float("nan"), "refit_learns": True}, "refit_lr_conserved"),
+    ({"refit_lr_conserved": True, "refit_learns": True}, "refit_lr_conserved"),
+    ({"refit_lr_conserved": "1e-4", "refit_learns": True}, "refit_lr_conserved"),
     ({"spectrum_samples": 0}, "spectrum_samples"),
     ({"spectrum_samples": 2.5}, "spectrum_samples"),
 ])

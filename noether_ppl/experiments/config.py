@@ -336,6 +336,9 @@ def _parse_inference(ctx: _Ctx, raw: dict, train: Split) -> InferenceSettings:
         raise ctx.error("inference.batch_size",
                         f"{inference.batch_size} is more than data.train.n_trajectories = "
                         f"{train.n_trajectories}")
+    if inference.select_refit_lr_conserved is not None and not inference.select_refit_learns:
+        raise ctx.error("inference.select_refit_lr_conserved",
+                        "η's rate in refits that learn it needs select_refit_learns = true")
     return inference
 
 

@@ -4,8 +4,9 @@ conserves over the *whole* quadratic space (:func:`conservation_spectrum`, the l
 among the residuals up to ``max_residual``, :func:`spectrum_cuts`), F is refitted with the
 symmetry fixed at those quantities, and the ELBO decides between that refit and the fit the
 quantities were read from. The options (``cuts``, ``extend``, ``grow``, ``built_in``,
-``refit_learns``, ``refit_steps``, ``refit_from``, ``refit_sizes``, ``spectrum_samples``,
-``evidence_samples``) are documented at :func:`~noether_ppl.inference.select_conserved`."""
+``refit_learns``, ``refit_lr_conserved``, ``refit_steps``, ``refit_from``, ``refit_sizes``,
+``spectrum_samples``, ``evidence_samples``) are documented at
+:func:`~noether_ppl.inference.select_conserved`."""
 
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                        extend: bool = False, spectrum_samples: int | None = None,
                        evidence_samples: int | None = None, refit_from: str = "continue",
                        fresh_steps: int | None = None,
-                       refit_sizes: tuple[float, ...] | None = None) -> Completion:
+                       refit_sizes: tuple[float, ...] | None = None,
+                       refit_lr_conserved: float | None = None) -> Completion:
     """Read the dimension off the spectrum of ``before``'s Ĥ on ``x_states (N, M)`` and refit
     at it (module docstring; the options as at
     :func:`~noether_ppl.inference.select_conserved`). Continuation fits take ``fit_kwargs``;
@@ -138,6 +140,12 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
     M = data.phase_dim
     refit_kwargs = {**fit_kwargs, **({} if refit_steps is None
                                      else {"num_steps": int(refit_steps)})}
+    # η's rate in the refits: 0 (held fixed) unless they learn it, then ``refit_lr_conserved``
+    # where given (else the fit's own ``lr_conserved``)
+    if not refit_learns:
+        refit_kwargs["lr_conserved"] = 0.0
+    elif refit_lr_conserved is not None:
+        refit_kwargs["lr_conserved"] = float(refit_lr_conserved)
     if fresh:
         refit_kwargs["num_steps"] = int(fresh_steps)
 
@@ -165,9 +173,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
         def fitted_at(factor):
             G_sel = factor * size * basis.reshape(-1, M + 1, M + 1)
             return continue_fit(model_with(before.model, basis.shape[0]), params, G_sel, data,
-                                k_fit, refit_kwargs if refit_learns else {**refit_kwargs,
-                                                                          "lr_conserved": 0.0},
-                                stopped, "refit")
+                                k_fit, refit_kwargs, stopped, "refit")
 
         fitted, entries = choose_size(fitted_at, factors, compare, k, tolerance)
         return fitted, basis.shape[0], added, entries
@@ -255,6 +261,8 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
             **({"built_in_residuals": added, "spectrum_selected": D_spectrum}
                if built_in else {}),
             **({"refit_learns": True} if refit_learns else {}),
+            **({"refit_lr_conserved": float(refit_lr_conserved)}
+               if refit_lr_conserved is not None else {}),
             **({"refit_steps": int(refit_steps)} if refit_steps is not None else {}),
             **({"refit_from": "fresh", "fresh_steps": int(fresh_steps)} if fresh else {}),
             # ``refit_sizes``: the sizes of the refit at the gap's cut (each ``cuts``,

@@ -104,7 +104,7 @@ run with K = true + 1 (``discovery-stop-symmetrised/`` against ``discovery-true-
 SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts", "stop",
                      "max_residual", "tolerance", "num_repeats", "refit_steps", "grow",
                      "extend", "spectrum_samples", "evidence_samples", "refit_from",
-                     "refit_sizes")
+                     "refit_sizes", "refit_lr_conserved")
 """The keyword arguments of :func:`select_conserved` that are its own, not
 :func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
 fit)."""
@@ -120,6 +120,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      spectrum_samples: int | None = None,
                      evidence_samples: int | None = None, refit_from: str = "continue",
                      refit_sizes: tuple[float, ...] | None = None,
+                     refit_lr_conserved: float | None = None,
                      **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
@@ -174,6 +175,16 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         orbit, Eq. 14) and may turn it; the selected quantities are then the refit's learned
         generators. Off by default: an alternative under measurement
         (``benchmarks/discovery.py --refit-learns``), not the package's rule.
+    refit_lr_conserved : with ``refit_learns``: η's Adam rate in the refits that learn it, in
+        place of the ``lr_conserved`` of ``fit_kwargs`` (None: that one). On two bodies in
+        2-D, η started at a span read close to the true one (parallelness 0.993 and 0.986
+        on two keys) and learned at the learned fit's 1e-3 left it (0.280 and 0.647,
+        ``benchmarks/records/two-body-fresh-learned-size2/``); at 1e-4 it stayed in it (0.987
+        and 0.962) with an ELBO above the exact true span held fixed
+        (``benchmarks/records/two-body-fresh-learned-size2-lr4/``). A positive finite
+        number; given without ``refit_learns`` it is refused (it would change nothing). An
+        alternative under measurement (``benchmarks/discovery.py --refit-lr-conserved``), not
+        the package's rule.
     cuts : with ``complete``: how many cuts of the spectrum to refit, the largest gap first
         and then the next-largest (:func:`spectrum_cuts`); the refit of a later cut replaces
         the chosen one where its ELBO is higher by more than ``tolerance`` plus twice the
@@ -301,6 +312,15 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         raise ValueError(f"Unknown `refit_from` {refit_from!r}; expected one of {REFIT_FROM}.")
     check_int("cuts", cuts)
     check_sizes(refit_sizes)
+    if refit_lr_conserved is not None:
+        if (isinstance(refit_lr_conserved, bool)
+                or not isinstance(refit_lr_conserved, (int, float))
+                or not (np.isfinite(refit_lr_conserved) and refit_lr_conserved > 0)):
+            raise ValueError("Expected `refit_lr_conserved` to be None or a positive finite "
+                             f"number, got {refit_lr_conserved!r}.")
+        if not refit_learns:
+            raise ValueError("`refit_lr_conserved` is η's rate in refits that learn it; it "
+                             "needs `refit_learns=True` (without it the refits hold η fixed).")
     for name, value in (("refit_steps", refit_steps), ("spectrum_samples", spectrum_samples),
                         ("evidence_samples", evidence_samples)):
         if value is not None:
@@ -380,6 +400,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                                   spectrum_samples=spectrum_samples,
                                   evidence_samples=evidence_samples, refit_from=refit_from,
                                   refit_sizes=refit_sizes,
+                                  refit_lr_conserved=refit_lr_conserved,
                                   fresh_steps=(result.steps if refit_steps is None
                                                else refit_steps))
         # a fresh refit kept is ``result``'s budget over again, not a continuation: only the
