@@ -394,8 +394,9 @@ def table(rows, args) -> str:
               "extension's next direction read off the refit's own spectrum (refit_from "
               "fresh)" if getattr(args, "refit_from", "continue") == "fresh" else "")
            + (", each refit at " + ", ".join(f"{f:g}" for f in args.refit_sizes)
-              + " times the learned generators' median σ, the size chosen by the ELBO "
-              "(refit_sizes)" if getattr(args, "refit_sizes", None) else "")
+              + " times the learned generators' median σ"
+              + (", the size chosen by the ELBO" if len(args.refit_sizes) > 1 else "")
+              + " (refit_sizes)" if getattr(args, "refit_sizes", None) else "")
            + (", step 4 also continues the HNN with the selected symmetry fixed"
               if getattr(args, "symmetrised_hnn", LEGACY_SETTINGS["symmetrised_hnn"]) else "")
            + (", removals stop where the fitted H's spectrum reads as many directions as are "
@@ -470,7 +471,8 @@ def table(rows, args) -> str:
                 "directions to the true span (– where the row did not record the spectrum's "
                 "directions)."
                 + (" ×f: the multiple of the learned generators' median σ the ELBO chose for "
-                   "that refit (refit_sizes)." if getattr(args, "refit_sizes", None) else ""),
+                   "that refit (refit_sizes)."
+                   if len(getattr(args, "refit_sizes", None) or ()) > 1 else ""),
                 "",
                 "| system | key | true | cut at the gap | refits at one more | selected | "
                 "spectrum's first `true`: par |",

@@ -420,3 +420,16 @@ def test_refit_lr_conserved_reaches_the_selection_and_needs_refit_learns(monkeyp
                 ["--refit-learns", "--refit-lr-conserved", "nan"]):
         with pytest.raises(SystemExit):
             discovery.main(["--systems", "sho", *bad, "--topic", "x"])
+
+
+def test_one_refit_size_is_named_as_a_fixed_multiple_not_a_choice():
+    """``--refit-sizes 2``: every refit at twice the median σ; the caption says so and claims
+    no choice by the ELBO (there is none to make with one multiple)."""
+    args = discovery.parser().parse_args(["--systems", "sho", "--keys", "0", "--extend",
+                                          "--refit-sizes", "2"])
+    steps = [{"selected": 1, "extended": [
+        {"spectrum_selected": 2, "delta_vs_chosen": -50.0, "se": 5.0, "chosen": False}]}]
+    text = discovery.table([{**_row("selected", True), "selection": {"steps": steps}}], args)
+    assert "each refit at 2 times the learned generators' median σ (refit_sizes)" in text
+    assert "chosen by the ELBO" not in text and "×f:" not in text
+    assert text.rstrip().splitlines()[-1] == "| sho | 0 | 1 | 1 | 2: -50 ± 5 ✗ | 1 | – |"
