@@ -181,7 +181,9 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         on two keys) and learned at the learned fit's 1e-3 left it (0.280 and 0.647,
         ``benchmarks/records/two-body-fresh-learned-size2/``); at 1e-4 it stayed in it (0.987
         and 0.962) with an ELBO above the exact true span held fixed
-        (``benchmarks/records/two-body-fresh-learned-size2-lr4/``). A positive finite
+        (``benchmarks/records/two-body-fresh-learned-size2-lr4/``). Through the whole
+        selection (fresh refits at twice the size) it was right on neither of those keys
+        (``benchmarks/records/discovery-two-body-refit-lr4/``). A positive finite
         number; given without ``refit_learns`` it is refused (it would change nothing). An
         alternative under measurement (``benchmarks/discovery.py --refit-lr-conserved``), not
         the package's rule.
