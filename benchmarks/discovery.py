@@ -42,7 +42,6 @@ record lists every command that contributed rows and their summed wall time).
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
@@ -53,7 +52,7 @@ from record import add_rebuild_argument, read_record, rewrite_record, write_reco
 
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
-from noether_ppl.inference.complete import REFIT_FROM, valid_sizes
+from noether_ppl.inference.complete import REFIT_FROM, check_refit_rate, valid_sizes
 from noether_ppl.inference.select import (
     DEFAULT_MAX_RESIDUAL,
     DEFAULT_STOP,
@@ -649,13 +648,10 @@ def main(argv=None) -> int:
         p.error(f"--evidence-samples: expected a positive int, got {args.evidence_samples}")
     if args.refit_sizes is not None and not valid_sizes(args.refit_sizes):
         p.error(f"--refit-sizes: expected distinct positive numbers, got {args.refit_sizes}")
-    if args.refit_lr_conserved is not None:
-        if not (math.isfinite(args.refit_lr_conserved) and args.refit_lr_conserved > 0):
-            p.error("--refit-lr-conserved: expected a positive number, got "
-                    f"{args.refit_lr_conserved}")
-        if not args.refit_learns:
-            p.error("--refit-lr-conserved: η's rate in refits that learn it; it needs "
-                    "--refit-learns")
+    try:
+        check_refit_rate(args.refit_lr_conserved, args.refit_learns)
+    except ValueError as err:
+        p.error(f"--refit-lr-conserved (with --refit-learns): {err}")
     if args.substeps < 1:
         p.error(f"--substeps: expected a positive int, got {args.substeps}")
     if args.dt is not None and not args.dt > 0:

@@ -401,7 +401,7 @@ def test_refit_lr_conserved_reaches_the_selection_and_needs_refit_learns(monkeyp
         pass
 
     def fit_auto(*a, select_kwargs, **kw):
-        seen.update(select_kwargs=select_kwargs, kw=kw)
+        seen.update(select_kwargs=select_kwargs)
         raise Stop
 
     monkeypatch.setattr(analysis, "fit_auto", fit_auto)

@@ -57,6 +57,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from ..inference.complete import check_refit_rate
 from ..inference.settings import FitSettings
 from ..models.spec import ModelSpec
 from ..systems.registry import build_system
@@ -336,9 +337,12 @@ def _parse_inference(ctx: _Ctx, raw: dict, train: Split) -> InferenceSettings:
         raise ctx.error("inference.batch_size",
                         f"{inference.batch_size} is more than data.train.n_trajectories = "
                         f"{train.n_trajectories}")
-    if inference.select_refit_lr_conserved is not None and not inference.select_refit_learns:
+    try:  # the checks of `select_conserved` (the key's type above is at least as strict)
+        check_refit_rate(inference.select_refit_lr_conserved, bool(inference.select_refit_learns))
+    except ValueError:
         raise ctx.error("inference.select_refit_lr_conserved",
-                        "η's rate in refits that learn it needs select_refit_learns = true")
+                        "η's rate in refits that learn it needs select_refit_learns = true"
+                        ) from None
     return inference
 
 

@@ -29,7 +29,8 @@ from .continuation import continue_fit, model_with
 from .evidence import elbo_difference
 from .result import FitResult
 
-__all__ = ["Completion", "complete_selection", "check_sizes", "choose_size", "valid_sizes",
+__all__ = ["Completion", "complete_selection", "check_refit_rate", "check_sizes", "choose_size",
+           "valid_sizes",
            "REFIT_FROM", "FRESH_FOLD", "SIZE_FOLD"]
 
 REFIT_FROM = ("continue", "fresh")
@@ -91,6 +92,21 @@ class Completion:
     generators: np.ndarray
     residuals: np.ndarray
     built_in: list | None
+
+
+def check_refit_rate(refit_lr_conserved, refit_learns: bool) -> None:
+    """``refit_lr_conserved`` (``select_conserved``'s η rate in refits that learn it) is None, or
+    a positive finite number given with ``refit_learns``; else a ValueError naming it (the one
+    check of the argument, the experiment files' keys and the benchmarks' flag)."""
+    if refit_lr_conserved is None:
+        return
+    if (isinstance(refit_lr_conserved, bool) or not isinstance(refit_lr_conserved, (int, float))
+            or not (np.isfinite(refit_lr_conserved) and refit_lr_conserved > 0)):
+        raise ValueError("Expected `refit_lr_conserved` to be None or a positive finite number, "
+                         f"got {refit_lr_conserved!r}.")
+    if not refit_learns:
+        raise ValueError("`refit_lr_conserved` is η's rate in refits that learn it; it needs "
+                         "`refit_learns=True` (without it the refits hold η fixed).")
 
 
 def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarray, *,

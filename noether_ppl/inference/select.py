@@ -52,7 +52,7 @@ import jax
 import numpy as np
 
 from ..data import Trajectories, check_int
-from .complete import REFIT_FROM, check_sizes, complete_selection
+from .complete import REFIT_FROM, check_refit_rate, check_sizes, complete_selection
 from .conservation import (
     conservation_eigen,
     conservation_residuals,
@@ -314,15 +314,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         raise ValueError(f"Unknown `refit_from` {refit_from!r}; expected one of {REFIT_FROM}.")
     check_int("cuts", cuts)
     check_sizes(refit_sizes)
-    if refit_lr_conserved is not None:
-        if (isinstance(refit_lr_conserved, bool)
-                or not isinstance(refit_lr_conserved, (int, float))
-                or not (np.isfinite(refit_lr_conserved) and refit_lr_conserved > 0)):
-            raise ValueError("Expected `refit_lr_conserved` to be None or a positive finite "
-                             f"number, got {refit_lr_conserved!r}.")
-        if not refit_learns:
-            raise ValueError("`refit_lr_conserved` is η's rate in refits that learn it; it "
-                             "needs `refit_learns=True` (without it the refits hold η fixed).")
+    check_refit_rate(refit_lr_conserved, refit_learns)
     for name, value in (("refit_steps", refit_steps), ("spectrum_samples", spectrum_samples),
                         ("evidence_samples", evidence_samples)):
         if value is not None:
