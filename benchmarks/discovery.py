@@ -53,6 +53,7 @@ from record import add_rebuild_argument, read_record, rewrite_record, write_reco
 from noether_ppl import analysis, inference, models, systems
 from noether_ppl.compilation_cache import enable_compilation_cache
 from noether_ppl.inference.complete import REFIT_FROM, check_refit_rate, valid_sizes
+from noether_ppl.inference.conservation import BUILT_IN_MIN_PART
 from noether_ppl.inference.select import (
     DEFAULT_MAX_RESIDUAL,
     DEFAULT_STOP,
@@ -144,8 +145,9 @@ def spectrum_scores(steps, truth) -> dict:
     (``analysis.subspace_cosines``; 1: they are the true span; None where fewer than L
     independent directions were recorded). Where the extension read each next direction off
     the refit it extends (``refit_from="fresh"``: an ``extended`` entry with directions of its
-    own), ``extended_true_shares``: each candidate direction's parallelness to the true span.
-    {} where no spectrum was read (or L = 0)."""
+    own), ``extended_true_shares``: each candidate direction's parallelness to the true span;
+    where the closure under the bracket added directions (``close``), ``closed_true_shares``:
+    theirs. {} where no spectrum was read (or L = 0)."""
     last = steps[-1] if steps else {}
     directions = last.get("spectrum_directions")
     L = truth.shape[0]
@@ -155,6 +157,10 @@ def spectrum_scores(steps, truth) -> dict:
     cosines = analysis.subspace_cosines(S[:L], truth)
     out = {"spectrum_true_shares": analysis.parallelness(S, truth).tolist(),
            "spectrum_first_true_par": float(cosines[-1]) if cosines.size == L else None}
+    closed = last.get("closed") or {}
+    if closed.get("directions"):
+        out["closed_true_shares"] = analysis.parallelness(
+            np.asarray(closed["directions"], np.float64), truth).tolist()
     ext = last.get("extended") or []
     if any("spectrum_directions" in e for e in ext):
         out["extended_true_shares"] = [
@@ -226,6 +232,8 @@ def run_one(name: str, key: int, args) -> dict:
                                             **({"grow": True} if args.grow else {}),
                                             **({"extend": True}
                                                if getattr(args, "extend", False) else {}),
+                                            **({"close": True}
+                                               if getattr(args, "close", False) else {}),
                                             **({"spectrum_samples": args.spectrum_samples}
                                                if getattr(args, "spectrum_samples", None)
                                                else {}),
@@ -389,6 +397,8 @@ def table(rows, args) -> str:
               if getattr(args, "evidence_samples", None) else "")
            + (", refitted at one direction more while the ELBO rises (extend)"
               if getattr(args, "extend", False) else "")
+           + (", the selected span closed under the Lie bracket and refitted unless the ELBO "
+              "is against it (close)" if getattr(args, "close", False) else "")
            + (", every refit from a fresh initial state for the learned fit's steps, the "
               "extension's next direction read off the refit's own spectrum (refit_from "
               "fresh)" if getattr(args, "refit_from", "continue") == "fresh" else "")
@@ -493,6 +503,34 @@ def table(rows, args) -> str:
             out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {first}{_size(last)} | "
                        f"{cells or '–'} | {last['selected']} | "
                        f"{_fmt(r.get('spectrum_first_true_par'), '.3f')} |")
+    if getattr(args, "close", False):
+        out += ["", "The closure under the bracket (select_conserved(close=True)): the span "
+                "selected before it, the singular values of its brackets' parts outside it "
+                f"(above {BUILT_IN_MIN_PART:g} a direction is a candidate), the candidates' "
+                "residuals under the "
+                "fitted H (added at most max_residual), the refit at the closed span against "
+                "the chosen refit (nats ± standard error; kept unless below the tolerance plus "
+                "twice the standard error), and the dimension selected. In parentheses "
+                "(scoring only): each added direction's share in the true span.", "",
+                "| system | key | true | before | bracket parts | residuals | closed refit | "
+                "selected |",
+                "|---|---:|---:|---:|---|---|---|---:|"]
+        for r in rows:
+            last = ((r.get("selection") or {}).get("steps") or [{}])[-1]
+            closed = last.get("closed")
+            if closed is None:
+                continue
+            first = closed["rounds"][0] if closed["rounds"] else {}
+            parts = ", ".join(f"{v:.2f}" for v in first.get("singular_values", [])[:3]) or "–"
+            res = "; ".join(", ".join(f"{v:.3f}" for v in rd.get("residuals", []))
+                            for rd in closed["rounds"] if rd.get("residuals")) or "–"
+            shares = r.get("closed_true_shares")
+            refit = ("–" if "selected" not in closed else
+                     f"{closed['selected']}: {closed['delta']:+.0f} ± {closed['se']:.0f} "
+                     + ("✓" if closed["kept"] else "✗")
+                     + (" (" + ", ".join(f"{v:.2f}" for v in shares) + ")" if shares else ""))
+            out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {closed['from']} | "
+                       f"{parts} | {res} | {refit} | {last['selected']} |")
     return "\n".join(out) + "\n"
 
 
@@ -583,6 +621,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", action="store_true",
                    help="select_conserved(extend=True): after the spectrum's cut, refit at one "
                    "direction more while the ELBO rises (an alternative under measurement)")
+    p.add_argument("--close", action="store_true",
+                   help="select_conserved(close=True): complete the selected span under the "
+                   "Lie bracket (Poisson's theorem) and refit there unless the ELBO is "
+                   "against it (an alternative under measurement)")
     p.add_argument("--refit-from", default="continue", choices=REFIT_FROM,
                    help="select_conserved(refit_from=...): 'fresh' fits each refit at the "
                    "selected quantities from a fresh initial state for the learned fit's "

@@ -196,7 +196,8 @@ FIT_KEYS: dict[str, Spec] = {rule.name: _fit_key(rule) for rule in setting_rules
 """The ``[inference]`` keys of the fields of :class:`~noether_ppl.inference.FitSettings`."""
 
 SELECT_FILE_OPTIONS = ("refit_steps", "extend", "spectrum_samples", "evidence_samples",
-                       "refit_from", "refit_sizes", "refit_learns", "refit_lr_conserved")
+                       "refit_from", "refit_sizes", "refit_learns", "refit_lr_conserved",
+                       "close")
 """The options of :func:`~noether_ppl.inference.select_conserved` that an experiment file sets
 as ``[inference] select_<option>`` (each one of its ``SELECTION_OPTIONS``)."""
 
@@ -217,6 +218,7 @@ _EXPERIMENT_ONLY: dict[str, tuple[Spec, type]] = {
     "select_refit_sizes": (DISTINCT_POS_REAL_LIST, tuple),
     "select_refit_learns": (BOOL, bool),
     "select_refit_lr_conserved": (POS_REAL, float),
+    "select_close": (BOOL, bool),
     "checkpoint_every": (POS_INT, int),
 }
 """The ``[inference]`` keys of experiments only (not settings of ``fit``): their key type and
@@ -327,10 +329,11 @@ _INFERENCE_DOC = """Arguments of :func:`~noether_ppl.inference.fit` (App. C), pl
     ``select_symmetrised_hnn = false`` is the earlier rule. ``select_refit_steps``,
     ``select_extend``, ``select_spectrum_samples``, ``select_evidence_samples``,
     ``select_refit_from``, ``select_refit_sizes``, ``select_refit_learns``,
-    ``select_refit_lr_conserved``: ``select_conserved``'s ``refit_steps``, ``extend``,
-    ``spectrum_samples``, ``evidence_samples``, ``refit_from``, ``refit_sizes``,
-    ``refit_learns`` and ``refit_lr_conserved`` (alternatives under measurement; None: its
-    defaults, off, ``"continue"``, the median σ alone, off, the fit's ``lr_conserved``).
+    ``select_refit_lr_conserved``, ``select_close``: ``select_conserved``'s ``refit_steps``,
+    ``extend``, ``spectrum_samples``, ``evidence_samples``, ``refit_from``, ``refit_sizes``,
+    ``refit_learns``, ``refit_lr_conserved`` and ``close`` (alternatives under measurement;
+    None: its defaults, off, ``"continue"``, the median σ alone, off, the fit's
+    ``lr_conserved``, off).
     """
 
 InferenceSettings = dataclasses.make_dataclass(

@@ -3,7 +3,7 @@
 conserves over the *whole* quadratic space (:func:`conservation_spectrum`, the largest gap
 among the residuals up to ``max_residual``, :func:`spectrum_cuts`), F is refitted with the
 symmetry fixed at those quantities, and the ELBO decides between that refit and the fit the
-quantities were read from. The options (``cuts``, ``extend``, ``grow``, ``built_in``,
+quantities were read from. The options (``cuts``, ``extend``, ``close``, ``grow``, ``built_in``,
 ``refit_learns``, ``refit_lr_conserved``, ``refit_steps``, ``refit_from``, ``refit_sizes``,
 ``spectrum_samples``, ``evidence_samples``) are documented at
 :func:`~noether_ppl.inference.select_conserved`."""
@@ -18,6 +18,7 @@ import numpy as np
 from ..data import Trajectories
 from ..geometry import span_basis
 from .conservation import (
+    bracket_parts,
     built_in_parts,
     conservation_residuals,
     conservation_spectrum,
@@ -30,8 +31,8 @@ from .evidence import elbo_difference
 from .result import FitResult
 
 __all__ = ["Completion", "complete_selection", "check_refit_rate", "check_sizes", "choose_size",
-           "valid_sizes",
-           "REFIT_FROM", "FRESH_FOLD", "SIZE_FOLD"]
+           "lie_closure", "valid_sizes",
+           "REFIT_FROM", "FRESH_FOLD", "SIZE_FOLD", "CLOSE_FOLD"]
 
 REFIT_FROM = ("continue", "fresh")
 """Where the completion's refits start (``select_conserved``'s ``refit_from``): the fit the
@@ -41,6 +42,10 @@ FRESH_FOLD = 17
 """The fresh refits' key: ``fold_in(k, FRESH_FOLD)`` of the completion's refit key ``k``, one
 initial state for every refit of a selection (their ELBO differences are then paired in the
 start too)."""
+
+CLOSE_FOLD = 3000
+"""The closure's refit and comparison (``close``): keys ``fold_in(k, CLOSE_FOLD)`` of the
+completion's refit and comparison keys, apart from every other refit's."""
 
 SIZE_FOLD = 4000
 """The comparisons of one refit's sizes (``refit_sizes``): the j-th size against the one chosen
@@ -118,7 +123,8 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                        evidence_samples: int | None = None, refit_from: str = "continue",
                        fresh_steps: int | None = None,
                        refit_sizes: tuple[float, ...] | None = None,
-                       refit_lr_conserved: float | None = None) -> Completion:
+                       refit_lr_conserved: float | None = None,
+                       close: bool = False) -> Completion:
     """Read the dimension off the spectrum of ``before``'s Ĥ on ``x_states (N, M)`` and refit
     at it (module docstring; the options as at
     :func:`~noether_ppl.inference.select_conserved`). Continuation fits take ``fit_kwargs``;
@@ -238,6 +244,32 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
         refit, D, added, D_spectrum, sized = other, D_o, added_o, D_spectrum + 1, sized_o
         gap_ratio = (float(spec_e[D_spectrum] / spec_e[D_spectrum - 1])
                      if D_spectrum < spec_e.size else None)
+    closed = None
+    if close:
+        # Poisson's theorem: the brackets of quantities Ĥ conserves are conserved too, so the
+        # span chosen so far is completed to the Lie algebra it generates (:func:`lie_closure`),
+        # each added direction checked against the Ĥ the span was read from. The ELBO cannot
+        # single out a direction whose flow stays in the orbits of the others (it ties), so the
+        # closed refit is kept unless the evidence is against it.
+        k_l = jax.random.fold_in(k_done, CLOSE_FOLD)
+        basis_now = (span_basis(refit.generators()) if refit.model.n_conserved
+                     else np.zeros((0, (M + 1) ** 2)))
+        closed_basis, rounds = lie_closure(
+            basis_now, lambda parts: conservation_residuals(
+                before, parts.reshape(-1, M + 1, M + 1), x_states, key=k_spec), max_residual)
+        closed = {"from": int(basis_now.shape[0]), "rounds": rounds}
+        if closed_basis.shape[0] > basis_now.shape[0]:
+            # the added directions (unit generators), what a reference can score
+            closed["directions"] = closed_basis[basis_now.shape[0]:].reshape(
+                -1, M + 1, M + 1).tolist()
+            other, D_o, added_o, sized_o = refit_at(closed_basis.shape[0], k_l,
+                                                    S=closed_basis.reshape(-1, M + 1, M + 1))
+            d_l, se_l, est_l, _ = compare(other, refit, jax.random.fold_in(k_cmp, CLOSE_FOLD))
+            taken = bool(d_l >= -(tolerance + 2.0 * se_l))
+            closed.update({"selected": D_o, "delta": d_l, "se": se_l,
+                           "neg_elbo_per_n": est_l.neg_elbo_per_n, "kept": taken, **sized_o})
+            if taken:
+                refit, D, added, sized = other, D_o, added_o, sized_o
     refit_steps_taken = refit.steps
     grown = []
     for i in range(M * (M + 1) if grow else 0):  # the dimension grows at most that often
@@ -286,6 +318,7 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
             **({**sized_cut, "refit_size_factor": sized["size_factor"]} if sized else {}),
             **({"grown": grown} if grow else {}),
             **({"extended": extended} if extend else {}),
+            **({"closed": closed} if close else {}),
             **({"spectrum_samples": int(spectrum_samples)}
                if spectrum_samples is not None else {}),
             **({"evidence_samples": int(evidence_samples)}
@@ -306,6 +339,34 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
                                               strict=True)]
     return Completion(result, refit_steps_taken if kept_refit else 0, step, spectrum,
                       gap_ratio, sig, G, res, kept_generators)
+
+
+def lie_closure(basis: np.ndarray, residuals, max_residual: float
+                ) -> tuple[np.ndarray, list[dict]]:
+    """The span of the orthonormal rows ``basis (D, (M+1)²)`` completed under the Lie bracket
+    (``select_conserved``'s ``close``): each round adds the directions
+    :func:`~noether_ppl.inference.conservation.bracket_parts` finds outside the span whose
+    ``residuals(parts (E, (M+1)²)) -> (E,)`` (the relative bracket with Ĥ,
+    :func:`conservation_residuals`) are at most ``max_residual``, until a round adds none.
+    Returns the orthonormal rows of the completed span ``(D', (M+1)²)``, ``D' ≥ D``, the first
+    ``D`` the given ones, and one record per round: ``{"singular_values": the brackets'
+    parts outside the span (the first 8), "residuals": of the directions above the part
+    threshold, "added": how many of them were added}``."""
+    basis = np.asarray(basis, np.float64)
+    rounds = []
+    while True:
+        parts, sig = bracket_parts(basis)
+        entry = {"singular_values": [float(v) for v in sig[:8]]}
+        rounds.append(entry)
+        if not parts.shape[0]:
+            break
+        r = np.asarray(residuals(parts), np.float64)
+        ok = r <= max_residual
+        entry.update(residuals=[float(v) for v in r], added=int(ok.sum()))
+        if not ok.any():
+            break
+        basis = np.concatenate([basis, parts[ok]])
+    return basis, rounds
 
 
 def choose_size(fitted_at, factors: tuple[float, ...], compare, k: jax.Array,

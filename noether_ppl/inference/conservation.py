@@ -29,7 +29,7 @@ from .result import FitResult
 
 __all__ = ["principal_generators", "conservation_residuals", "conservation_eigen",
            "conservation_spectrum", "deflate", "spectrum_cuts", "spectrum_dimension",
-           "built_in_parts", "span_shares", "BUILT_IN_MIN_PART"]
+           "built_in_parts", "bracket_parts", "span_shares", "BUILT_IN_MIN_PART"]
 
 
 def principal_generators(generators) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +254,39 @@ def built_in_parts(generators: np.ndarray, basis: np.ndarray,
     outside = G - (G @ basis.T) @ basis if basis.shape[0] else G
     U, sig, _ = np.linalg.svd(outside.T, full_matrices=False)
     return U[:, sig > min_part].T
+
+
+def bracket_parts(basis: np.ndarray, min_part: float = BUILT_IN_MIN_PART
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The directions the Lie brackets of a span add to it: ``(parts (E, (M+1)²), σ (R,))``.
+
+    Poisson's theorem: the bracket ``{C_i, C_j}`` of two quantities a Hamiltonian conserves is
+    conserved too, and for quadratic quantities it is quadratic, with generator the commutator
+    ``[G_i, G_j]`` (:func:`~noether_ppl.geometry.lie_bracket`; Sec. 3.1, Eq. 4). So the
+    quadratic quantities an Ĥ conserves form a Lie algebra, and a span that is not closed
+    under the bracket misses directions Ĥ conserves whenever it conserves the span.
+
+    For the orthonormal rows ``basis (D, (M+1)²)`` (unit generators ``B_i``): the commutators
+    ``[B_i, B_j]`` (``i < j``, each of Frobenius norm at most √2), their components
+    orthogonal to the span, stacked and orthonormalised by an SVD with singular values ``σ``
+    (descending, ``R = min(D(D−1)/2, (M+1)²)``); the right singular vectors whose ``σ``
+    exceeds ``min_part`` are ``parts``, orthonormal and orthogonal to ``basis``. ``σ`` is 0
+    (to round-off) for a Lie subalgebra (:func:`~noether_ppl.geometry.closure_residual`)."""
+    B = np.asarray(basis, np.float64)
+    if B.ndim != 2 or B.shape[0] and not np.allclose(B @ B.T, np.eye(B.shape[0]), atol=1e-8):
+        raise ValueError(f"Expected `basis` to be orthonormal rows (D, (M+1)^2), got shape "
+                         f"{B.shape}.")
+    n = int(round(np.sqrt(B.shape[1])))
+    if n * n != B.shape[1]:
+        raise ValueError(f"Expected rows of length (M+1)^2, got {B.shape[1]}.")
+    if B.shape[0] < 2:
+        return np.zeros((0, B.shape[1])), np.zeros(0)
+    G = B.reshape(-1, n, n)
+    i, j = np.triu_indices(G.shape[0], k=1)
+    c = (np.matmul(G[i], G[j]) - np.matmul(G[j], G[i])).reshape(i.size, -1)
+    outside = c - (c @ B.T) @ B
+    _, sig, vt = np.linalg.svd(outside, full_matrices=False)
+    return vt[sig > min_part], sig
 
 
 def span_shares(generators: np.ndarray, selected: np.ndarray) -> np.ndarray:

@@ -104,7 +104,7 @@ run with K = true + 1 (``discovery-stop-symmetrised/`` against ``discovery-true-
 SELECTION_OPTIONS = ("criterion", "complete", "built_in", "refit_learns", "cuts", "stop",
                      "max_residual", "tolerance", "num_repeats", "refit_steps", "grow",
                      "extend", "spectrum_samples", "evidence_samples", "refit_from",
-                     "refit_sizes", "refit_lr_conserved")
+                     "refit_sizes", "refit_lr_conserved", "close")
 """The keyword arguments of :func:`select_conserved` that are its own, not
 :func:`~noether_ppl.inference.fit`'s (the rest of its ``fit_kwargs`` go to every continuation
 fit)."""
@@ -120,7 +120,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                      spectrum_samples: int | None = None,
                      evidence_samples: int | None = None, refit_from: str = "continue",
                      refit_sizes: tuple[float, ...] | None = None,
-                     refit_lr_conserved: float | None = None,
+                     refit_lr_conserved: float | None = None, close: bool = False,
                      **fit_kwargs) -> Selection:
     """Remove learned conserved quantities one at a time, starting from ``result`` (a fit of a
     model that learns K of them), until every one left is conserved by the fitted Ĥ and is
@@ -233,6 +233,18 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         (``benchmarks/records/two-body-fresh-refits/``). Off by default: an alternative
         under measurement (``benchmarks/discovery.py --extend``), not the package's rule. The
         last step records each refit tried (``extended``).
+    close : with ``complete``: after the chosen cut (and ``cuts``, ``extend``), complete the
+        selected span under the Lie bracket (Poisson's theorem: the bracket of two conserved
+        quantities is conserved; :func:`~noether_ppl.inference.complete.lie_closure`): the
+        brackets' parts outside the span above
+        :data:`~noether_ppl.inference.conservation.BUILT_IN_MIN_PART`, each kept where its
+        residual under the fit the span was read from is at most ``max_residual``, round
+        after round; then refit at the closed span and keep that refit unless its ELBO is
+        below the chosen one's by more than ``tolerance`` plus twice the standard error (the
+        ELBO ties on a direction whose flow stays in the orbits of the others: on two bodies
+        in 2-D the seven quantities' flows span 4 dimensions at a generic state). Off by
+        default: an alternative under measurement (``benchmarks/discovery.py --close``). The
+        last step records the rounds and the refit (``closed``).
     spectrum_samples : with ``complete``: read the completion's spectra with Ĥ estimated
         from this many symmetry samples instead of the model's S (the same parameters,
         :meth:`~noether_ppl.inference.FitResult.with_sym_samples`): a Monte-Carlo Ĥ is
@@ -305,7 +317,8 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
     if criterion not in CRITERIA:
         raise ValueError(f"Unknown `criterion` {criterion!r}; expected one of {CRITERIA}.")
     for name, flag in (("complete", complete), ("built_in", built_in),
-                       ("refit_learns", refit_learns), ("grow", grow), ("extend", extend)):
+                       ("refit_learns", refit_learns), ("grow", grow), ("extend", extend),
+                       ("close", close)):
         if not isinstance(flag, bool):
             raise ValueError(f"Expected `{name}` to be True or False, got {flag!r}.")
     if stop not in STOPS:
@@ -394,7 +407,7 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
                                   spectrum_samples=spectrum_samples,
                                   evidence_samples=evidence_samples, refit_from=refit_from,
                                   refit_sizes=refit_sizes,
-                                  refit_lr_conserved=refit_lr_conserved,
+                                  refit_lr_conserved=refit_lr_conserved, close=close,
                                   fresh_steps=(result.steps if refit_steps is None
                                                else refit_steps))
         # a fresh refit kept is ``result``'s budget over again, not a continuation: only the

@@ -128,6 +128,12 @@ class Selection:
                           f"chosen = {e['delta_vs_chosen']:+.3g} ± {e['se']:.2g} nats -> "
                           + ("taken" if e["chosen"] else "not taken") + _size_words(e)
                           for e in s.get("extended", ())]
+                closed = s.get("closed")
+                if closed and "selected" in closed:
+                    lines.append(f"    closed under the bracket, {closed['selected']}: ELBO − "
+                                 f"chosen = {closed['delta']:+.3g} ± {closed['se']:.2g} nats -> "
+                                 + ("taken" if closed["kept"] else "not taken")
+                                 + _size_words(closed))
                 continue
             head = (f"  {s['dimension']} -> {s['dimension'] - 1}: direction σ={s['sigma']:.3g}, "
                     f"residual {s['residual']:.3g}; ")
