@@ -536,7 +536,7 @@ def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monk
                                                           "extend", "spectrum_samples",
                                                           "refit_from", "refit_sizes",
                                                           "refit_learns",
-                                                          "refit_lr_conserved")
+                                                          "refit_lr_conserved", "close")
                             if k in select_kwargs},
                     symmetrised=symmetrised_hnn)
         raise Stop
@@ -559,12 +559,13 @@ def test_auto_passes_the_selection_rule_of_the_experiment(tmp_path, capsys, monk
                            "--set", "inference.select_refit_sizes=[1, 2.5]",
                            "--set", "inference.select_refit_learns=true",
                            "--set", "inference.select_refit_lr_conserved=1e-4",
+                           "--set", "inference.select_close=true",
                            "--no-progress", "--no-analysis", "--out", str(tmp_path / "opts"))
     assert code != 0 and "Stop" in err
     assert {k: v for k, v in seen["select"].items() if k != "lr"} == {
         "stop": "spectrum", "refit_steps": 7, "extend": True, "spectrum_samples": 64,
         "refit_from": "fresh", "refit_sizes": (1.0, 2.5), "refit_learns": True,
-        "refit_lr_conserved": 1e-4}
+        "refit_lr_conserved": 1e-4, "close": True}
 
 
 def learned_train(out):

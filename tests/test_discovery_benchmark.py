@@ -433,3 +433,50 @@ def test_one_refit_size_is_named_as_a_fixed_multiple_not_a_choice():
     assert "each refit at 2 times the learned generators' median σ (refit_sizes)" in text
     assert "chosen by the ELBO" not in text and "×f:" not in text
     assert text.rstrip().splitlines()[-1] == "| sho | 0 | 1 | 1 | 2: -50 ± 5 ✗ | 1 | – |"
+
+
+def test_close_reaches_the_selection_and_the_table_scores_what_it_added(monkeypatch):
+    """``--close``: ``select_conserved`` gets ``close=True``; the caption says so; the
+    closure's section prints the span before it, the brackets' parts, the residuals of the
+    candidates, the closed refit against the chosen one and the dimension selected; the added
+    directions are scored against the true span (``closed_true_shares``, scoring only)."""
+    import numpy as np
+
+    from noether_ppl import analysis, systems
+
+    p = discovery.parser()
+    args = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1", "--close"])
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fit_auto(*a, select_kwargs, **kw):
+        seen.update(select_kwargs)
+        raise Stop
+
+    monkeypatch.setattr(analysis, "fit_auto", fit_auto)
+    with pytest.raises(Stop):
+        discovery.run_one("sho", 0, args)
+    assert seen["close"] is True
+    seen.clear()
+    with pytest.raises(Stop):
+        discovery.run_one("sho", 0, p.parse_args(["--systems", "sho", "--keys", "0",
+                                                  "--steps", "1"]))
+    assert "close" not in seen
+    truth = systems.SUITE["two-body-2d"]().generators()
+    inside = truth[1] / np.linalg.norm(truth[1])
+    steps = [{"selected": 2, "spectrum_directions": truth[:3].tolist(), "closed": {
+        "from": 1, "rounds": [{"singular_values": [0.57, 0.1], "residuals": [0.01],
+                               "added": 1}, {"singular_values": [0.0]}],
+        "directions": [inside.tolist()], "selected": 2, "delta": -3.0, "se": 27.0,
+        "kept": True}}]
+    scores = discovery.spectrum_scores(steps, truth)
+    assert scores["closed_true_shares"] == pytest.approx([1.0])
+    row = {**_row("selected", True), **scores, "selection": {"steps": steps}}
+    text = discovery.table([row], args)
+    assert "the selected span closed under the Lie bracket" in text
+    assert text.rstrip().splitlines()[-1] == (
+        "| sho | 0 | 1 | 1 | 0.57, 0.10 | 0.010 | 2: -3 ± 27 ✓ (1.00) | 2 |")
+    assert "closed under the Lie bracket" not in discovery.table(
+        [_row("selected", True)], p.parse_args(["--systems", "sho"]))

@@ -283,6 +283,7 @@ BAD_SETTINGS = {
     "inference.select_evidence_samples": "1.5", "inference.select_refit_from": '"scratch"',
     "inference.select_refit_sizes": "[1, 1.0]",
     "inference.select_refit_learns": '"yes"', "inference.select_refit_lr_conserved": "0",
+    "inference.select_close": "1",
     "analysis.threshold": "1", "analysis.min_parallelness": "0",
     "analysis.arviz_samples": "-1", "analysis.figures": '"yes"', "analysis.num_samples": "0",
     "analysis.num_repeats": "0", "analysis.rollouts": "1", "analysis.rollout_steps": "0",

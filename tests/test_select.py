@@ -819,6 +819,7 @@ def test_discover_takes_a_fit_result(fitted, tiny_sho):
     ({"refit_steps": True}, "refit_steps"),
     ({"grow": "yes"}, "grow"),
     ({"extend": 1}, "extend"),
+    ({"close": "yes"}, "close"),
     ({"refit_from": "scratch"}, "refit_from"),
     ({"refit_sizes": ()}, "refit_sizes"),
     ({"refit_sizes": (1.0, 1)}, "refit_sizes"),
@@ -1153,3 +1154,128 @@ def test_step_four_keeps_the_plain_hnn_when_the_symmetric_estimate_ran_away(tiny
     assert auto.ran_away["neg_elbo_per_n"] == 1.5e10
     assert auto.to_dict()["against_hnn"]["ran_away"] == auto.ran_away
     assert "ran away: −ELBO/N 1.5e+10" in str(auto)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in {**systems.PAPER, **systems.SUITE}
+                                        if n not in ("henon-heiles", "henon-heiles-escape",
+                                                     "quartic-1d")))
+def test_every_true_span_is_closed_under_the_bracket(name):
+    """Poisson's theorem on the hand-derived generators: the quadratic quantities a
+    Hamiltonian conserves form a Lie algebra, so ``bracket_parts`` of each system's true span
+    finds nothing outside it (the singular values at round-off)."""
+    from noether_ppl.inference.conservation import bracket_parts
+
+    truth = {**systems.PAPER, **systems.SUITE}[name]().generators()
+    parts, sig = bracket_parts(span_basis(truth))
+    assert parts.shape == (0, truth[0].size)
+    assert sig.size == min(len(truth) * (len(truth) - 1) // 2, truth[0].size) or len(truth) < 2
+    assert np.all(sig < 1e-12)
+
+
+@pytest.mark.parametrize("dropped", ["T_x", "T_y", "R^ABS_xy", "R^COM_xy", "P_x", "P_y",
+                                     "Q_xy"])
+def test_bracket_parts_recover_a_dropped_direction_that_is_a_bracket(dropped):
+    """Two bodies in 2-D without one of their seven quantities: a total momentum or a
+    quadratic of it is the bracket of two others (``{R^ABS, T_x} ∝ T_y``, ``{R^COM, T_x} ∝
+    P_x + …``), so ``bracket_parts`` finds exactly that direction, orthogonal to the six; a
+    rotation is no bracket of the others, and nothing is found."""
+    from noether_ppl.inference.conservation import bracket_parts
+
+    system = systems.SUITE["two-body-2d"]()
+    names = system.generator_names()
+    basis = span_basis(system.generators([n for n in names if n != dropped]))
+    parts, sig = bracket_parts(basis)
+    if dropped.startswith("R^"):
+        assert parts.shape[0] == 0 and sig[0] < 1e-12
+        return
+    assert parts.shape == (1, basis.shape[1]) and sig[1] < 1e-12 < 0.3 < sig[0]
+    np.testing.assert_allclose(parts @ basis.T, 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(parts), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(
+        analysis.parallelness(parts, system.generators([dropped])), 1.0, atol=1e-10)
+
+
+def test_lie_closure_adds_checked_directions_round_after_round_until_closed():
+    """``lie_closure`` from two sums of U(3)'s generators, ``H_0 + R_02`` and ``R_12 + F_12``
+    (paper's three oscillators): the brackets add what they generate round after round
+    (1, 1, 3, 2 directions) until the span is closed (``closure_residual`` at round-off): all
+    of U(3)'s 9; directions whose residual is above ``max_residual`` are not added (none at
+    all here), and the given rows stay first."""
+    from noether_ppl.geometry import closure_residual
+    from noether_ppl.inference.complete import lie_closure
+    from noether_ppl.inference.conservation import bracket_parts
+
+    system = systems.PAPER["oscillators3"]()
+    truth = system.generators()
+    g = system.generators(["H_0", "R_02", "R_12", "F_12"])
+    basis = span_basis(np.stack([g[0] + g[1], g[2] + g[3]]))
+    seen = []
+
+    def residuals(parts):
+        seen.append(parts.shape[0])
+        return np.zeros(parts.shape[0])
+
+    closed, rounds = lie_closure(basis, residuals, 0.12)
+    assert [r.get("added") for r in rounds] == [1, 1, 3, 2, None] and seen == [1, 1, 3, 2]
+    assert "added" not in rounds[-1] and max(rounds[-1]["singular_values"], default=0) < 1e-10
+    np.testing.assert_array_equal(closed[:2], basis)
+    np.testing.assert_allclose(closed @ closed.T, np.eye(len(closed)), atol=1e-10)
+    assert closure_residual(closed.reshape(-1, 7, 7)) < 1e-10
+    assert closed.shape[0] == 9
+    np.testing.assert_allclose(analysis.parallelness(closed, truth), 1.0, atol=1e-10)
+    assert bracket_parts(closed)[0].shape[0] == 0
+    # every candidate above max_residual: nothing added, one round
+    refused, one = lie_closure(basis, lambda parts: np.ones(len(parts)), 0.12)
+    np.testing.assert_array_equal(refused, basis)
+    assert len(one) == 1 and one[0]["added"] == 0 and one[0]["residuals"] == [1.0]
+    with pytest.raises(ValueError, match="basis"):
+        bracket_parts(2.0 * basis)
+
+
+def test_close_refits_at_the_span_closed_under_the_bracket(fitted, tiny_sho, monkeypatch):
+    """``close``: the spectrum (set by hand) cut at ``q²`` and ``p²``, whose bracket is
+    ``qp`` (sp(2)); the closed refit holds all three and is kept unless its ELBO is below the
+    chosen refit's by more than the tolerance plus twice the standard error: at −1.5 ± 1
+    (tolerance 1) it is, at −10 ± 1 it is not and the refit at two is returned."""
+    from types import SimpleNamespace
+
+    from noether_ppl.inference import complete as complete_module
+    from noether_ppl.inference.conservation import _quadratic_space
+
+    space = _quadratic_space(2)  # q², qp, p², q, p
+    S = space[[0, 2, 1, 3, 4]]
+    S = S / np.linalg.norm(S.reshape(5, -1), axis=1)[:, None, None]
+    r = np.array([0.01, 0.02, 0.5, 0.6, 0.7])
+    monkeypatch.setattr(complete_module, "conservation_spectrum", lambda *a, **k: (r, S))
+    monkeypatch.setattr(complete_module, "spectrum_cuts", lambda r, m, n=1: [(2, 25.0)])
+    calls = []
+
+    def by_hand(deltas):
+        it = iter(deltas)
+
+        def compare(a, b, data, *, key, num_repeats, sym_samples=None):
+            calls.append((a.model.n_conserved, b.model.n_conserved))
+            d, se = next(it)
+            return d, se, SimpleNamespace(neg_elbo_per_n=-d), SimpleNamespace(neg_elbo_per_n=0.)
+        return compare
+
+    monkeypatch.setattr(complete_module, "elbo_difference", by_hand([(-1.5, 1.0), (0.0, 1.0)]))
+    sel = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                           max_residual=1e6, lr=1e-3, tolerance=1.0, refit_steps=4, close=True)
+    closed = sel.steps[-1]["closed"]
+    assert calls == [(3, 2), (3, 1)]  # the closed refit against the chosen, then vs before
+    assert (closed["from"], closed["selected"], closed["kept"]) == (2, 3, True)
+    assert closed["rounds"][0]["added"] == 1 and closed["rounds"][0]["singular_values"][0] > 0.3
+    np.testing.assert_allclose(analysis.parallelness(
+        np.asarray(closed["directions"]).reshape(1, -1), space[1][None]), 1.0, atol=1e-10)
+    assert sel.dimension == 3 and sel.result.model.n_conserved == 3
+    assert "closed under the bracket, 3: ELBO − chosen = -1.5 ± 1 nats -> taken" in str(sel)
+    calls.clear()
+    monkeypatch.setattr(complete_module, "elbo_difference",
+                        by_hand([(-10.0, 1.0), (0.0, 1.0)]))
+    refused = select_conserved(fitted, tiny_sho, key=jax.random.key(2), num_steps=3,
+                               max_residual=1e6, lr=1e-3, tolerance=1.0, refit_steps=4,
+                               close=True)
+    assert calls == [(3, 2), (2, 1)]
+    assert refused.steps[-1]["closed"]["kept"] is False and refused.dimension == 2
+    assert "-> not taken" in str(refused)
