@@ -18,7 +18,8 @@ of the orbits the symmetrisation averages over (Eq. 14), all the ELBO can see of
 direction whose field lies in the others' at every state leaves an Ĥ invariant under the
 others unchanged.
 
-    python bracket_closure.py --sources discovery-two-body-evidence discovery
+    python bracket_closure.py --sources discovery-two-body-evidence discovery \
+        --detail two-body-2d nbody2d3 --topic bracket-closure
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _f(v, spec):
     return "–" if v is None else format(v, spec)
 
 
-def table(scored: dict, ranks: list, par: float) -> str:
+def table(scored: dict, ranks: list, par: float, detail=None) -> str:
     out = [f"The razor's recorded selections completed under the Lie bracket "
            f"(`lie_closure`: brackets' parts outside the span above {BUILT_IN_MIN_PART:g}), "
            "geometry only: neither the added directions' residuals under the fitted H nor the "
@@ -114,11 +115,15 @@ def table(scored: dict, ranks: list, par: float) -> str:
            "Scoring only: the added directions' shares in the true span; right = dimension "
            f"equal and every direction at parallelness > {par}.", ""]
     for topic, rows in scored.items():
-        out += [f"`{topic}`:", "",
+        listed = [r for r in rows if detail is None or r["system"] in detail]
+        out += [f"`{topic}`" + ("" if len(listed) == len(rows) else
+                                " (rows of " + ", ".join(dict.fromkeys(
+                                    r["system"] for r in listed)) + "; every system in the "
+                                "summary below)") + ":", "",
                 "| system | key | true | selected | min par | bracket parts (first 3) | "
                 "added (share in the true span) | closed | min par | right: before → closed |",
                 "|---|---:|---:|---:|---:|---|---|---:|---:|---|"]
-        for r in rows:
+        for r in listed:
             shares = r["added_true_shares"]
             added = (f"{r['added']} (" + ", ".join(f"{s:.2f}" for s in shares[:3])
                      + (", …" if len(shares) > 3 else "") + ")" if r["added"] else "0")
@@ -127,13 +132,15 @@ def table(scored: dict, ranks: list, par: float) -> str:
                        + (", ".join(f"{v:.2f}" for v in r["bracket_singular_values"]) or "–")
                        + f" | {added} | {r['closed']} | {_f(r['min_par_closed'], '.3f')} | "
                        f"{'✓' if r['ok'] else '✗'} → {'✓' if r['ok_closed'] else '✗'} |")
-        out += ["", "| system | right before | right closed | rows the closure changes |",
-                "|---|---:|---:|---:|"]
+        out += ["", "| system | right before | right closed | rows the closure changes | "
+                "largest bracket part |", "|---|---:|---:|---:|---:|"]
         for name in dict.fromkeys(r["system"] for r in rows):
             rs = [r for r in rows if r["system"] == name]
+            largest = max((v for r in rs for v in r["bracket_singular_values"]), default=None)
             out.append(f"| {name} | {sum(r['ok'] for r in rs)}/{len(rs)} | "
                        f"{sum(r['ok_closed'] for r in rs)}/{len(rs)} | "
-                       f"{sum(r['added'] > 0 for r in rs)} |")
+                       f"{sum(r['added'] > 0 for r in rs)} | "
+                       f"{_f(largest, '.2f')} |")
         out.append("")
     out += ["The true algebra's dimension against the rank of its vector fields J∇C_k(x) at "
             "the training states of each source's keys (the dimension of the orbits the "
@@ -153,6 +160,8 @@ def main(argv=None) -> int:
     p.add_argument("--sources", nargs="+", required=True,
                    help="topics of discovery.py records whose selections are read")
     p.add_argument("--par", type=float, default=0.95)
+    p.add_argument("--detail", nargs="+", default=None,
+                   help="list the rows of these systems only (the summary keeps every system)")
     add_topic_arguments(p)
     p.set_defaults(topic="bracket-closure")
     args = p.parse_args(argv)
@@ -164,10 +173,10 @@ def main(argv=None) -> int:
         scored[topic] = [score_row(r, args.par) for r in rows]
         names = list(dict.fromkeys(r["system"] for r in rows))
         ranks += ranks_of(topic, metrics["settings"], names)
-    text = table(scored, ranks, args.par)
+    text = table(scored, ranks, args.par, args.detail)
     write_record(args.topic, table=text,
-                 metrics={"sources": args.sources, "par": args.par, "rows": scored,
-                          "ranks": ranks},
+                 metrics={"sources": args.sources, "par": args.par, "detail": args.detail,
+                          "rows": scored, "ranks": ranks},
                  command=sys.argv, wall_s=time.perf_counter() - start)
     print(text)
     return 0
