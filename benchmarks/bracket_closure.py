@@ -72,6 +72,14 @@ def score_row(row: dict, par: float) -> dict:
     before = min_par(G, truth) if L else (0.0 if G.shape[0] else None)
     after = min_par(closed, truth) if L else (0.0 if closed.shape[0] else None)
 
+    # scoring only: the true direction the selection holds least (its part outside the span)
+    least = None
+    if L and basis.shape[0]:
+        flat = truth.reshape(L, -1) / np.linalg.norm(truth.reshape(L, -1), axis=1)[:, None]
+        outside = np.linalg.norm(flat - (flat @ basis.T) @ basis, axis=1)
+        j = int(np.argmax(outside))
+        least = {"name": system.generator_names()[j], "outside": float(outside[j])}
+
     def ok(D, p):
         return bool(D == L and (L == 0 or (p is not None and p > par)))
 
@@ -80,6 +88,7 @@ def score_row(row: dict, par: float) -> dict:
             "bracket_singular_values": [float(v) for v in sig[:3]],
             "rounds": len(rounds), "added": int(added.shape[0]), "added_true_shares": shares,
             "closed": int(closed.shape[0]), "min_par_closed": after,
+            "least_held": least,
             "ok": ok(G.shape[0], before), "ok_closed": ok(closed.shape[0], after)}
 
 
@@ -112,7 +121,8 @@ def table(scored: dict, ranks: list, par: float, detail=None) -> str:
            f"(`lie_closure`: brackets' parts outside the span above {BUILT_IN_MIN_PART:g}), "
            "geometry only: neither the added directions' residuals under the fitted H nor the "
            "ELBO of a refit at the closed span is checked (`discovery.py --close` does both). "
-           "Scoring only: the added directions' shares in the true span; right = dimension "
+           "Scoring only: the true direction with the largest part (of unit norm) outside the "
+           "selected span, the added directions' shares in the true span; right = dimension "
            f"equal and every direction at parallelness > {par}.", ""]
     for topic, rows in scored.items():
         listed = [r for r in rows if detail is None or r["system"] in detail]
@@ -120,15 +130,18 @@ def table(scored: dict, ranks: list, par: float, detail=None) -> str:
                                 " (rows of " + ", ".join(dict.fromkeys(
                                     r["system"] for r in listed)) + "; every system in the "
                                 "summary below)") + ":", "",
-                "| system | key | true | selected | min par | bracket parts (first 3) | "
-                "added (share in the true span) | closed | min par | right: before → closed |",
-                "|---|---:|---:|---:|---:|---|---|---:|---:|---|"]
+                "| system | key | true | selected | min par | true direction held least: part "
+                "outside | bracket parts (first 3) | added (share in the true span) | closed | "
+                "min par | right: before → closed |",
+                "|---|---:|---:|---:|---:|---|---|---|---:|---:|---|"]
         for r in listed:
             shares = r["added_true_shares"]
             added = (f"{r['added']} (" + ", ".join(f"{s:.2f}" for s in shares[:3])
                      + (", …" if len(shares) > 3 else "") + ")" if r["added"] else "0")
             out.append(f"| {r['system']} | {r['key']} | {r['true_dim']} | {r['selected']} | "
                        f"{_f(r['min_par'], '.3f')} | "
+                       + (f"{r['least_held']['name']} {r['least_held']['outside']:.2f} | "
+                          if r.get("least_held") else "– | ")
                        + (", ".join(f"{v:.2f}" for v in r["bracket_singular_values"]) or "–")
                        + f" | {added} | {r['closed']} | {_f(r['min_par_closed'], '.3f')} | "
                        f"{'✓' if r['ok'] else '✗'} → {'✓' if r['ok_closed'] else '✗'} |")

@@ -54,10 +54,11 @@ def test_score_row_closes_a_selection_missing_a_bracket_and_scores_it():
     assert got["added_true_shares"] == pytest.approx([1.0])
     assert got["ok"] is False and got["ok_closed"] is True
     assert got["bracket_singular_values"][0] > 0.3 > got["bracket_singular_values"][1]
+    assert got["least_held"]["name"] == "T_y" and got["least_held"]["outside"] == pytest.approx(1)
     full = {**row, "selection": {"generators": system.generators().tolist()}}
     done = bracket_closure.score_row(full, 0.95)
     assert done["added"] == 0 and done["ok"] and done["ok_closed"]
     text = bracket_closure.table({"t": [got, done]}, [], 0.95, detail=["two-body-2d"])
-    assert "| two-body-2d | 0 | 7 | 6 | 1.000 |" in text
+    assert "| two-body-2d | 0 | 7 | 6 | 1.000 | T_y 1.00 |" in text
     assert "| 1 (1.00) | 7 | 1.000 | ✗ → ✓ |" in text
     assert "| two-body-2d | 1/2 | 2/2 | 1 |" in text
