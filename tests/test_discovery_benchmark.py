@@ -39,6 +39,26 @@ def _row(kept, ok, ok_before=None, continued=0):
     return row
 
 
+def _select_kwargs(monkeypatch, argv) -> dict:
+    """The ``select_kwargs`` that ``run_one`` passes to ``fit_auto`` for the benchmark's
+    arguments ``argv`` (a stand-in ``fit_auto`` stops the run once it has them)."""
+    from noether_ppl import analysis
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fit_auto(*a, select_kwargs, **kw):
+        seen.update(select_kwargs)
+        raise Stop
+
+    monkeypatch.setattr(analysis, "fit_auto", fit_auto)
+    with pytest.raises(Stop):
+        discovery.run_one("sho", 0, discovery.parser().parse_args(argv))
+    return seen
+
+
 def test_the_table_scores_step_four_both_ways_when_the_rows_record_both():
     args = argparse.Namespace(trajectories=50, points=10, hidden=[64, 64], sym_samples=16,
                               extra=1, steps=2000, select_steps=500, criterion="conserved",
@@ -356,23 +376,10 @@ def test_refit_sizes_reach_the_selection_and_the_table_names_each_refits_size(mo
     """``--refit-sizes 1 2``: ``select_conserved`` gets ``refit_sizes=(1.0, 2.0)``; the
     extension's section prints the multiple the ELBO chose for the refit at the cut and for
     each refit at one direction more; repeated or non-positive multiples are refused."""
-    from noether_ppl import analysis
-
-    p = discovery.parser()
-    args = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1", "--extend",
-                         "--refit-sizes", "1", "2"])
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def fit_auto(*a, select_kwargs, **kw):
-        seen.update(select_kwargs)
-        raise Stop
-
-    monkeypatch.setattr(analysis, "fit_auto", fit_auto)
-    with pytest.raises(Stop):
-        discovery.run_one("sho", 0, args)
+    argv = ["--systems", "sho", "--keys", "0", "--steps", "1", "--extend", "--refit-sizes",
+            "1", "2"]
+    seen = _select_kwargs(monkeypatch, argv)
+    args = discovery.parser().parse_args(argv)
     assert seen["refit_sizes"] == (1.0, 2.0) and seen["extend"] is True
     steps = [{"selected": 1, "size_factor": 2.0, "extended": [
         {"spectrum_selected": 2, "delta_vs_chosen": -50.0, "se": 5.0, "chosen": False,
@@ -390,31 +397,13 @@ def test_refit_lr_conserved_reaches_the_selection_and_needs_refit_learns(monkeyp
     """``--refit-learns --refit-lr-conserved 1e-4``: ``select_conserved`` gets
     ``refit_lr_conserved=1e-4`` beside the fit's own ``lr_conserved``, and the caption says the
     rate; without ``--refit-learns``, or not positive, it is refused before any fit."""
-    from noether_ppl import analysis
-
-    p = discovery.parser()
-    args = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1", "--refit-learns",
-                         "--lr-conserved", "1e-3", "--refit-lr-conserved", "1e-4"])
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def fit_auto(*a, select_kwargs, **kw):
-        seen.update(select_kwargs=select_kwargs)
-        raise Stop
-
-    monkeypatch.setattr(analysis, "fit_auto", fit_auto)
-    with pytest.raises(Stop):
-        discovery.run_one("sho", 0, args)
-    assert seen["select_kwargs"]["refit_learns"] is True
-    assert seen["select_kwargs"]["refit_lr_conserved"] == 1e-4
+    plain = ["--systems", "sho", "--keys", "0", "--steps", "1"]
+    argv = [*plain, "--refit-learns", "--lr-conserved", "1e-3", "--refit-lr-conserved", "1e-4"]
+    seen = _select_kwargs(monkeypatch, argv)
+    assert seen["refit_learns"] is True and seen["refit_lr_conserved"] == 1e-4
     assert "the refit goes on learning the selected quantities at lr_conserved 0.0001" in (
-        discovery.table([_row("selected", True)], args))
-    without = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1"])
-    with pytest.raises(Stop):
-        discovery.run_one("sho", 0, without)
-    assert "refit_lr_conserved" not in seen["select_kwargs"]
+        discovery.table([_row("selected", True)], discovery.parser().parse_args(argv)))
+    assert "refit_lr_conserved" not in _select_kwargs(monkeypatch, plain)
     for bad in (["--refit-lr-conserved", "1e-4"],
                 ["--refit-learns", "--refit-lr-conserved", "0"],
                 ["--refit-learns", "--refit-lr-conserved", "nan"]):
@@ -442,28 +431,13 @@ def test_close_reaches_the_selection_and_the_table_scores_what_it_added(monkeypa
     directions are scored against the true span (``closed_true_shares``, scoring only)."""
     import numpy as np
 
-    from noether_ppl import analysis, systems
+    from noether_ppl import systems
 
+    argv = ["--systems", "sho", "--keys", "0", "--steps", "1"]
+    assert _select_kwargs(monkeypatch, [*argv, "--close"])["close"] is True
+    assert "close" not in _select_kwargs(monkeypatch, argv)
     p = discovery.parser()
-    args = p.parse_args(["--systems", "sho", "--keys", "0", "--steps", "1", "--close"])
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def fit_auto(*a, select_kwargs, **kw):
-        seen.update(select_kwargs)
-        raise Stop
-
-    monkeypatch.setattr(analysis, "fit_auto", fit_auto)
-    with pytest.raises(Stop):
-        discovery.run_one("sho", 0, args)
-    assert seen["close"] is True
-    seen.clear()
-    with pytest.raises(Stop):
-        discovery.run_one("sho", 0, p.parse_args(["--systems", "sho", "--keys", "0",
-                                                  "--steps", "1"]))
-    assert "close" not in seen
+    args = p.parse_args([*argv, "--close"])
     truth = systems.SUITE["two-body-2d"]().generators()
     inside = truth[1] / np.linalg.norm(truth[1])
     steps = [{"selected": 2, "spectrum_directions": truth[:3].tolist(), "closed": {
