@@ -248,9 +248,9 @@ def complete_selection(before: FitResult, data: Trajectories, x_states: np.ndarr
     if close:
         # Poisson's theorem: the brackets of quantities Ĥ conserves are conserved too, so the
         # span chosen so far is completed to the Lie algebra it generates (:func:`lie_closure`),
-        # each added direction checked against the Ĥ the span was read from. The ELBO cannot
-        # single out a direction whose flow stays in the orbits of the others (it ties), so the
-        # closed refit is kept unless the evidence is against it.
+        # each added direction checked against the Ĥ the span was read from. The ELBO need not
+        # see a direction whose flow stays in the orbits of the others, so the closed refit is
+        # kept unless the evidence is against it.
         k_l = jax.random.fold_in(k_done, CLOSE_FOLD)
         basis_now = (span_basis(refit.generators()) if refit.model.n_conserved
                      else np.zeros((0, (M + 1) ** 2)))
