@@ -244,9 +244,11 @@ def select_conserved(result: FitResult, data: Trajectories, *, key: jax.Array, n
         ELBO need not see a direction whose flow stays in the orbits of the others: two
         bodies' seven quantities have fields spanning 4 dimensions at every training state,
         ``benchmarks/records/bracket-closure/``, where the recorded two-body selections closed
-        this way are right on 4 of 5 keys of ``discovery-two-body-evidence`` against 2).
-        Off by default: an alternative under measurement (``benchmarks/discovery.py
-        --close``). The last step records the rounds and the refit (``closed``).
+        this way are right on 4 of 5 keys of ``discovery-two-body-evidence`` against 2; run
+        through the whole selection, ``benchmarks/records/discovery-two-body-close/``, the ELBO
+        refused both closed refits, 2 of 5). Off by default: an alternative under
+        measurement (``benchmarks/discovery.py --close``). The last step records the rounds
+        and the refit (``closed``).
     spectrum_samples : with ``complete``: read the completion's spectra with Ĥ estimated
         from this many symmetry samples instead of the model's S (the same parameters,
         :meth:`~noether_ppl.inference.FitResult.with_sym_samples`): a Monte-Carlo Ĥ is
